@@ -1,0 +1,340 @@
+"""`Tensor`: an `np.ndarray` plus the autograd graph node that produced it.
+
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    y = (x * x).sum()
+    y.backward()          # x.grad == 2 * x.data
+
+Dtype policy: Python numbers and lists become float32; NumPy arrays keep their
+dtype (float64 stays float64 end to end, integer labels stay integer).  Scalars
+mixed into an operation take the dtype of the Tensor they meet.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import grad_mode
+
+DEFAULT_DTYPE = np.float32
+
+
+def _as_array(data, dtype=None) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        arr = data
+    elif isinstance(data, np.generic):
+        arr = np.asarray(data)
+    else:
+        arr = np.asarray(data)
+        if dtype is None and arr.dtype.kind in "biuf":
+            arr = arr.astype(DEFAULT_DTYPE)
+    if dtype is not None and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr
+
+
+class Tensor:
+    """An n-d array with optional gradient tracking.
+
+    Attributes: `data` (np.ndarray), `grad` (np.ndarray or None, same shape),
+    `requires_grad` (bool), `name` (optional label used in error messages).
+    """
+
+    __array_priority__ = 1000  # so `ndarray + Tensor` defers to Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None, _copy=True):
+        if isinstance(data, Tensor):
+            data = data.data
+        arr = _as_array(data, dtype) if _copy or not isinstance(data, np.ndarray) else data
+        if requires_grad and arr.dtype.kind not in "fc":
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype {arr.dtype}")
+        self.data: np.ndarray = arr
+        self.grad: np.ndarray | None = None
+        self.requires_grad = bool(requires_grad)
+        self.name = name
+        self._node = None
+        self._retain = False
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def detach(self) -> "Tensor":
+        """A new leaf sharing the same data, cut from the graph."""
+        return Tensor(self.data, _copy=False)
+
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        if flag and self.data.dtype.kind not in "fc":
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.data.dtype}")
+        self.requires_grad = bool(flag)
+        return self
+
+    def retain_grad(self) -> "Tensor":
+        """Keep `.grad` on this non-leaf tensor after backward."""
+        self._retain = True
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def astype(self, dtype) -> "Tensor":
+        from .. import functional as F
+
+        return F.cast(self, dtype)
+
+    def __repr__(self) -> str:
+        flag = ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self.data, precision=4, threshold=20, prefix="Tensor(")
+        return f"Tensor({body}, dtype={self.data.dtype}{flag})"
+
+    # ---------------------------------------------------------------- backward
+    def backward(self, grad=None) -> None:
+        """Backpropagate from this tensor.
+
+        grad: dL/dself, same shape; may be omitted only for a one-element tensor
+        (taken as 1).  Gradients accumulate (`+=`) into `.grad` of every leaf that
+        requires grad, so call `zero_grad` between steps.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (nothing to differentiate)")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() on a non-scalar tensor of shape {self.shape} needs an explicit gradient argument"
+                )
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"gradient shape {grad.shape} does not match tensor shape {self.shape}")
+        run_backward(self, grad)
+
+    # ---------------------------------------------------------- operators
+    def __add__(self, other):
+        from .. import functional as F
+        return F.add(self, other)
+
+    def __radd__(self, other):
+        from .. import functional as F
+        return F.add(other, self)
+
+    def __sub__(self, other):
+        from .. import functional as F
+        return F.sub(self, other)
+
+    def __rsub__(self, other):
+        from .. import functional as F
+        return F.sub(other, self)
+
+    def __mul__(self, other):
+        from .. import functional as F
+        return F.mul(self, other)
+
+    def __rmul__(self, other):
+        from .. import functional as F
+        return F.mul(other, self)
+
+    def __truediv__(self, other):
+        from .. import functional as F
+        return F.div(self, other)
+
+    def __rtruediv__(self, other):
+        from .. import functional as F
+        return F.div(other, self)
+
+    def __neg__(self):
+        from .. import functional as F
+        return F.neg(self)
+
+    def __pow__(self, exponent):
+        from .. import functional as F
+        return F.pow(self, exponent)
+
+    def __matmul__(self, other):
+        from .. import functional as F
+        return F.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        from .. import functional as F
+        return F.matmul(other, self)
+
+    def __getitem__(self, index):
+        from .. import functional as F
+        return F.getitem(self, index)
+
+    # comparisons give plain boolean arrays (not differentiable)
+    def __gt__(self, other):
+        return self.data > _raw(other)
+
+    def __ge__(self, other):
+        return self.data >= _raw(other)
+
+    def __lt__(self, other):
+        return self.data < _raw(other)
+
+    def __le__(self, other):
+        return self.data <= _raw(other)
+
+    # ------------------------------------------------------------- methods
+    def sum(self, axis=None, keepdims=False):
+        from .. import functional as F
+        return F.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        from .. import functional as F
+        return F.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        from .. import functional as F
+        return F.max(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, keepdims=False, unbiased=False):
+        from .. import functional as F
+        return F.var(self, axis=axis, keepdims=keepdims, unbiased=unbiased)
+
+    def reshape(self, *shape):
+        from .. import functional as F
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return F.reshape(self, shape)
+
+    def permute(self, *axes):
+        from .. import functional as F
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return F.permute(self, axes)
+
+    def transpose(self, a: int = -2, b: int = -1):
+        from .. import functional as F
+        return F.transpose(self, a, b)
+
+    def flatten(self, start: int = 0, end: int = -1):
+        from .. import functional as F
+        return F.flatten(self, start, end)
+
+    def expand(self, *shape):
+        from .. import functional as F
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return F.broadcast_to(self, shape)
+
+    def exp(self):
+        from .. import functional as F
+        return F.exp(self)
+
+    def log(self):
+        from .. import functional as F
+        return F.log(self)
+
+    def sqrt(self):
+        from .. import functional as F
+        return F.sqrt(self)
+
+    def tanh(self):
+        from .. import functional as F
+        return F.tanh(self)
+
+    def sigmoid(self):
+        from .. import functional as F
+        return F.sigmoid(self)
+
+    def relu(self):
+        from .. import functional as F
+        return F.relu(self)
+
+    def abs(self):
+        from .. import functional as F
+        return F.abs(self)
+
+    @property
+    def T(self):
+        from .. import functional as F
+        return F.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Tensors reachable from `root` through recorded nodes, root first (reverse post-order)."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack = [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        if t._node is not None:
+            for p in t._node.inputs:
+                if p is not None and p.requires_grad and id(p) not in visited:
+                    stack.append((p, False))
+    order.reverse()
+    return order
+
+
+def run_backward(root: Tensor, grad: np.ndarray) -> None:
+    """Reverse-mode sweep: visit tensors so each one's gradient is complete before use."""
+    grads: dict[int, np.ndarray] = {id(root): grad}
+    with grad_mode.no_grad():
+        for t in _topological_order(root):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if t._node is None or t._retain:
+                if t.requires_grad:
+                    t.grad = g.copy() if t.grad is None else t.grad + g
+                if t._node is None:
+                    continue
+            node = t._node
+            in_grads = node.fn.backward(node.ctx, g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            if len(in_grads) < len(node.inputs):
+                raise RuntimeError(
+                    f"{node.fn.__name__}.backward returned {len(in_grads)} gradients for {len(node.inputs)} inputs"
+                )
+            for inp, ig in zip(node.inputs, in_grads):
+                if inp is None or ig is None or not inp.requires_grad:
+                    continue
+                if ig.shape != inp.shape:
+                    raise RuntimeError(
+                        f"{node.fn.__name__}.backward gave a gradient of shape {ig.shape} for an input of shape {inp.shape}"
+                    )
+                if ig.dtype != inp.dtype:
+                    ig = ig.astype(inp.dtype)
+                key = id(inp)
+                if key in grads:
+                    grads[key] = grads[key] + ig
+                else:
+                    grads[key] = ig

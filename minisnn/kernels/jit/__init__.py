@@ -1,0 +1,1 @@
+"""Numba kernels: the same names and signatures as `minisnn.kernels.reference`."""

@@ -1,0 +1,1 @@
+"""NumPy reference kernels: the readable specification of every compiled kernel."""

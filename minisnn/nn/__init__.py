@@ -1,0 +1,1 @@
+"""Neural-network building blocks (filled in by `module.py`, `layers.py`, ...)."""

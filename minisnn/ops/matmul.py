@@ -1,0 +1,44 @@
+"""Batched, broadcasting matrix product (NumPy `@` semantics, BLAS underneath).
+
+y = a @ b with a: [..., n, k], b: [..., k, m] → [..., n, m];
+da = g @ bᵀ, db = aᵀ @ g, then summed over broadcast batch axes.
+1-D operands are promoted (a vector a is [1, k], a vector b is [k, 1]) and demoted again.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.broadcast import unbroadcast
+from ..autograd.function import Function
+
+
+class MatMul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("matmul needs tensors of at least one dimension; use * for scalars")
+        ka = a.shape[-1]
+        kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if ka != kb:
+            raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape} (inner sizes {ka} and {kb} differ)")
+        ctx.save_for_backward(a, b)
+        return np.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = g
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if b.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = np.matmul(g2, np.swapaxes(b2, -1, -2))
+            ga = unbroadcast(ga, a2.shape).reshape(a.shape)
+        if ctx.needs_input_grad[1]:
+            gb = np.matmul(np.swapaxes(a2, -1, -2), g2)
+            gb = unbroadcast(gb, b2.shape).reshape(b.shape)
+        return ga, gb

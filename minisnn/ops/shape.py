@@ -1,0 +1,135 @@
+"""Shape Functions: reshape, permute, broadcast, indexing, concatenate, stack, pad.
+
+None of these change values, so each backward routes the gradient back to where
+every element came from: the inverse reshape/permutation, a sum over broadcast
+axes, a scatter-add for indexing (repeated indices accumulate).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.broadcast import unbroadcast
+from ..autograd.function import Function
+
+
+class Reshape(Function):
+    """y = x viewed with a new shape (same number of elements)."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {tuple(shape)}") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.shape), None
+
+
+class Permute(Function):
+    """y = x with axes reordered: y.shape[i] = x.shape[axes[i]]."""
+
+    @staticmethod
+    def forward(ctx, x, axes):
+        axes = tuple(int(a) % x.ndim for a in axes) if x.ndim else ()
+        if sorted(axes) != list(range(x.ndim)):
+            raise ValueError(f"permute axes {axes} are not a permutation of range({x.ndim})")
+        ctx.inverse = tuple(np.argsort(axes))
+        return x.transpose(axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.transpose(ctx.inverse), None
+
+
+class BroadcastTo(Function):
+    """y = x broadcast to `shape` (NumPy rules); backward sums over the broadcast axes."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return np.broadcast_to(x, tuple(shape))
+        except ValueError:
+            raise ValueError(f"cannot broadcast shape {x.shape} to {tuple(shape)}") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        return unbroadcast(g, ctx.shape), None
+
+
+def _index_arrays(index):
+    """Unwrap Tensors used as indices."""
+    from ..autograd.tensor import Tensor
+
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+class GetItem(Function):
+    """y = x[index] (basic or advanced NumPy indexing); backward scatter-adds into zeros."""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        index = _index_arrays(index)
+        ctx.index = index
+        ctx.shape = x.shape
+        ctx.dtype = x.dtype
+        return np.asarray(x[index])
+
+    @staticmethod
+    def backward(ctx, g):
+        out = np.zeros(ctx.shape, dtype=ctx.dtype)
+        np.add.at(out, ctx.index, g)
+        return out, None
+
+
+class Concatenate(Function):
+    """y = concat(x_1, ..., x_n) along `axis`; backward splits the gradient."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis=0):
+        ax = axis % xs[0].ndim
+        ctx.axis = ax
+        ctx.sizes = [x.shape[ax] for x in xs]
+        return np.concatenate(xs, axis=ax)
+
+    @staticmethod
+    def backward(ctx, g):
+        bounds = np.cumsum(ctx.sizes)[:-1]
+        return tuple(np.split(g, bounds, axis=ctx.axis))
+
+
+class Stack(Function):
+    """y = stack(x_1, ..., x_n) along a new `axis`; backward unstacks the gradient."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis=0):
+        y = np.stack(xs, axis=axis)
+        ctx.axis = axis % y.ndim
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(np.moveaxis(g, ctx.axis, 0))
+
+
+class Pad(Function):
+    """y = x padded with a constant; pad_width as np.pad ((before, after) per axis)."""
+
+    @staticmethod
+    def forward(ctx, x, pad_width, value=0.0):
+        pw = tuple((int(a), int(b)) for a, b in pad_width)
+        if len(pw) != x.ndim:
+            raise ValueError(f"pad_width has {len(pw)} entries for a tensor of {x.ndim} dimensions")
+        ctx.slices = tuple(slice(a, a + n) for (a, _), n in zip(pw, x.shape))
+        return np.pad(x, pw, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g[ctx.slices].copy(), None
