@@ -1,0 +1,35 @@
+"""Shared test set-up: Hypothesis profiles, float tolerances, kernel warm-up."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default",
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "thorough",
+    deadline=None,
+    max_examples=200,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("MINISNN_HYPOTHESIS_PROFILE", "default"))
+
+# Tolerances used when comparing against PyTorch: (rtol, atol) per dtype.
+TOL = {np.float64: (1e-10, 1e-12), np.float32: (1e-4, 1e-5)}
+
+
+def tol(dtype):
+    """(rtol, atol) for comparing results computed in `dtype`."""
+    return TOL[np.dtype(dtype).type]
+
+
+@pytest.fixture(scope="session")
+def rng():
+    return np.random.default_rng(1234)
