@@ -1,0 +1,207 @@
+"""The `minisnn` command (also `python -m minisnn`).
+
+    minisnn train --model spikformer-tiny --epochs 10     # train on CIFAR-10 (or the embedded sample)
+    minisnn eval runs/spikformer-tiny/best.npz             # accuracy on the official test batch
+    minisnn models                                         # list registered models
+    minisnn download cifar10 --data-dir ~/data             # fetch and verify the dataset
+    minisnn verify CHECKPOINT --model NAME                 # compare against PyTorch (needs torch)
+
+Bad arguments end with a one-line error and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+class CliError(Exception):
+    """An error to report as one line, without a traceback."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _key_value(text: str):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    import json
+    try:
+        value = json.loads(v)
+    except ValueError:
+        value = v
+    return k.strip().replace("-", "_"), value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump): `minisnn train: error: ...`."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="minisnn", description="Spiking vision transformers in NumPy/Numba.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model on CIFAR-10")
+    t.add_argument("--model", default="spikformer-tiny", help="registered model name (see `minisnn models`)")
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--lr", type=_number)
+    t.add_argument("--min-lr", type=_number)
+    t.add_argument("--warmup-epochs", type=_number)
+    t.add_argument("--weight-decay", type=_number)
+    t.add_argument("--clip-grad", type=_number, help="global gradient-norm clip (default: family recipe)")
+    t.add_argument("--label-smoothing", type=_number)
+    t.add_argument("--mixup", dest="mixup_alpha", type=_number, help="mixup alpha (0 = off)")
+    t.add_argument("--cutmix", dest="cutmix_alpha", type=_number, help="cutmix alpha (0 = off)")
+    t.add_argument("--mixup-off-epochs", type=int, help="turn mixup off for the last N epochs")
+    t.add_argument("--crop-padding", type=int)
+    t.add_argument("--no-flip", dest="flip", action="store_const", const=False)
+    t.add_argument("--normalization", choices=("upstream", "dysvit"))
+    t.add_argument("--val-size", type=int)
+    t.add_argument("--train-limit", type=_positive_int, help="use only the first N training images")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--data-dir", help="CIFAR-10 folder (default: $MINISNN_DATA_DIR, then the cache)")
+    t.add_argument("--out", help="output folder (default runs/MODEL)")
+    t.add_argument("--set", dest="model_overrides", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help="model constructor override, e.g. --set T=2 (repeatable)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
+    t.add_argument("--threads", type=_positive_int, help="Numba/BLAS threads")
+    t.add_argument("--no-progress", action="store_true")
+
+    e = sub.add_parser("eval", help="evaluate a training checkpoint on the CIFAR-10 test batch")
+    e.add_argument("checkpoint")
+    e.add_argument("--data-dir")
+    e.add_argument("--split", choices=("test", "val"), default="test")
+    e.add_argument("--batch-size", type=_positive_int, default=256)
+    e.add_argument("--threads", type=_positive_int)
+    e.add_argument("--no-progress", action="store_true")
+
+    sub.add_parser("models", help="list registered models")
+
+    d = sub.add_parser("download", help="download and verify CIFAR-10/100")
+    d.add_argument("dataset", choices=("cifar10", "cifar100"))
+    d.add_argument("--data-dir", help="destination folder (default: $MINISNN_DATA_DIR, then the cache)")
+
+    v = sub.add_parser("verify", help="compare a checkpoint's outputs with PyTorch (needs torch)")
+    v.add_argument("checkpoint")
+    v.add_argument("--model", required=True)
+    v.add_argument("--batch-size", type=_positive_int, default=2)
+    v.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    v.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _apply_threads(n: int | None, argv: list[str]) -> None:
+    """Pin Numba/BLAS threads.  BLAS reads its variables at start-up, so re-exec once if needed."""
+    if not n:
+        return
+    want = str(n)
+    if any(os.environ.get(k) != want for k in _THREAD_VARS) and os.environ.get("MINISNN_THREADS_SET") != want:
+        env = dict(os.environ, **{k: want for k in _THREAD_VARS}, MINISNN_THREADS_SET=want)
+        os.execve(sys.executable, [sys.executable, "-m", "minisnn", *argv], env)
+    import numba
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def _cmd_train(args) -> int:
+    from .train import Trainer, config_for
+
+    fields = ("epochs", "batch_size", "lr", "min_lr", "warmup_epochs", "weight_decay", "clip_grad", "label_smoothing",
+              "mixup_alpha", "cutmix_alpha", "mixup_off_epochs", "crop_padding", "flip", "normalization", "val_size",
+              "train_limit", "seed", "data_dir", "out", "threads")
+    overrides = {f: getattr(args, f) for f in fields}
+    overrides["model_overrides"] = dict(args.model_overrides)
+    from . import models
+    if args.model not in models.names():
+        raise CliError(f"unknown model {args.model!r}; choose one of: {', '.join(models.names())}")
+    cfg = config_for(args.model, **overrides)
+    trainer = Trainer(cfg, progress=not args.no_progress)
+    if args.resume:
+        trainer.resume()
+    history = trainer.fit()
+    if history:
+        best = max(h["val_acc"] for h in history)
+        print(f"done: best validation accuracy {best:.4f}; checkpoints and metrics in {trainer.out}")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .train import evaluate_checkpoint
+
+    r = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, split=args.split, batch_size=args.batch_size,
+                            progress=not args.no_progress)
+    print(f"{r['model']} (epoch {r['epoch']}) on {r['split']} ({r['images']} images, {r['data']}): "
+          f"accuracy {r['acc']:.4f}, loss {r['loss']:.4f}")
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from . import models
+
+    for name in models.names():
+        print(f"{name:28s} {models.describe(name)}")
+    return 0
+
+
+def _cmd_download(args) -> int:
+    from .data import download_dataset
+
+    path = download_dataset(args.dataset, args.data_dir)
+    print(f"{args.dataset} ready at {path}")
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from .parity import verify_checkpoint
+
+    report = verify_checkpoint(args.checkpoint, args.model, batch_size=args.batch_size, dtype=args.dtype,
+                               seed=args.seed)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+_COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "models": _cmd_models, "download": _cmd_download,
+             "verify": _cmd_verify}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    _apply_threads(getattr(args, "threads", None), argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, ValueError, FileNotFoundError, ImportError) as exc:
+        if os.environ.get("MINISNN_DEBUG"):
+            raise
+        print(f"minisnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""Training on CIFAR-10: configuration, the guarded training loop, checkpoints, evaluation."""
+from .config import TrainConfig, config_for, FAMILY_DEFAULTS
+from .state import save_state, load_state
+from .trainer import Trainer, evaluate, accuracy
+from .restore import load_trained, evaluate_checkpoint
+
+__all__ = ["TrainConfig", "config_for", "FAMILY_DEFAULTS", "save_state", "load_state", "Trainer", "evaluate",
+           "accuracy", "load_trained", "evaluate_checkpoint"]

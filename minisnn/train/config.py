@@ -1,0 +1,115 @@
+"""Training configuration: one dataclass, plus per-model-family defaults.
+
+`config_for(model, **overrides)` starts from the family defaults (the recipe the
+family's paper or model card uses, shortened for a CPU) and applies the user's
+overrides.  Every field is validated with a one-line error.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+NORMALISATIONS = ("upstream", "dysvit")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "spikformer-tiny"
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.05
+    clip_grad: float | None = None
+    label_smoothing: float = 0.1
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    mixup_off_epochs: int = 0
+    crop_padding: int = 4
+    flip: bool = True
+    normalization: str = "upstream"
+    val_size: int = 5000
+    train_limit: int | None = None
+    seed: int = 0
+    data_dir: str | None = None
+    out: str | None = None
+    threads: int | None = None
+    model_overrides: dict = field(default_factory=dict)
+
+    def validate(self) -> "TrainConfig":
+        def positive(name, integer=True):
+            v = getattr(self, name)
+            if (integer and not isinstance(v, int)) or v <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive {'integer' if integer else 'number'}, got {v!r}")
+
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            positive(name)
+        positive("lr", integer=False)
+        if not (self.min_lr >= 0 and self.min_lr <= self.lr):
+            raise ValueError(f"--min-lr must be in [0, lr={self.lr}], got {self.min_lr}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"--warmup-epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
+        if self.weight_decay < 0:
+            raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.clip_grad is not None and not self.clip_grad > 0:
+            raise ValueError(f"--clip-grad must be positive (or omitted), got {self.clip_grad}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.mixup_alpha < 0 or self.cutmix_alpha < 0:
+            raise ValueError("--mixup/--cutmix alpha must be >= 0")
+        if not 0 <= self.mixup_off_epochs <= self.epochs:
+            raise ValueError(f"--mixup-off-epochs must be in [0, epochs], got {self.mixup_off_epochs}")
+        if self.crop_padding < 0:
+            raise ValueError(f"--crop-padding must be >= 0, got {self.crop_padding}")
+        if self.normalization not in NORMALISATIONS:
+            raise ValueError(f"--normalization must be one of {', '.join(NORMALISATIONS)}, got {self.normalization!r}")
+        if self.val_size < 0:
+            raise ValueError(f"--val-size must be >= 0, got {self.val_size}")
+        if self.train_limit is not None and self.train_limit <= 0:
+            raise ValueError(f"--train-limit must be positive, got {self.train_limit}")
+        if self.threads is not None and self.threads <= 0:
+            raise ValueError(f"--threads must be positive, got {self.threads}")
+        if not all(math.isfinite(v) for v in (self.lr, self.min_lr, self.weight_decay)):
+            raise ValueError("learning rates and weight decay must be finite")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# Family defaults.  Upstream families follow upstream_models.md §5 (AdamW, wd 0.06,
+# label smoothing 0.1, mixup 0.5, upstream normalisation); Dy-SViT follows its card
+# (mixup 0.2 off for the last epochs, clip 0.5, its own normalisation constants).
+FAMILY_DEFAULTS = {
+    "spikformer": dict(lr=1e-3, weight_decay=0.06, label_smoothing=0.1, normalization="upstream"),
+    "msvit": dict(lr=1e-3, weight_decay=0.06, label_smoothing=0.1, normalization="upstream"),
+    "qkformer": dict(lr=1e-3, weight_decay=0.06, label_smoothing=0.1, normalization="upstream"),
+    "dysvit": dict(lr=1e-3, weight_decay=0.05, label_smoothing=0.0, mixup_alpha=0.2, clip_grad=0.5,
+                   normalization="dysvit", batch_size=128),
+}
+
+
+def family_of(model: str) -> str:
+    for fam in FAMILY_DEFAULTS:
+        if model.startswith(fam):
+            return fam
+    return ""
+
+
+def config_for(model: str, **overrides) -> TrainConfig:
+    """Family defaults for `model`, then `overrides` (None values are ignored)."""
+    base = dict(FAMILY_DEFAULTS.get(family_of(model), {}))
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    base["model"] = model
+    if base.get("mixup_alpha", 0) > 0 and overrides.get("mixup_off_epochs") is None:
+        epochs = base.get("epochs", TrainConfig.epochs)
+        base["mixup_off_epochs"] = max(1, epochs // 7)  # the card turns mixup off for the last 15 of ~100 epochs
+    return TrainConfig(**base).validate()

@@ -1,0 +1,281 @@
+"""The training loop: AdamW + warmup-cosine, clipping, NaN guards, atomic checkpoints, resume.
+
+One optimisation step on a batch (x, y):
+
+    reset_net(model)                          # neuron state never leaks between batches
+    loss = CE(model(x), y; label smoothing)   # y: labels or mixup soft targets
+    loss.backward(); ‖g‖ = clip(g)            # global-norm clipping
+    if loss or ‖g‖ is not finite: skip the step, restore BN running stats, count it
+    else: optimizer.step()
+
+Files in the output folder: `last.npz` (full training state, every epoch and on
+Ctrl-C), `best.npz` (best validation accuracy), `metrics.jsonl` (one line per
+epoch), `curves.png`.  `resume=True` continues from `last.npz` bit for bit.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd.grad_mode import no_grad
+from .config import TrainConfig
+from .state import load_state, save_state
+
+
+def _bn_buffers(model) -> dict:
+    return {k: np.array(v, copy=True) for k, v in model.named_buffers()}
+
+
+def _restore_buffers(model, saved: dict) -> None:
+    for path, mod in model.named_modules():
+        pre = f"{path}." if path else ""
+        for name in list(mod._buffers):
+            key = pre + name
+            if key in saved:
+                mod.register_buffer(name, saved[key].copy())
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(axis=1) == labels).mean()) if len(labels) else float("nan")
+
+
+def evaluate(model, x: np.ndarray, y: np.ndarray, transform, batch_size: int = 256, progress: bool = False,
+             desc: str = "eval") -> dict:
+    """Loss and top-1 accuracy of `model` (eval mode) on uint8 images `x` and labels `y`."""
+    from ..spiking import reset_net
+
+    model.eval()
+    total_loss, correct, n = 0.0, 0, 0
+    steps = range(0, len(x), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+        steps = tqdm(steps, desc=desc, leave=False, unit="batch")
+    with no_grad():
+        for i in steps:
+            xb = transform(x[i:i + batch_size])
+            yb = y[i:i + batch_size]
+            reset_net(model)
+            logits = model(xb)
+            total_loss += float(F.cross_entropy(logits, yb, reduction="sum").item())
+            correct += int((logits.data.argmax(axis=1) == yb).sum())
+            n += len(yb)
+    reset_net(model)
+    return {"loss": total_loss / max(n, 1), "acc": correct / max(n, 1)}
+
+
+class Trainer:
+    """Trains `config.model` on CIFAR-10 (or the embedded sample) as described in the module docstring."""
+
+    def __init__(self, config: TrainConfig, progress: bool = True, log=print):
+        from .. import data as D
+        from .. import models
+        from ..optim import AdamW, WarmupCosine, decay_groups
+
+        self.cfg = config.validate()
+        self.progress = progress
+        self.log = log
+        self.out = Path(config.out or Path("runs") / config.model)
+        self.out.mkdir(parents=True, exist_ok=True)
+
+        self.data = D.get_datasets(data_dir=config.data_dir, val_size=config.val_size, seed=config.seed)
+        log(f"data: {self.data.source}")
+        tx, ty = self.data.train
+        if config.train_limit:
+            tx, ty = tx[: config.train_limit], ty[: config.train_limit]
+        self.train_x, self.train_y = tx, ty
+        self.num_classes = len(self.data.classes)
+
+        from ..nn import init
+        init.manual_seed(config.seed)
+        self.model = models.create(config.model, num_classes=self.num_classes, **config.model_overrides)
+        self.model_config = dict(getattr(self.model, "config", {}))
+        self.steps_per_epoch = len(tx) // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"batch size {config.batch_size} is larger than the training set ({len(tx)} images)")
+        total = self.steps_per_epoch * config.epochs
+        self.optimizer = AdamW(decay_groups(self.model, config.weight_decay), lr=config.lr)
+        self.schedule = WarmupCosine(
+            self.optimizer,
+            warmup=int(round(config.warmup_epochs * self.steps_per_epoch)),
+            total=total,
+            base_lr=config.lr,
+            min_lr=config.min_lr,
+        )
+        self.train_tf = D.TrainTransform(padding=config.crop_padding, flip=config.flip, normalization=config.normalization)
+        self.eval_tf = D.EvalTransform(normalization=config.normalization)
+        self.mixup = None
+        if config.mixup_alpha > 0 or config.cutmix_alpha > 0:
+            self.mixup = D.Mixup(mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha,
+                                 num_classes=self.num_classes)
+        self.epoch = 0
+        self.batch = 0
+        self.history: list[dict] = []
+        self.best_acc = -1.0
+        self.skipped_total = 0
+
+    # ------------------------------------------------------------- checkpoints
+    def state(self) -> dict:
+        return {
+            "kind": "train",
+            "config": self.cfg.to_dict(),
+            "model_name": self.cfg.model,
+            "model_config": self.model_config,
+            "model": dict(self.model.state_dict()),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "history": self.history,
+            "best_acc": self.best_acc,
+            "skipped_total": self.skipped_total,
+            "classes": list(self.data.classes),
+            "normalization": self.cfg.normalization,
+        }
+
+    def save(self, name: str = "last.npz") -> Path:
+        return save_state(self.state(), self.out / name)
+
+    def resume(self, path: str | os.PathLike | None = None) -> None:
+        path = Path(path) if path else self.out / "last.npz"
+        st = load_state(path)
+        if st.get("model_name") != self.cfg.model:
+            raise ValueError(f"{path} was trained as {st.get('model_name')!r}, not {self.cfg.model!r}")
+        self.model.load_state_dict(st["model"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.schedule.load_state_dict(st["schedule"])
+        self.epoch, self.batch = int(st["epoch"]), int(st["batch"])
+        self.history = list(st["history"])
+        self.best_acc = float(st["best_acc"])
+        self.skipped_total = int(st["skipped_total"])
+        self.log(f"resumed from {path} at epoch {self.epoch + 1}, batch {self.batch}")
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, float, bool]:
+        """One guarded step.  Returns (loss, batch accuracy, skipped)."""
+        from ..optim import clip_grad_norm_
+        from ..spiking import reset_net
+
+        saved = _bn_buffers(self.model)
+        reset_net(self.model)
+        logits = self.model(xb)
+        loss = F.cross_entropy(logits, yb, label_smoothing=self.cfg.label_smoothing)
+        loss_value = float(loss.item())
+        self.optimizer.zero_grad()
+        labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
+        acc = accuracy(logits.data, labels)
+        if not math.isfinite(loss_value):
+            _restore_buffers(self.model, saved)
+            return loss_value, acc, True
+        loss.backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        norm = clip_grad_norm_(params, self.cfg.clip_grad if self.cfg.clip_grad else float("inf"))
+        if not math.isfinite(float(norm)):
+            self.optimizer.zero_grad()
+            _restore_buffers(self.model, saved)
+            return loss_value, acc, True
+        self.optimizer.step()
+        return loss_value, acc, False
+
+    def mixup_active(self, epoch: int) -> bool:
+        return self.mixup is not None and epoch < self.cfg.epochs - self.cfg.mixup_off_epochs
+
+    # ------------------------------------------------------------------- loop
+    def fit(self) -> list[dict]:
+        from .. import data as D
+        from ..spiking import reset_net
+
+        cfg = self.cfg
+        self.log(f"model {cfg.model}: {self.model.num_parameters():,} parameters; "
+                 f"{len(self.train_x)} train / {len(self.data.val[0])} val images; "
+                 f"{self.steps_per_epoch} steps x {cfg.epochs} epochs; output {self.out}")
+        try:
+            while self.epoch < cfg.epochs:
+                self._run_epoch(D)
+        except KeyboardInterrupt:
+            reset_net(self.model)
+            path = self.save()
+            self.log(f"\ninterrupted: state saved to {path}; continue with --resume")
+            raise
+        self._plot()
+        return self.history
+
+    def _run_epoch(self, D) -> None:
+        cfg = self.cfg
+        epoch = self.epoch
+        self.model.train()
+        it = D.BatchIterator(
+            self.train_x, self.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
+            transform=self.train_tf, mixup=self.mixup if self.mixup_active(epoch) else None,
+            drop_last=True, start_batch=self.batch,
+        )
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=self.steps_per_epoch, initial=self.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       unit="batch", dynamic_ncols=True)
+        sums = {"loss": 0.0, "acc": 0.0, "n": 0, "skipped": 0}
+        t0 = time.perf_counter()
+        for xb, yb in it:
+            self.schedule.step()
+            loss, acc, skipped = self.train_step(xb, yb)
+            self.batch += 1
+            if skipped:
+                sums["skipped"] += 1
+            else:
+                sums["loss"] += loss
+                sums["acc"] += acc
+                sums["n"] += 1
+            if bar is not None:
+                elapsed = time.perf_counter() - t0
+                done = self.batch if sums["n"] + sums["skipped"] == 0 else sums["n"] + sums["skipped"]
+                bar.set_postfix(loss=f"{sums['loss'] / max(sums['n'], 1):.3f}",
+                                acc=f"{sums['acc'] / max(sums['n'], 1):.3f}",
+                                img_s=f"{done * cfg.batch_size / max(elapsed, 1e-9):.0f}",
+                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", refresh=False)
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        train_time = time.perf_counter() - t0
+        vx, vy = self.data.val
+        val = evaluate(self.model, vx, vy, self.eval_tf, cfg.eval_batch_size, self.progress, "validate") \
+            if len(vx) else {"loss": float("nan"), "acc": float("nan")}
+        self.skipped_total += sums["skipped"]
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": sums["loss"] / max(sums["n"], 1),
+            "train_acc": sums["acc"] / max(sums["n"], 1),
+            "val_loss": val["loss"],
+            "val_acc": val["acc"],
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "skipped_steps": sums["skipped"],
+            "train_seconds": train_time,
+            "images_per_second": sums["n"] * cfg.batch_size / max(train_time, 1e-9),
+        }
+        self.history.append(record)
+        tmp = self.out / "metrics.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+        os.replace(tmp, self.out / "metrics.jsonl")
+        self.log(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f} | "
+                 f"val loss {val['loss']:.4f} acc {val['acc']:.4f} | {record['images_per_second']:.1f} img/s"
+                 + (f" | skipped {sums['skipped']} non-finite steps" if sums["skipped"] else ""))
+        self.epoch += 1
+        self.batch = 0
+        if val["acc"] > self.best_acc:
+            self.best_acc = val["acc"]
+            self.save("best.npz")
+        self.save("last.npz")
+
+    def _plot(self) -> None:
+        try:
+            from ..viz import training_curves
+        except ImportError:  # matplotlib missing: curves stay in metrics.jsonl
+            return
+        fig = training_curves(self.history, path=self.out / "curves.png")
+        import matplotlib.pyplot as plt
+        plt.close(fig)
