@@ -98,14 +98,16 @@ def load_state(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a readable minisnn training checkpoint (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as npz:
+            if "__meta__" not in npz.files:
+                raise ValueError("no __meta__ record: not written by minisnn's trainer")
             meta = json.loads(bytes(npz["__meta__"]).decode("utf-8"))
             if meta.get("format") != "minisnn-train-state":
                 raise ValueError("not a minisnn training checkpoint")
             loaded = {key: npz[name] for key, name in meta["index"].items()}
-    except (zipfile.BadZipFile, KeyError, EOFError, json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+    except (zipfile.BadZipFile, KeyError, EOFError, ValueError, UnicodeDecodeError, OSError) as exc:
         raise ValueError(f"{path} is not a readable minisnn training checkpoint ({type(exc).__name__}: {exc})") from None
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
     return _unflatten(meta["skeleton"], loaded)

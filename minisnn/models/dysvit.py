@@ -1,0 +1,167 @@
+"""Dy-SViT: a pure spiking ViT at T = 1 whose surrogate slopes come from per-neuron hypernetworks.
+
+What the model card documents (../shared/spec/dysvit.md §2): CIFAR-10, T = 1, depth 4,
+dim 256, plain patch embedding, spiking neurons with a dynamic slope bounded to [1, 5]
+learned per token, pre-norm BatchNorm1d, residual scaling 0.5, NaN guards, clip 0.5.
+Everything else is a RECONSTRUCTION (dysvit.md §4, PROPOSAL): the layout below, 8 heads,
+MLP ratio 4, patch 4, softmax-free spiking self-attention with scale 0.125 and an
+attention-neuron threshold 0.5, BN before every hidden neuron, hypernetwork width 16.
+
+    x [B,3,32,32] → Conv 4×4/4 (3→C) → [B,64,C] + pos_embed
+    4 × Block:  x ← x + 0.5·Attn(BN1(x));  x ← x + 0.5·MLP(BN2(x))     (NaN guard after each add)
+    BN_f(x) → mean over the 64 tokens → Linear(C → classes)
+
+    Attn(h): s = SN_in(h); q,k,v = SN(BN(Linear(s))); o = (q kᵀ)·v·0.125 (8 heads); Linear_p(SN_attn(o))
+    MLP(h):  s = SN_in(h); t = SN_h(BN_h(Linear_1(s))); Linear_2(t)
+
+7 neurons per block (28 in all), each with its own hypernetwork (`dynamic_slope=True`) or a fixed
+slope 2 (`dynamic_slope=False`, the fair ablation).  `stability=False` removes the card's
+stability protocol (pre-norm → identity, residual scale 1, no NaN guards) for the card's
+"no stability protocol" baseline.  Full size: 3,370,150 parameters (3,205,386 static).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd.tensor import Tensor
+from ..nn import BatchNorm1d, Conv2d, Identity, Linear, Module, ModuleList, Parameter, init
+from .dysvit_neuron import DynamicSlopeNeuron, guard
+
+
+class TokenBatchNorm(BatchNorm1d):
+    """BatchNorm1d over the channels of a token tensor [B, N, C] (statistics over B·N).
+
+    Same numbers as PyTorch's BatchNorm1d on the transposed [B, C, N] tensor, without the transposes.
+    """
+
+    def forward(self, x):
+        b, n, c = x.shape
+        return super().forward(x.reshape(b * n, c)).reshape(b, n, c)
+
+
+def _norm(channels, enabled, dtype):
+    return TokenBatchNorm(channels, dtype=dtype) if enabled else Identity()
+
+
+class SpikingSelfAttention(Module):
+    """Softmax-free SSA on binary q, k, v: o = (q kᵀ) v · scale, per head.  [B, N, C] → [B, N, C]."""
+
+    def __init__(self, dim, heads, neuron, scale=0.125, dtype=np.float32):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads, self.scale = heads, scale
+        self.sn_in = neuron(dim, 1.0)
+        self.q, self.k, self.v = (Linear(dim, dim, dtype=dtype) for _ in range(3))
+        self.q_bn, self.k_bn, self.v_bn = (TokenBatchNorm(dim, dtype=dtype) for _ in range(3))
+        self.sn_q, self.sn_k, self.sn_v = (neuron(dim, 1.0) for _ in range(3))
+        self.sn_attn = neuron(dim, 0.5)
+        self.proj = Linear(dim, dim, dtype=dtype)
+
+    def _heads(self, x):
+        b, n, c = x.shape
+        return x.reshape(b, n, self.heads, c // self.heads).transpose(1, 2)  # [B, h, N, d]
+
+    def forward(self, h):
+        from ..attention import ssa
+
+        s = self.sn_in(h)
+        q = self.sn_q(self.q_bn(self.q(s)))
+        k = self.sn_k(self.k_bn(self.k(s)))
+        v = self.sn_v(self.v_bn(self.v(s)))
+        o = ssa(self._heads(q), self._heads(k), self._heads(v), scale=self.scale)  # [B, h, N, d]
+        b, n, c = h.shape
+        o = o.transpose(1, 2).reshape(b, n, c)
+        return self.proj(self.sn_attn(o))
+
+
+class SpikingMLP(Module):
+    """[B, N, C] → [B, N, C]: Linear_2(SN_h(BN_h(Linear_1(SN_in(h)))))."""
+
+    def __init__(self, dim, hidden, neuron, dtype=np.float32):
+        super().__init__()
+        self.sn_in = neuron(dim, 1.0)
+        self.fc1 = Linear(dim, hidden, dtype=dtype)
+        self.bn = TokenBatchNorm(hidden, dtype=dtype)
+        self.sn_hidden = neuron(hidden, 1.0)
+        self.fc2 = Linear(hidden, dim, dtype=dtype)
+
+    def forward(self, h):
+        return self.fc2(self.sn_hidden(self.bn(self.fc1(self.sn_in(h)))))
+
+
+class Block(Module):
+    """Pre-norm residual block: x ← x + r·Attn(BN1(x)); x ← x + r·MLP(BN2(x))."""
+
+    def __init__(self, dim, heads, mlp_ratio, neuron, stability, dtype=np.float32):
+        super().__init__()
+        self.norm1 = _norm(dim, stability, dtype)
+        self.attn = SpikingSelfAttention(dim, heads, neuron, dtype=dtype)
+        self.norm2 = _norm(dim, stability, dtype)
+        self.mlp = SpikingMLP(dim, dim * mlp_ratio, neuron, dtype=dtype)
+        self.residual_scale = 0.5 if stability else 1.0
+        self.nan_guard = stability
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x)) * self.residual_scale
+        if self.nan_guard:
+            x = guard(x)
+        x = x + self.mlp(self.norm2(x)) * self.residual_scale
+        if self.nan_guard:
+            x = guard(x)
+        return x
+
+
+class DySViT(Module):
+    """Dy-SViT for 32×32 images.  Input [B, 3, 32, 32] (normalised) → logits [B, num_classes]."""
+
+    def __init__(self, num_classes=10, dim=256, depth=4, heads=8, mlp_ratio=4, patch_size=4, img_size=32,
+                 T=1, dynamic_slope=True, stability=True, hypernet_hidden=16, dtype=np.float32):
+        super().__init__()
+        if T != 1:
+            raise ValueError(f"Dy-SViT is a single-step (T = 1) network; got T={T}")
+        if img_size % patch_size:
+            raise ValueError(f"img_size {img_size} is not divisible by patch_size {patch_size}")
+        for name, v in (("num_classes", num_classes), ("dim", dim), ("depth", depth), ("heads", heads)):
+            if int(v) < 1:
+                raise ValueError(f"{name} must be >= 1, got {v}")
+        self.config = dict(num_classes=num_classes, dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio,
+                           patch_size=patch_size, img_size=img_size, T=T, dynamic_slope=dynamic_slope,
+                           stability=stability, hypernet_hidden=hypernet_hidden)
+        self.T, self.num_classes, self.img_size = 1, num_classes, img_size
+        self.num_tokens = (img_size // patch_size) ** 2
+
+        def neuron(channels, threshold):
+            return DynamicSlopeNeuron(channels, threshold, dynamic=dynamic_slope, hidden=hypernet_hidden,
+                                      nan_guard=stability, dtype=dtype)
+
+        self.patch_embed = Conv2d(3, dim, patch_size, stride=patch_size, dtype=dtype)
+        self.pos_embed = Parameter(np.zeros((1, self.num_tokens, dim), dtype=dtype))
+        self.blocks = ModuleList([Block(dim, heads, mlp_ratio, neuron, stability, dtype) for _ in range(depth)])
+        self.norm = TokenBatchNorm(dim, dtype=dtype)
+        self.head = Linear(dim, num_classes, dtype=dtype)
+        self._init_weights()
+
+    def _init_weights(self):
+        init.trunc_normal_(self.pos_embed, std=0.02)
+        for name, m in self.named_modules():
+            if isinstance(m, (Linear, Conv2d)) and ".hyper." not in f".{name}.":
+                init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    init.zeros_(m.bias)
+
+    def neurons(self):
+        """(path, neuron) for the 28 spiking neurons, in forward order."""
+        return [(n, m) for n, m in self.named_modules() if isinstance(m, DynamicSlopeNeuron)]
+
+    def forward(self, images):
+        x = images if isinstance(images, Tensor) else Tensor(np.asarray(images, dtype=self.head.weight.dtype))
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.img_size or x.shape[3] != self.img_size:
+            raise ValueError(f"DySViT expects images of shape [B, 3, {self.img_size}, {self.img_size}], got {x.shape}")
+        x = self.patch_embed(x)                       # [B, C, 8, 8]
+        b, c = x.shape[:2]
+        x = x.reshape(b, c, self.num_tokens).transpose(1, 2) + self.pos_embed   # [B, 64, C], token n = 8·row + col
+        for blk in self.blocks:
+            x = blk(x)
+        return self.head(self.norm(x).mean(axis=1))

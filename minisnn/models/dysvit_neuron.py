@@ -1,0 +1,103 @@
+"""Dy-SViT's spiking neuron: a single-step IF neuron whose surrogate slope comes from a hypernetwork.
+
+Reconstruction (../shared/spec/dysvit.md §4.2-4.3, marked PROPOSAL there; the model
+card documents only "bounded dynamic slope in [1, 5], meta-learned per token"):
+
+    charge:  u = input current                  [B, N, C]   (T = 1: no membrane memory)
+    fire:    s = H(u − θ),  H(0) = 1              θ = 1 (0.5 for the attention neuron)
+    reset:   none needed at T = 1 (the state is discarded after the step)
+
+    slope:   k = 1 + 4·σ(w2ᵀ ReLU(W1ᵀ u_tok + b1) + b2)      per token, [B, N, 1], k ∈ (1, 5)
+
+The spike is the two-input `minisnn.spiking.spike(u, slope=k)`: forward H(u − θ); backward
+differentiates the primitive σ(k·(u − θ)) in both u (backbone surrogate gradient) and
+k (the hypernetwork's learning signal).  The hypernetwork reads u detached, so the
+backbone gradient stays a pure surrogate gradient.  At initialisation w2 = 0 and
+b2 = ln(1/3), so every token starts at k = 2: Dy-SViT starts as the static k = 2 network.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd.grad_mode import is_grad_enabled
+from ..nn import Linear, Module, init
+
+SLOPE_MIN, SLOPE_MAX, SLOPE_INIT = 1.0, 5.0, 2.0
+GUARD = 1e4  # NaN guard: NaN → 0, ±inf → ±1e4
+
+
+def guard(x):
+    """The model's NaN guard: replace NaN by 0 and ±inf by ±1e4 (gradient 0 there)."""
+    return F.nan_to_num(x, nan=0.0, posinf=GUARD, neginf=-GUARD)
+
+
+class SlopeHypernet(Module):
+    """Per-token slope k = 1 + 4·σ(fc2(ReLU(fc1(u)))) ∈ (1, 5).  u: [B, N, C] → k: [B, N, 1]."""
+
+    def __init__(self, channels: int, hidden: int = 16, dtype=np.float32):
+        super().__init__()
+        self.fc1 = Linear(channels, hidden, dtype=dtype)
+        self.fc2 = Linear(hidden, 1, dtype=dtype)
+        init.trunc_normal_(self.fc1.weight, std=0.02)
+        init.zeros_(self.fc1.bias)
+        init.zeros_(self.fc2.weight)
+        span = SLOPE_MAX - SLOPE_MIN
+        init.constant_(self.fc2.bias, math.log((SLOPE_INIT - SLOPE_MIN) / (SLOPE_MAX - SLOPE_INIT)))
+        self.span = span
+
+    def forward(self, u):
+        z = self.fc2(F.relu(self.fc1(u)))
+        return SLOPE_MIN + self.span * F.sigmoid(guard(z))
+
+
+class DynamicSlopeNeuron(Module):
+    """IF neuron at T = 1 with a learned (or fixed) per-token surrogate slope.
+
+    Spike condition u ≥ θ; no reset (single step); nothing to detach.
+    `dynamic=False` gives the static-slope ablation (k = 2 everywhere, no hypernetwork).
+    With `record = True` the last spikes (`last_s_seq`, [1, B, N, C]) and slopes
+    (`last_slope`, [B, N]) are kept for monitors and precision maps; outputs do not change.
+    """
+
+    def __init__(self, channels: int, threshold: float = 1.0, dynamic: bool = True, hidden: int = 16,
+                 nan_guard: bool = True, dtype=np.float32):
+        super().__init__()
+        self.threshold = float(threshold)
+        self.nan_guard = nan_guard
+        self.dynamic = dynamic
+        if dynamic:
+            self.hyper = SlopeHypernet(channels, hidden, dtype=dtype)
+        self.record = False
+        self.last_s_seq = None
+        self.last_slope = None
+
+    def slope(self, u):
+        """Per-token slope [B, N, 1] for membrane u [B, N, C] (a Tensor on the graph of the hypernetwork)."""
+        if not self.dynamic:
+            return SLOPE_INIT
+        return self.hyper(u.detach())
+
+    def forward(self, u):
+        from ..spiking import spike
+
+        if self.nan_guard:
+            u = guard(u)
+        # The slope only shapes the backward pass: skip the hypernetwork when nothing will be differentiated.
+        need_slope = is_grad_enabled() or self.record
+        k = self.slope(u) if need_slope else SLOPE_INIT
+        s = spike(u, slope=k, threshold=self.threshold, surrogate="sigmoid")
+        if self.record:
+            self.last_s_seq = s.data[None].copy()
+            kd = k.data if hasattr(k, "data") else np.full(u.shape[:-1] + (1,), k, dtype=u.dtype)
+            self.last_slope = np.array(kd[..., 0], copy=True)
+        return s
+
+    def reset_state(self) -> None:
+        """Part of the neuron protocol (`reset_net`).  At T = 1 every call starts from a zero
+        membrane, so this neuron carries no state between calls and there is nothing to clear."""
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, dynamic={self.dynamic}, nan_guard={self.nan_guard}"

@@ -1,0 +1,115 @@
+"""Dy-SViT reconstruction: sizes, the slope hypernetwork's learning signal, and parity with a PyTorch oracle."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minisnn
+from minisnn import F, Tensor, models
+from minisnn.models.dysvit import DySViT
+from minisnn.models.dysvit_neuron import DynamicSlopeNeuron
+
+
+def test_parameter_counts_match_the_design():
+    assert DySViT().num_parameters() == 3_370_150
+    assert DySViT(dynamic_slope=False).num_parameters() == 3_205_386
+    assert models.create("dysvit-cifar10").num_parameters() == 3_370_150
+    assert models.create("dysvit-static-cifar10").num_parameters() == 3_205_386
+
+
+def test_28_neurons_and_slopes_start_at_two():
+    m = DySViT(dim=32, depth=4, heads=2)
+    neurons = m.neurons()
+    assert len(neurons) == 28
+    for _, n in neurons:
+        n.record = True
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    m(x)
+    for _, n in neurons:
+        assert n.last_slope.shape == (2, 64)
+        np.testing.assert_allclose(n.last_slope, 2.0, rtol=1e-6)
+
+
+def test_hypernetwork_gets_a_gradient_from_the_first_step():
+    m = DySViT(dim=32, depth=1, heads=2, num_classes=10)
+    x = np.random.default_rng(1).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    loss = F.cross_entropy(m(x), np.array([0, 1, 2, 3]))
+    loss.backward()
+    grads = {name: p.grad for name, p in m.named_parameters() if ".hyper." in name}
+    assert grads, "no hypernetwork parameters"
+    # w2 = 0 at init, so only fc2 (weight, bias) receive a gradient at step one
+    nonzero = [n for n, g in grads.items() if g is not None and np.abs(g).sum() > 0]
+    assert any(n.endswith("hyper.fc2.bias") for n in nonzero)
+    assert any(n.endswith("hyper.fc2.weight") for n in nonzero)
+
+
+def test_hypernetwork_does_not_change_logits():
+    m = DySViT(dim=32, depth=2, heads=2)
+    m.eval()
+    x = np.random.default_rng(2).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with minisnn.no_grad():
+        a = m(x).data
+    for _, n in m.neurons():
+        n.hyper.fc2.weight.data[...] = np.random.default_rng(3).standard_normal(n.hyper.fc2.weight.shape)
+    with minisnn.no_grad():
+        b = m(x).data
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_input_is_refused():
+    m = DySViT(dim=16, depth=1, heads=2)
+    with pytest.raises(ValueError, match="expects images"):
+        m(np.zeros((2, 1, 32, 32), dtype=np.float32))
+    with pytest.raises(ValueError, match="expects images"):
+        m(np.zeros((2, 3, 28, 28), dtype=np.float32))
+    with pytest.raises(ValueError, match="T = 1"):
+        DySViT(T=4)
+    with pytest.raises(ValueError, match="divisible"):
+        DySViT(dim=30, heads=4)
+
+
+def test_nan_guard_keeps_logits_finite():
+    m = DySViT(dim=16, depth=1, heads=2)
+    x = np.random.default_rng(4).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    x[0, 0, :4, :4] = np.nan
+    out = m(x)
+    assert np.all(np.isfinite(out.data))
+
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("dynamic,stability", [(True, True), (False, True), (False, False)])
+def test_matches_pytorch_oracle_float64(dynamic, stability):
+    from tests.oracles.torch_dysvit import DySViTOracle
+
+    cfg = dict(num_classes=10, dim=32, depth=2, heads=2, mlp_ratio=2, dynamic_slope=dynamic, stability=stability)
+    torch.manual_seed(0)
+    oracle = DySViTOracle(**cfg).double()
+    with torch.no_grad():  # make the hypernetworks non-trivial so their gradients are tested for real
+        for n, p in oracle.named_parameters():
+            if "hyper.fc2.weight" in n:
+                p.normal_(0, 0.5)
+    ours = DySViT(**cfg).to_dtype(np.float64)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in oracle.state_dict().items()})
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 3, 32, 32))
+    y = np.array([1, 4, 7])
+
+    xt = torch.tensor(x)
+    lt = oracle(xt)
+    torch.nn.functional.cross_entropy(lt, torch.tensor(y)).backward()
+    lo = ours(x)
+    F.cross_entropy(lo, y).backward()
+
+    np.testing.assert_allclose(lo.data, lt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    tgrads = {n: p.grad for n, p in oracle.named_parameters()}
+    for name, p in ours.named_parameters():
+        tg = tgrads[name]
+        tg = np.zeros(p.shape) if tg is None else tg.numpy()
+        got = np.zeros(p.shape) if p.grad is None else p.grad
+        np.testing.assert_allclose(got, tg, rtol=1e-8, atol=1e-11, err_msg=name)
+    # BN running statistics moved identically
+    for k, v in oracle.state_dict().items():
+        if "running" in k:
+            np.testing.assert_allclose(ours.state_dict()[k], v.numpy(), rtol=1e-12, atol=1e-14, err_msg=k)
