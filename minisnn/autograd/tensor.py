@@ -28,6 +28,8 @@ def _as_array(data, dtype=None) -> np.ndarray:
             arr = arr.astype(DEFAULT_DTYPE)
     if dtype is not None and arr.dtype != dtype:
         arr = arr.astype(dtype)
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(f"Tensor data must be numeric, got dtype {arr.dtype}")
     return arr
 
 
@@ -124,7 +126,7 @@ class Tensor:
             raise RuntimeError("backward() on a tensor that does not require grad (nothing to differentiate)")
         if grad is None:
             if self.data.size != 1:
-                raise RuntimeError(
+                raise ValueError(
                     f"backward() on a non-scalar tensor of shape {self.shape} needs an explicit gradient argument"
                 )
             grad = np.ones_like(self.data)
@@ -174,6 +176,14 @@ class Tensor:
     def __pow__(self, exponent):
         from .. import functional as F
         return F.pow(self, exponent)
+
+    def __rpow__(self, base):
+        from .. import functional as F
+        return F.pow(base, self)
+
+    def __abs__(self):
+        from .. import functional as F
+        return F.abs(self)
 
     def __matmul__(self, other):
         from .. import functional as F

@@ -97,11 +97,17 @@ class Pow(Function):
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         p = ctx.p
+        if p == 0:  # x**0 == 1 everywhere, even at x = 0 where x**(p-1) is inf
+            return np.zeros_like(g), None
         return g * p * np.power(x, p - 1), None
 
 
 class PowTensor(Function):
-    """y = a^b with both inputs differentiable;  dy/da = b·a^(b−1), dy/db = a^b·ln a."""
+    """y = a^b with both inputs differentiable;  dy/da = b·a^(b−1), dy/db = a^b·ln a.
+
+    Where b == 0 the a-gradient is 0 (a^0 is constant); where a <= 0 the
+    b-gradient is taken as 0 (ln a is undefined there).
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -112,7 +118,11 @@ class PowTensor(Function):
     @staticmethod
     def backward(ctx, g):
         a, b, y = ctx.saved_tensors
-        ga = unbroadcast(g * b * np.power(a, b - 1), a.shape) if ctx.needs_input_grad[0] else None
+        ga = None
+        if ctx.needs_input_grad[0]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                local = np.where(b == 0, 0, b * np.power(a, b - 1)).astype(g.dtype, copy=False)
+            ga = unbroadcast(g * local, a.shape)
         gb = None
         if ctx.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -254,7 +264,7 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        wa = (a > b) + 0.5 * (a == b)
+        wa = ((a > b) + 0.5 * (a == b)).astype(g.dtype, copy=False)
         ga = unbroadcast(g * wa, a.shape) if ctx.needs_input_grad[0] else None
         gb = unbroadcast(g * (1 - wa), b.shape) if ctx.needs_input_grad[1] else None
         return ga, gb

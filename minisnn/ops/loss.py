@@ -55,7 +55,11 @@ class LogSoftmax(Function):
 def soft_targets(target: np.ndarray, num_classes: int, label_smoothing: float, dtype) -> np.ndarray:
     """Integer labels [B] or soft targets [B, K] → smoothed soft targets [B, K]."""
     target = np.asarray(target)
-    if target.dtype.kind in "iub":
+    if target.dtype.kind == "b":
+        raise TypeError("targets must be integer class indices or float probabilities, got booleans")
+    if target.dtype.kind not in "iuf":
+        raise TypeError(f"targets must be integer class indices or float probabilities, got dtype {target.dtype}")
+    if target.dtype.kind in "iu":
         if target.ndim != 1:
             raise ValueError(f"integer targets must have shape [B], got {target.shape}")
         if target.size and (target.min() < 0 or target.max() >= num_classes):
@@ -78,10 +82,14 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, target, label_smoothing=0.0, reduction="mean"):
+        target = np.asarray(target)
         if logits.ndim != 2:
             raise ValueError(f"cross_entropy expects logits of shape [B, K], got {logits.shape}")
-        if len(target) != logits.shape[0]:
-            raise ValueError(f"cross_entropy: {logits.shape[0]} logits rows but {len(target)} targets")
+        if target.ndim not in (1, 2) or target.shape[0] != logits.shape[0]:
+            raise ValueError(
+                f"cross_entropy: targets of shape {target.shape} do not match logits {logits.shape} "
+                f"(expected integer [B] or soft [B, K] targets with B = {logits.shape[0]})"
+            )
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         q = soft_targets(target, logits.shape[1], label_smoothing, logits.dtype)

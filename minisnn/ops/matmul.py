@@ -21,6 +21,13 @@ class MatMul(Function):
         kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
         if ka != kb:
             raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape} (inner sizes {ka} and {kb} differ)")
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(
+                f"matmul batch shapes do not broadcast: {a.shape} @ {b.shape} "
+                f"(batch axes {a.shape[:-2]} and {b.shape[:-2]})"
+            ) from None
         ctx.save_for_backward(a, b)
         return np.matmul(a, b)
 
@@ -29,11 +36,9 @@ class MatMul(Function):
         a, b = ctx.saved_tensors
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        g2 = g
-        if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
-        if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
+        # g lacks the m axis when b was a vector and the n axis when a was one
+        g2 = g[..., None] if b.ndim == 1 else g
+        g2 = g2[..., None, :] if a.ndim == 1 else g2
         ga = gb = None
         if ctx.needs_input_grad[0]:
             ga = np.matmul(g2, np.swapaxes(b2, -1, -2))

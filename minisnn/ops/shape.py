@@ -33,7 +33,9 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx, x, axes):
-        axes = tuple(int(a) % x.ndim for a in axes) if x.ndim else ()
+        if len(axes) != x.ndim or any(not -x.ndim <= int(a) < x.ndim for a in axes):
+            raise ValueError(f"permute axes {tuple(axes)} do not fit a tensor of {x.ndim} dimensions")
+        axes = tuple(int(a) % x.ndim for a in axes)
         if sorted(axes) != list(range(x.ndim)):
             raise ValueError(f"permute axes {axes} are not a permutation of range({x.ndim})")
         ctx.inverse = tuple(np.argsort(axes))
@@ -71,8 +73,23 @@ def _index_arrays(index):
     return index
 
 
+def _is_basic(index) -> bool:
+    """True for ints, slices, None and Ellipsis only: every element of x is picked at most once."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        i is None or i is Ellipsis or isinstance(i, slice)
+        or (isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)))
+        for i in items
+    )
+
+
 class GetItem(Function):
-    """y = x[index] (basic or advanced NumPy indexing); backward scatter-adds into zeros."""
+    """y = x[index] (basic or advanced NumPy indexing); backward scatter-adds into zeros.
+
+    Basic indexing picks each element at most once, so the gradient is a plain
+    assignment; integer arrays may repeat an element, so their gradients are
+    accumulated with `np.add.at`.
+    """
 
     @staticmethod
     def forward(ctx, x, index):
@@ -85,7 +102,10 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, g):
         out = np.zeros(ctx.shape, dtype=ctx.dtype)
-        np.add.at(out, ctx.index, g)
+        if _is_basic(ctx.index):
+            out[ctx.index] = g
+        else:
+            np.add.at(out, ctx.index, g)
         return out, None
 
 
@@ -94,6 +114,10 @@ class Concatenate(Function):
 
     @staticmethod
     def forward(ctx, *xs, axis=0):
+        if not xs:
+            raise ValueError("concatenate needs at least one tensor")
+        if xs[0].ndim == 0:
+            raise ValueError("concatenate cannot join 0-d tensors; use stack")
         ax = axis % xs[0].ndim
         ctx.axis = ax
         ctx.sizes = [x.shape[ax] for x in xs]
@@ -110,6 +134,8 @@ class Stack(Function):
 
     @staticmethod
     def forward(ctx, *xs, axis=0):
+        if not xs:
+            raise ValueError("stack needs at least one tensor")
         y = np.stack(xs, axis=axis)
         ctx.axis = axis % y.ndim
         return y
@@ -127,6 +153,8 @@ class Pad(Function):
         pw = tuple((int(a), int(b)) for a, b in pad_width)
         if len(pw) != x.ndim:
             raise ValueError(f"pad_width has {len(pw)} entries for a tensor of {x.ndim} dimensions")
+        if any(a < 0 or b < 0 for a, b in pw):
+            raise ValueError(f"pad widths must be >= 0, got {pw}")
         ctx.slices = tuple(slice(a, a + n) for (a, _), n in zip(pw, x.shape))
         return np.pad(x, pw, mode="constant", constant_values=value)
 
