@@ -1,0 +1,4 @@
+"""Viz tests render with the Agg backend (no display needed)."""
+import matplotlib
+
+matplotlib.use("Agg")
