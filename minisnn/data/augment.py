@@ -55,7 +55,10 @@ def normalize(x: np.ndarray, normalization="upstream") -> np.ndarray:
     mean, std = normalization_stats(normalization)
     scale = (1.0 / (255.0 * std)).astype(np.float32).reshape(1, 3, 1, 1)
     shift = (mean / std).astype(np.float32).reshape(1, 3, 1, 1)
-    return _check_batch(x).astype(np.float32) * scale - shift
+    out = _check_batch(x).astype(np.float32)
+    out *= scale
+    out -= shift
+    return out
 
 
 def hflip(x: np.ndarray) -> np.ndarray:
