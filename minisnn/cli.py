@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except (CliError, ValueError, FileNotFoundError, ImportError) as exc:
+    except (CliError, ValueError, OSError, ImportError) as exc:
         if os.environ.get("MINISNN_DEBUG"):
             raise
         print(f"minisnn {args.command}: error: {exc}", file=sys.stderr)
