@@ -203,3 +203,68 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
     """
     target = target.data if isinstance(target, Tensor) else np.asarray(target)
     return _loss.CrossEntropy.apply(logits, target, label_smoothing=label_smoothing, reduction=reduction)
+
+
+# ------------------------------------------------------------------------ layers
+from .ops import conv as _conv  # noqa: E402  (layer ops, kept together in this section)
+from .ops import dropout as _dropout  # noqa: E402
+from .ops import linear as _linear  # noqa: E402
+from .ops import norm as _norm  # noqa: E402
+from .ops import pool as _pool  # noqa: E402
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """y = x Wᵀ + b over the last axis;  x [..., in], W [out, in], b [out] | None → [..., out]."""
+    return _linear.Linear.apply(x, weight, bias)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
+    """2-D cross-correlation;  x [N, C, H, W], W [O, C, kh, kw], b [O] | None → [N, O, Ho, Wo].
+
+    stride, padding: int or (h, w) pair; zero padding; Ho = ⌊(H + 2·ph − kh)/sh⌋ + 1.
+    """
+    return _conv.Conv2d.apply(x, weight, bias, stride=stride, padding=padding)
+
+
+def conv1d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
+    """1-D cross-correlation;  x [N, C, L], W [O, C, k], b [O] | None → [N, O, Lo]."""
+    return _conv.Conv1d.apply(x, weight, bias, stride=stride, padding=padding)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """Max over kh×kw windows (stride defaults to the kernel, padding counts as −∞, floor mode)."""
+    return _pool.MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+
+
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Per-channel normalisation over axis 1 of x [N, C, ...] (PyTorch semantics).
+
+    training=True (or no running statistics): batch mean / biased variance, and the running
+    arrays (np.ndarray [C]) are updated in place with the unbiased variance;
+    training=False: the running statistics are used.
+    """
+    running_mean = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    running_var = running_var.data if isinstance(running_var, Tensor) else running_var
+    use_batch = training or running_mean is None or running_var is None
+    return _norm.BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                                 training=use_batch, momentum=momentum, eps=eps)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the trailing axes `normalized_shape` (int or tuple), then y = γ·x̂ + β."""
+    if isinstance(normalized_shape, (int, np.integer)):
+        normalized_shape = (int(normalized_shape),)
+    normalized_shape = tuple(normalized_shape)
+    if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
+        raise ValueError(f"layer_norm: input of shape {tuple(x.shape)} does not end in normalized_shape {normalized_shape}")
+    return _norm.LayerNorm.apply(x, weight, bias, n_axes=len(normalized_shape), eps=eps)
+
+
+def dropout(x, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
+    """Inverted dropout: zero with probability p, scale survivors by 1/(1 − p); identity when not training."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x if isinstance(x, Tensor) else Tensor(x)
+    return _dropout.Dropout.apply(x, p=p, rng=rng)

@@ -1,0 +1,237 @@
+"""Convolution (cross-correlation, groups=1) as im2col + one GEMM; derivation in `conv.md`.
+
+    y[n, o, i, j] = b[o] + Σ_{c,p,q} W[o, c, p, q] · x_pad[n, c, i·sh + p, j·sw + q]
+
+Forward: gather every receptive field of the padded input into a column matrix
+`cols` [C·kh·kw, pixels] (im2col) and multiply: y = W₂ @ cols with W₂ = W as [O, C·kh·kw].
+Backward: dW₂ = g @ colsᵀ, dcols = W₂ᵀ @ g, and dx is dcols scattered back to the
+pixels it was copied from (col2im: one strided slice-add per kernel offset).
+
+The batch is processed in chunks of a few images, so `cols` stays a few MiB (cache
+sized, reused between chunks) instead of kh·kw times the whole input.  A 1×1 kernel
+without padding needs no im2col at all: y[n] = W₂ @ x[n] is a plain batched matmul.
+Conv1d runs the same code on [N, C, 1, L] views.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..autograd.function import Function
+
+CHUNK_BYTES = 4 << 20  # target size of one chunk's column matrix
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length along one axis: ⌊(size + 2·padding − kernel) / stride⌋ + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        value = (int(value), int(value))
+    value = tuple(int(v) for v in value)
+    if len(value) != 2:
+        raise ValueError(f"conv2d: {name} must be an int or a pair of ints, got {value}")
+    return value
+
+
+def _check(x: np.ndarray, w: np.ndarray, b, stride, padding, op: str):
+    """Validate a conv2d call; returns (Ho, Wo)."""
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected input of shape [N, C, H, W], got a {x.ndim}-d array of shape {x.shape}")
+    if w.ndim != 4:
+        raise ValueError(f"{op}: expected weight of shape [O, C, kh, kw], got shape {w.shape}")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"{op}: input has {x.shape[1]} channels but the weight expects {w.shape[1]} (weight shape {w.shape})"
+        )
+    if x.dtype != w.dtype:
+        raise TypeError(f"{op}: input dtype {x.dtype} differs from weight dtype {w.dtype}; cast one of them")
+    if b is not None and (b.shape != (w.shape[0],) or b.dtype != w.dtype):
+        raise ValueError(f"{op}: bias must have shape ({w.shape[0]},) and dtype {w.dtype}, got {b.shape} {b.dtype}")
+    if min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"{op}: stride must be >= 1 and padding >= 0, got stride {stride}, padding {padding}")
+    ho = output_size(x.shape[2], w.shape[2], stride[0], padding[0])
+    wo = output_size(x.shape[3], w.shape[3], stride[1], padding[1])
+    if ho < 1 or wo < 1:
+        raise ValueError(
+            f"{op}: kernel {w.shape[2:]} does not fit the padded input "
+            f"{(x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])}"
+        )
+    return ho, wo
+
+
+class _Geometry:
+    """Sizes of one conv2d call and its chunking of the batch."""
+
+    def __init__(self, x_shape, w_shape, stride, padding, itemsize):
+        self.n, self.c, self.h, self.w = x_shape
+        self.o, _, self.kh, self.kw = w_shape
+        self.sh, self.sw = stride
+        self.ph, self.pw = padding
+        self.ho = output_size(self.h, self.kh, self.sh, self.ph)
+        self.wo = output_size(self.w, self.kw, self.sw, self.pw)
+        self.k = self.c * self.kh * self.kw  # rows of the column matrix
+        self.pixels = self.ho * self.wo  # output pixels per image
+        per_image = self.k * self.pixels * itemsize
+        self.chunk = int(max(1, min(self.n, CHUNK_BYTES // max(per_image, 1))))
+
+    def chunks(self):
+        for start in range(0, self.n, self.chunk):
+            yield start, min(start + self.chunk, self.n)
+
+    def is_pointwise(self) -> bool:
+        return self.kh == 1 and self.kw == 1 and self.ph == 0 and self.pw == 0
+
+
+def im2col(x_pad: np.ndarray, kh: int, kw: int, sh: int, sw: int, out: np.ndarray) -> np.ndarray:
+    """Copy receptive fields into columns.
+
+    x_pad: [n, C, Hp, Wp] (already padded) → out: [C, kh, kw, n, Ho, Wo] with
+    out[c, p, q, m, i, j] = x_pad[m, c, i·sh + p, j·sw + q].
+    """
+    windows = sliding_window_view(x_pad, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]  # [n, C, Ho, Wo, kh, kw]
+    np.copyto(out, windows.transpose(1, 4, 5, 0, 2, 3))
+    return out
+
+
+def col2im(dcols: np.ndarray, sh: int, sw: int, dx_pad: np.ndarray) -> np.ndarray:
+    """Adjoint of `im2col`: add every column entry back onto the pixel it came from.
+
+    dcols: [C, kh, kw, n, Ho, Wo]; dx_pad: [n, C, Hp, Wp], accumulated in place.
+    One strided slice-add per kernel offset (p, q): overlapping windows sum up.
+    """
+    _, kh, kw, _, ho, wo = dcols.shape
+    for p in range(kh):
+        for q in range(kw):
+            rows = slice(p, p + sh * (ho - 1) + 1, sh)
+            cols = slice(q, q + sw * (wo - 1) + 1, sw)
+            dx_pad[:, :, rows, cols] += dcols[:, p, q].transpose(1, 0, 2, 3)
+    return dx_pad
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0)) -> np.ndarray:
+    """y = conv2d(x, w) + b.  x [N, C, H, W], w [O, C, kh, kw], b [O] or None → y [N, O, Ho, Wo]."""
+    geo = _Geometry(x.shape, w.shape, stride, padding, x.dtype.itemsize)
+    w2 = w.reshape(geo.o, geo.k)
+    if geo.is_pointwise():
+        xs = x[:, :, :: geo.sh, :: geo.sw] if (geo.sh, geo.sw) != (1, 1) else x
+        y = np.matmul(w2, xs.reshape(geo.n, geo.c, geo.pixels))
+    else:
+        y = np.empty((geo.n, geo.o, geo.pixels), dtype=x.dtype)
+        x_pad = np.zeros((geo.chunk, geo.c, geo.h + 2 * geo.ph, geo.w + 2 * geo.pw), dtype=x.dtype)
+        cols_buf = np.empty(geo.k * geo.chunk * geo.pixels, dtype=x.dtype)
+        prod_buf = np.empty(geo.o * geo.chunk * geo.pixels, dtype=x.dtype)
+        for start, stop in geo.chunks():
+            m = stop - start
+            xp = x_pad[:m]
+            xp[:, :, geo.ph:geo.ph + geo.h, geo.pw:geo.pw + geo.w] = x[start:stop]
+            cols = cols_buf[: geo.k * m * geo.pixels].reshape(geo.k, m * geo.pixels)
+            im2col(xp, geo.kh, geo.kw, geo.sh, geo.sw, cols.reshape(geo.c, geo.kh, geo.kw, m, geo.ho, geo.wo))
+            prod = np.matmul(w2, cols, out=prod_buf[: geo.o * m * geo.pixels].reshape(geo.o, m * geo.pixels))
+            y[start:stop] = prod.reshape(geo.o, m, geo.pixels).transpose(1, 0, 2)
+    if b is not None:
+        y += b[:, None]
+    return y.reshape(geo.n, geo.o, geo.ho, geo.wo)
+
+
+def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding, needs=(True, True, True)):
+    """Gradients (dx, dw, db) of conv2d for the cotangent g [N, O, Ho, Wo]; None where not needed."""
+    geo = _Geometry(x.shape, w.shape, stride, padding, x.dtype.itemsize)
+    need_x, need_w, need_b = needs
+    w2 = w.reshape(geo.o, geo.k)
+    g3 = g.reshape(geo.n, geo.o, geo.pixels)
+    db = g3.sum(axis=(0, 2)) if need_b else None
+    dx = dw2 = None
+    if need_w:
+        dw2 = np.zeros((geo.o, geo.k), dtype=x.dtype)
+    if geo.is_pointwise():
+        strided = (geo.sh, geo.sw) != (1, 1)
+        xs = x[:, :, :: geo.sh, :: geo.sw] if strided else x
+        if need_x:
+            dxs = np.matmul(w2.T, g3).reshape(geo.n, geo.c, geo.ho, geo.wo)
+            if strided:
+                dx = np.zeros_like(x)
+                dx[:, :, :: geo.sh, :: geo.sw] = dxs
+            else:
+                dx = dxs
+        if need_w:
+            xs3 = xs.reshape(geo.n, geo.c, geo.pixels)
+            for start, stop in geo.chunks():
+                g_rows = g3[start:stop].transpose(1, 0, 2).reshape(geo.o, -1)  # [O, m·pixels]
+                x_rows = xs3[start:stop].transpose(1, 0, 2).reshape(geo.c, -1)  # [C, m·pixels]
+                dw2 += g_rows @ x_rows.T
+    elif need_x or need_w:
+        hp, wp = geo.h + 2 * geo.ph, geo.w + 2 * geo.pw
+        x_pad = np.zeros((geo.chunk, geo.c, hp, wp), dtype=x.dtype)
+        cols_buf = np.empty(geo.k * geo.chunk * geo.pixels, dtype=x.dtype)
+        if need_x:
+            dx = np.empty_like(x)
+            dx_pad = np.empty((geo.chunk, geo.c, hp, wp), dtype=x.dtype)
+        for start, stop in geo.chunks():
+            m = stop - start
+            g_rows = g3[start:stop].transpose(1, 0, 2).reshape(geo.o, m * geo.pixels)
+            if need_w:
+                xp = x_pad[:m]
+                xp[:, :, geo.ph:geo.ph + geo.h, geo.pw:geo.pw + geo.w] = x[start:stop]
+                cols = cols_buf[: geo.k * m * geo.pixels].reshape(geo.k, m * geo.pixels)
+                im2col(xp, geo.kh, geo.kw, geo.sh, geo.sw, cols.reshape(geo.c, geo.kh, geo.kw, m, geo.ho, geo.wo))
+                dw2 += g_rows @ cols.T
+            if need_x:
+                dcols = (w2.T @ g_rows).reshape(geo.c, geo.kh, geo.kw, m, geo.ho, geo.wo)
+                dxp = dx_pad[:m]
+                dxp.fill(0)
+                col2im(dcols, geo.sh, geo.sw, dxp)
+                dx[start:stop] = dxp[:, :, geo.ph:geo.ph + geo.h, geo.pw:geo.pw + geo.w]
+    dw = dw2.reshape(w.shape) if need_w else None
+    return dx, dw, db
+
+
+class Conv2d(Function):
+    """y = conv2d(x, W, b, stride, padding);  x [N, C, H, W], W [O, C, kh, kw], b [O] | None → [N, O, Ho, Wo]."""
+
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=1, padding=0):
+        stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+        _check(x, w, b, stride, padding, "conv2d")
+        ctx.save_for_backward(x, w)
+        ctx.conf = (stride, padding)
+        return conv2d_forward(x, w, b, stride, padding)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        dx, dw, db = conv2d_backward(g, x, w, *ctx.conf, needs=ctx.needs_input_grad)
+        return dx, dw, db
+
+
+class Conv1d(Function):
+    """y = conv1d(x, W, b, stride, padding);  x [N, C, L], W [O, C, k], b [O] | None → [N, O, Lo].
+
+    Runs conv2d on the views x [N, C, 1, L] and W [O, C, 1, k].
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=1, padding=0):
+        if x.ndim != 3:
+            raise ValueError(f"conv1d: expected input of shape [N, C, L], got a {x.ndim}-d array of shape {x.shape}")
+        if w.ndim != 3:
+            raise ValueError(f"conv1d: expected weight of shape [O, C, k], got shape {w.shape}")
+        stride, padding = (1, int(stride)), (0, int(padding))
+        x4, w4 = x[:, :, None, :], w[:, :, None, :]
+        _check(x4, w4, b, stride, padding, "conv1d")
+        ctx.save_for_backward(x4, w4)
+        ctx.conf = (stride, padding)
+        y = conv2d_forward(x4, w4, b, stride, padding)
+        return y[:, :, 0, :]
+
+    @staticmethod
+    def backward(ctx, g):
+        x4, w4 = ctx.saved_tensors
+        dx, dw, db = conv2d_backward(g[:, :, None, :], x4, w4, *ctx.conf, needs=ctx.needs_input_grad)
+        return (
+            None if dx is None else dx[:, :, 0, :],
+            None if dw is None else dw[:, :, 0, :],
+            db,
+        )

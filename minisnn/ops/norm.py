@@ -1,0 +1,173 @@
+"""Batch normalisation (over the channel axis 1) and layer normalisation (over trailing axes).
+
+Both normalise, then scale and shift:  x̂ = (x − μ)/√(σ² + ε),  y = γ·x̂ + β.
+With M values per statistic, the gradient of the normalisation is
+
+    dx = (γ/√(σ² + ε)) · (g − mean(g) − x̂ · mean(g·x̂)),   dγ = Σ g·x̂,   dβ = Σ g
+
+(mean and Σ over the M values that share μ and σ).  BatchNorm statistics are
+per channel over every other axis; LayerNorm statistics are per row over the
+normalised trailing axes.  In eval mode BatchNorm uses fixed running statistics,
+so it is the affine map y = a·x + c and dx = a·g.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.function import Function
+
+
+def _channel_sum(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Σ a (or Σ a·b) per channel for a, b [N, C, L] → float64 [C].
+
+    Each row of L values is summed in the input precision (BLAS / einsum); the N
+    row sums are then accumulated in float64, so large batches stay accurate.
+    """
+    if a.shape[2] == 1:
+        a2 = a[:, :, 0]
+        return (a2 if b is None else a2 * b[:, :, 0]).sum(axis=0, dtype=np.float64)
+    if b is None:
+        rows = a @ np.ones(a.shape[2], dtype=a.dtype)
+    else:
+        rows = np.einsum("ncl,ncl->nc", a, b)
+    return rows.sum(axis=0, dtype=np.float64)
+
+
+def _as_channels(x: np.ndarray) -> np.ndarray:
+    """View [N, C, *spatial] as [N, C, L]."""
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _check_channel_vector(v, c: int, dtype, name: str) -> None:
+    if v is None:
+        return
+    if v.shape != (c,):
+        raise ValueError(f"batch_norm: {name} must have shape ({c},) for {c} channels, got {v.shape}")
+    if name in ("weight", "bias") and v.dtype != dtype:
+        raise TypeError(f"batch_norm: {name} dtype {v.dtype} differs from input dtype {dtype}")
+
+
+class BatchNorm(Function):
+    """y = γ·(x − μ)/√(σ² + ε) + β per channel;  x [N, C] | [N, C, L] | [N, C, H, W], γ, β [C] | None.
+
+    training=True: μ, σ² are the batch mean and biased variance over every axis but 1,
+    and the running statistics (if given) are updated in place:
+        running_mean ← (1 − m)·running_mean + m·μ,   running_var ← (1 − m)·running_var + m·σ²·M/(M − 1).
+    training=False: μ, σ² are running_mean, running_var.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight=None, bias=None, running_mean=None, running_var=None,
+                training=True, momentum=0.1, eps=1e-5):
+        if x.ndim < 2:
+            raise ValueError(f"batch_norm: expected input of shape [N, C, ...], got shape {x.shape}")
+        c = x.shape[1]
+        for v, name in ((weight, "weight"), (bias, "bias"), (running_mean, "running_mean"), (running_var, "running_var")):
+            _check_channel_vector(v, c, x.dtype, name)
+        if not training and (running_mean is None or running_var is None):
+            raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
+        x3 = _as_channels(x)
+        m = x3.shape[0] * x3.shape[2]
+        gamma = np.ones(c, dtype=x.dtype) if weight is None else weight
+        ctx.training = training
+        ctx.shape = x.shape
+        ctx.has_affine = (weight is not None, bias is not None)
+        if training:
+            if m < 2:
+                raise ValueError(f"batch_norm: need more than 1 value per channel in training mode, got input {x.shape}")
+            mean64 = _channel_sum(x3) / m
+            x_hat = x3 - mean64.astype(x.dtype)[:, None]
+            var64 = _channel_sum(x_hat, x_hat) / m
+            invstd = (1.0 / np.sqrt(var64 + eps)).astype(x.dtype)
+            x_hat *= invstd[:, None]
+            y = x_hat * gamma[:, None]
+            if running_mean is not None:
+                running_mean[...] = (1.0 - momentum) * running_mean.astype(np.float64) + momentum * mean64
+            if running_var is not None:
+                unbiased = var64 * (m / (m - 1))
+                running_var[...] = (1.0 - momentum) * running_var.astype(np.float64) + momentum * unbiased
+            ctx.save_for_backward(x_hat, gamma, invstd)
+            if bias is not None:
+                y += bias[:, None]
+        else:
+            invstd = (1.0 / np.sqrt(running_var.astype(np.float64) + eps)).astype(x.dtype)
+            mean = running_mean.astype(x.dtype)
+            scale = gamma * invstd
+            shift = -mean * scale if bias is None else bias - mean * scale
+            y = x3 * scale[:, None]
+            y += shift[:, None]
+            ctx.save_for_backward(x3, mean, gamma, invstd)
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        g3 = _as_channels(g)
+        if ctx.training:
+            x_hat, gamma, invstd = ctx.saved_tensors
+        else:
+            x3, mean, gamma, invstd = ctx.saved_tensors
+            x_hat = (x3 - mean[:, None]) * invstd[:, None] if need_w else None
+        dtype = g.dtype
+        dbeta = _channel_sum(g3) if (need_b or (need_x and ctx.training)) else None
+        dgamma = _channel_sum(g3, x_hat) if (need_w or (need_x and ctx.training)) else None
+        dx = None
+        if need_x:
+            k = gamma * invstd
+            if ctx.training:
+                m = g3.shape[0] * g3.shape[2]
+                dx = g3 - x_hat * (dgamma / m).astype(dtype)[:, None]
+                dx -= (dbeta / m).astype(dtype)[:, None]
+                dx *= k[:, None]
+            else:
+                dx = g3 * k[:, None]
+            dx = dx.reshape(ctx.shape)
+        dw = dgamma.astype(dtype) if need_w and ctx.has_affine[0] else None
+        db = dbeta.astype(dtype) if need_b and ctx.has_affine[1] else None
+        return dx, dw, db
+
+
+class LayerNorm(Function):
+    """y = γ·(x − μ)/√(σ² + ε) + β with μ, σ² (biased) over the last `n_axes` axes;  γ, β shaped like those axes."""
+
+    @staticmethod
+    def forward(ctx, x, weight=None, bias=None, n_axes=1, eps=1e-5):
+        if x.ndim < n_axes or n_axes < 1:
+            raise ValueError(f"layer_norm: cannot normalise the last {n_axes} axes of an input of shape {x.shape}")
+        norm_shape = x.shape[x.ndim - n_axes:]
+        for v, name in ((weight, "weight"), (bias, "bias")):
+            if v is not None and v.shape != norm_shape:
+                raise ValueError(f"layer_norm: {name} must have shape {norm_shape}, got {v.shape}")
+            if v is not None and v.dtype != x.dtype:
+                raise TypeError(f"layer_norm: {name} dtype {v.dtype} differs from input dtype {x.dtype}")
+        d = int(np.prod(norm_shape))
+        x2 = x.reshape(-1, d)
+        x_hat = x2 - x2.mean(axis=1, keepdims=True)
+        var = np.einsum("nd,nd->n", x_hat, x_hat)[:, None] / d
+        invstd = 1.0 / np.sqrt(var + eps)
+        x_hat *= invstd
+        y = x_hat * weight.reshape(1, d) if weight is not None else x_hat.copy()
+        if bias is not None:
+            y += bias.reshape(1, d)
+        ctx.save_for_backward(x_hat, invstd, weight)
+        ctx.shape, ctx.norm_shape = x.shape, norm_shape
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        x_hat, invstd, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        d = x_hat.shape[1]
+        g2 = g.reshape(-1, d)
+        dx = dw = db = None
+        if need_x:
+            gx = g2 * weight.reshape(1, d) if weight is not None else g2
+            dx = gx - gx.mean(axis=1, keepdims=True)
+            dx -= x_hat * (np.einsum("nd,nd->n", gx, x_hat)[:, None] / d)
+            dx *= invstd
+            dx = dx.reshape(ctx.shape)
+        if need_w:
+            dw = (g2 * x_hat).sum(axis=0).reshape(ctx.norm_shape)
+        if need_b:
+            db = g2.sum(axis=0).reshape(ctx.norm_shape)
+        return dx, dw, db
