@@ -107,7 +107,7 @@ def index_cases(draw):
     if kind == "repeats":
         return shape, rng.integers(0, shape[0], size=6)  # repeated rows accumulate
     if kind == "mixed":
-        return shape, (slice(None), rng.integers(-shape[-1], shape[-1], size=(2, 3))) if len(shape) > 1 else \
+        return shape, (slice(None), rng.integers(-shape[1], shape[1], size=(2, 3))) if len(shape) > 1 else \
             rng.integers(0, shape[0], size=(2, 2))
     if kind == "mask":
         return shape, rng.random(shape) > 0.4
