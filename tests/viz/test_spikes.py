@@ -38,7 +38,7 @@ def test_spike_raster_draws_exact_spike_matrix(T, N, seed):
     ax = plot_axes(fig)[0]
     (image,) = ax.get_images()
     np.testing.assert_array_equal(np.asarray(image.get_array()), s.T)
-    assert f"firing rate {100 * s.mean():.1f}%" in ax.get_title()
+    assert f"firing rate {100 * s.astype(np.float64).mean():.1f}%" in ax.get_title()
 
 
 def test_spike_raster_selects_sample_and_flattens(rng):
@@ -54,7 +54,7 @@ def test_spike_raster_caps_neurons(rng):
     assert np.asarray(ax.get_images()[0].get_array()).shape == (100, 5)
     assert "first 100 of 300 neurons" in ax.get_title()
     # the reported rate is over all neurons, not only the drawn ones
-    assert f"{100 * s.mean():.1f}%" in ax.get_title()
+    assert f"{100 * s.astype(np.float64).mean():.1f}%" in ax.get_title()
 
 
 def test_spike_raster_draws_into_given_axes(rng):
