@@ -24,7 +24,8 @@ def _as_panels(arr: np.ndarray, kind: str) -> np.ndarray:
             arr = arr[None]
         if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
             raise ValueError(
-                f"attention map must be [N, N] or [heads, N, N] (select one sample first), got shape {arr.shape}"
+                f"attention map must be [N, N] or [heads, N, N] (select one sample first), got shape {arr.shape}; "
+                "for a token mask on the patch grid pass kind='token_mask'"
             )
         return arr
     if arr.ndim == 2 and arr.shape[0] != arr.shape[1]:  # [heads, N] with N = side²

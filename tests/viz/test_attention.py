@@ -76,7 +76,7 @@ def test_draws_into_given_axes(rng):
     [
         (np.ones((2, 4, 8, 8)), "attention", "select one sample"),
         (np.ones((4, 5)), "attention", r"\[N, N\]"),
-        (np.ones((3, 4, 5)), "attention", r"\[heads, N, N\]"),
+        (np.ones((3, 4, 5)), "attention", "pass kind='token_mask'"),
         (np.ones((4, 10)), "token_mask", "square number"),
         (np.ones((2, 3, 4, 4)), "token_mask", "select one sample"),
         (np.ones((4, 4)), "heads", "kind must be one of"),
