@@ -50,14 +50,24 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
-        for store in (self._parameters, self._buffers, self._modules):
-            store.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
+        if isinstance(value, Parameter) or (value is None and name in self._parameters):
+            target = self._parameters
         elif isinstance(value, Module):
-            self._modules[name] = value
+            target = self._modules
         elif name in self.__dict__.get("_buffer_names", ()):
-            self._buffers[name] = value
+            target = self._buffers
+        elif name in self._parameters and isinstance(value, Tensor):
+            raise TypeError(
+                f"cannot assign a plain Tensor to parameter {name!r} of {type(self).__name__}; "
+                "wrap it in Parameter(...) or assign None"
+            )
+        else:
+            target = None
+        for store in (self._parameters, self._buffers, self._modules):
+            if store is not target:
+                store.pop(name, None)
+        if target is not None:
+            target[name] = value  # re-assigning keeps the key's place in the state_dict order
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
@@ -67,6 +77,10 @@ class Module:
 
     def register_buffer(self, name: str, value: np.ndarray | None) -> None:
         """Store a non-trainable array that belongs in the state_dict."""
+        if name in self._parameters or name in self._modules:
+            raise KeyError(
+                f"cannot register buffer {name!r}: {type(self).__name__} already has a parameter or module of that name"
+            )
         names = self.__dict__.setdefault("_buffer_names", set())
         names.add(name)
         self._buffers[name] = value
@@ -85,12 +99,25 @@ class Module:
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
         yield from self._modules.items()
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
-        """Every module in the tree (self first), with its dotted path."""
-        yield prefix, self
-        for name, child in self._modules.items():
-            if child is not None:
-                yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+        """Every module in the tree (self first), with its dotted path.
+
+        A module reachable along several paths is yielded once (its first path) unless
+        remove_duplicate=False.
+        """
+        seen: set[int] = set()
+
+        def visit(path: str, mod: "Module"):
+            if remove_duplicate:
+                if id(mod) in seen:
+                    return
+                seen.add(id(mod))
+            yield path, mod
+            for name, child in mod._modules.items():
+                if child is not None:
+                    yield from visit(f"{path}.{name}" if path else name, child)
+
+        yield from visit(prefix, self)
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
@@ -186,8 +213,9 @@ class Module:
         import fnmatch
 
         own = self.state_dict()
+        state = {k: (v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
         targets = {}
-        for path, mod in self.named_modules():
+        for path, mod in self.named_modules(remove_duplicate=False):
             pre = f"{path}." if path else ""
             for name in mod._parameters:
                 targets[pre + name] = (mod, name, "param")

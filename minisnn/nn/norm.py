@@ -11,7 +11,7 @@ from .module import Module, Parameter
 class _BatchNorm(Module):
     """Per-channel batch normalisation over axis 1 (train: batch statistics; eval: running statistics).
 
-    Parameters weight (γ = 1) and bias (β = 0) [C] when affine; buffers running_mean (0),
+    Parameters weight (γ = 1) and bias (β = 0, unless bias=False) [C] when affine; buffers running_mean (0),
     running_var (1) [C] and num_batches_tracked (int64, shape ()) when track_running_stats.
     momentum=None uses the cumulative average (factor 1/num_batches_tracked).
     """
@@ -20,14 +20,14 @@ class _BatchNorm(Module):
     expected = ""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32):
+                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32, *, bias: bool = True):
         super().__init__()
         dtype = float_dtype(dtype)
         self.num_features = int(num_features)
         self.eps, self.momentum = float(eps), momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         self.weight = Parameter(np.ones(self.num_features, dtype=dtype)) if affine else None
-        self.bias = Parameter(np.zeros(self.num_features, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(self.num_features, dtype=dtype)) if affine and bias else None
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(self.num_features, dtype=dtype))
             self.register_buffer("running_var", np.ones(self.num_features, dtype=dtype))
@@ -70,7 +70,7 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -106,4 +106,5 @@ class LayerNorm(Module):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
