@@ -165,3 +165,20 @@ class DySViT(Module):
         for blk in self.blocks:
             x = blk(x)
         return self.head(self.norm(x).mean(axis=1))
+
+
+def _register():
+    import functools
+
+    from .registry import register
+
+    register("dysvit-cifar10", DySViT,
+             description="Dy-SViT (reconstruction): pure spiking ViT, dim 256, depth 4, T=1, per-token slope "
+                         "hypernetworks; 3.37 M params")
+    register("dysvit-static-cifar10", functools.partial(DySViT, dynamic_slope=False),
+             description="Dy-SViT with a fixed surrogate slope 2 (same network, no hypernetworks): the fair ablation")
+    register("dysvit-tiny", functools.partial(DySViT, dim=128, depth=2, heads=4),
+             description="Dy-SViT, dim 128, depth 2, 4 heads, T=1 (CPU-sized)")
+
+
+_register()
