@@ -8,7 +8,10 @@ example still shrinks to a small shape and a reproducible seed.
     shapes()                        -> tuple[int, ...]
     broadcastable_pair()            -> (shape_a, shape_b) that broadcast together
     float_arrays(shape, dtype, ...) -> np.ndarray with values in a safe range
+    distinct_arrays(shape)          -> values with no near-ties (for max reductions)
     layouts(array)                  -> an equal array, maybe transposed / strided (non-contiguous)
+    matmul_shapes()                 -> operand shapes for @: vectors, batches, broadcast batches
+    index_cases()                   -> (shape, index): slices, None/Ellipsis, repeated ints, masks
 """
 from __future__ import annotations
 
@@ -134,7 +137,3 @@ def layouts(draw, array: np.ndarray):
     view = big[tuple(slice(None, None, 2) for _ in array.shape)]
     view[...] = array
     return view
-
-
-def is_contiguous(a: np.ndarray) -> bool:
-    return bool(a.flags.c_contiguous)
