@@ -87,3 +87,12 @@ def test_spikformer_layout_gradcheck(backend):
         return F.reshape(F.transpose(z, 2, 3), (t, b, n, heads * d))
 
     gradcheck(attend, [x])
+
+
+def test_ssa_gradcheck_some_inputs(backend):
+    """Only some inputs require grad: the others get none, the checked ones are still right."""
+    rng = np.random.default_rng(6)
+    q, k, v = (rng.standard_normal((2, 7, 3)) for _ in range(3))
+    qt, kt, vt = Tensor(q, requires_grad=True), Tensor(k), Tensor(v, requires_grad=True)
+    gradcheck(lambda q, k, v: ssa(q, k, v), [qt, kt, vt])
+    assert kt.grad is None
