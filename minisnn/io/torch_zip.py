@@ -68,13 +68,31 @@ class TorchZipReader:
 
     def _read(self, name: str) -> bytes:
         try:
-            return self.zip.read(name)
+            info = self.zip.getinfo(name)
+            if info.CRC == 0 and info.file_size and info.compress_type == zipfile.ZIP_STORED:
+                return self._read_without_crc(info)
+            return self.zip.read(info)
         except KeyError:
             raise CheckpointError(
                 self.path, f"missing record '{name}' referenced by data.pkl (file truncated or corrupt)"
             ) from None
         except _ZIP_READ_ERRORS as exc:
             raise CheckpointError(self.path, f"record '{name}' is corrupt ({exc})") from exc
+
+    def _read_without_crc(self, info: zipfile.ZipInfo) -> bytes:
+        """A stored record whose CRC field is 0: torch writes these when its CRC option is
+        off (torch.serialization.set_crc32_options(False)), so there is nothing to check."""
+        fp = self.zip.fp
+        fp.seek(info.header_offset)
+        header = fp.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local header for {info.filename!r}")
+        name_len, extra_len = struct.unpack("<HH", header[26:30])
+        fp.seek(info.header_offset + 30 + name_len + extra_len)
+        data = fp.read(info.compress_size)
+        if len(data) != info.compress_size:
+            raise EOFError(f"record {info.filename!r} is cut short")
+        return data
 
     # ------------------------------------------------------------ reading
     def load(self):
