@@ -83,7 +83,7 @@ class Trainer:
         self.out = Path(config.out or Path("runs") / config.model)
         self.out.mkdir(parents=True, exist_ok=True)
 
-        self.data = D.get_datasets(data_dir=config.data_dir, val_size=config.val_size, seed=config.seed)
+        self.data = D.get_datasets(data_dir=config.data_dir, val_size=config.val_size, seed=config.seed, announce=log)
         log(f"data: {self.data.source}")
         tx, ty = self.data.train
         if config.train_limit:
@@ -222,8 +222,8 @@ class Trainer:
         sums = {"loss": 0.0, "acc": 0.0, "n": 0, "skipped": 0}
         t0 = time.perf_counter()
         for xb, yb in it:
+            loss, acc, skipped = self.train_step(xb, yb)   # runs at lr_at(global step)
             self.schedule.step()
-            loss, acc, skipped = self.train_step(xb, yb)
             self.batch += 1
             if skipped:
                 sums["skipped"] += 1
