@@ -1,0 +1,346 @@
+"""Pieces shared by the seed models: input checks, per-frame layers, conv-BN-LIF stages,
+the conv MLP, stage-3 spiking self-attention and the patch embeddings of MSViT/QKFormer.
+
+Layout conventions (upstream_models.md §1.2):
+
+* sequences are time-major, `x_seq` [T, B, ...]; a static image is repeated T times;
+* conv/linear/BN layers run frame by frame on the merged [T·B, ...] batch, so training-mode
+  BatchNorm statistics are pooled over T·B (and space);
+* neurons run over axis 0 of [T, B, ...] (the T axis);
+* every neuron is the SpikingJelly-style LIF of §1.1: tau 2, hard reset to 0, threshold 1
+  unless stated, detached reset, sigmoid surrogate (alpha 4).
+
+Modules keep the upstream attribute names (`proj_conv`, `proj_bn`, `proj_lif`, ...), so
+their state_dict keys are the upstream keys.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd.tensor import Tensor
+from ..nn import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, LayerNorm, Linear, MaxPool2d, Module, ModuleList, init
+from ..nn.module import StateDictError
+from ..attention import ssa
+from ..spiking import LIF, reset_net, surrogate
+
+
+def lif(v_threshold: float = 1.0) -> LIF:
+    """The upstream neuron: `MultiStepLIFNode(tau=2.0, detach_reset=True)`, hard reset to 0."""
+    return LIF(tau=2.0, v_threshold=v_threshold, v_reset=0.0, decay_input=True, detach_reset=True,
+               surrogate=surrogate.Sigmoid(alpha=4.0))
+
+
+def per_frame(layer, x_seq: Tensor) -> Tensor:
+    """Apply a frame-wise layer to [T, B, ...] by merging T and B: [T·B, ...] -> layer -> [T, B, ...]."""
+    T, B = x_seq.shape[:2]
+    y = layer(x_seq.reshape((T * B,) + x_seq.shape[2:]))
+    return y.reshape((T, B) + y.shape[1:])
+
+
+def conv_bn(conv, bn, x_seq: Tensor) -> Tensor:
+    """BN(conv(x)) frame by frame on [T, B, C, ...]."""
+    return per_frame(lambda z: bn(conv(z)), x_seq)
+
+
+# ================================================================== model base
+FAMILY_NAMES = {"spikformer": "Spikformer", "msvit": "MSViT", "qkformer": "QKFormer"}
+
+
+def guess_family(state: dict) -> str | None:
+    """Which seed model a state_dict comes from, judged by its distinctive keys (None: none of them)."""
+    keys = set(state)
+    if "patch_embed.rpe_conv.weight" in keys or "block.0.attn.q_linear.weight" in keys:
+        return "spikformer"
+    if "stage1.0.tssa.p_conv.weight" in keys:
+        return "msvit"
+    if "stage1.0.tssa.q_conv.weight" in keys:
+        return "qkformer"
+    return None
+
+
+class SpikingVisionModel(Module):
+    """Common surface of the seed models: `.T`, `.num_classes`, `.config`, input checks.
+
+    Subclasses call `_setup(config)` first in `__init__` and implement `forward_features`.
+    """
+
+    family = "model"
+
+    def _setup(self, config: dict) -> None:
+        for key in ("img_size", "in_channels", "num_classes", "embed_dim", "num_heads", "depth", "T"):
+            value = config.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{type(self).__name__}: {key} must be an integer >= 1, got {value!r}")
+        for key in ("mlp_ratio", "attn_threshold"):
+            if isinstance(config[key], bool) or not isinstance(config[key], (int, float)) or not config[key] > 0:
+                raise ValueError(f"{type(self).__name__}: {key} must be a number > 0, got {config[key]!r}")
+        self.config = dict(config)
+        self.T = int(config["T"])
+        self.num_classes = int(config["num_classes"])
+        self.img_size = int(config["img_size"])
+        self.in_channels = int(config["in_channels"])
+
+    @staticmethod
+    def _check_divisible(name: str, dim: int, heads: int) -> None:
+        if dim % heads:
+            raise ValueError(f"{name}: channel count {dim} is not divisible by num_heads={heads}")
+
+    @property
+    def dtype(self):
+        return next(iter(self.parameters())).dtype
+
+    def images_to_sequence(self, images) -> Tensor:
+        """Validate [B, C, H, W] images (array or Tensor), cast to the model dtype, repeat T times."""
+        x = images if isinstance(images, Tensor) else Tensor(np.asarray(images))
+        name, s, c = type(self).__name__, self.img_size, self.in_channels
+        if x.ndim != 4 or x.shape[1] != c or x.shape[2] != s or x.shape[3] != s:
+            raise ValueError(f"{name} expects images of shape [B, {c}, {s}, {s}], got {tuple(x.shape)}")
+        if x.dtype.kind != "f":
+            raise TypeError(f"{name} expects normalised floating-point images, got dtype {x.dtype}")
+        if x.dtype != self.dtype:
+            x = F.cast(x, self.dtype)
+        return F.broadcast_to(x, (self.T,) + x.shape)          # [T, B, C, H, W]
+
+    def forward(self, images) -> Tensor:
+        """images [B, C, H, W] (normalised) -> logits [B, num_classes]."""
+        reset_net(self)
+        return self.forward_features(self.images_to_sequence(images))
+
+    def neurons(self) -> list[tuple[str, Module]]:
+        """(path, neuron) for every spiking neuron, in registration order."""
+        return [(n, m) for n, m in self.named_modules() if isinstance(m, LIF)]
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> dict:
+        """As `Module.load_state_dict`, but first says clearly when the keys belong to another model."""
+        own = self.state_dict()
+        name = type(self).__name__
+        other = guess_family(state)
+        if other is not None and other != self.family:
+            raise StateDictError(f"this state_dict does not belong to {name}: its keys are those of a "
+                                 f"{FAMILY_NAMES[other]} model; load it into that model instead")
+        shared = sum(k in own for k in state)
+        if len(state) and shared < 0.5 * len(own):
+            sample = ", ".join(list(state)[:3])
+            raise StateDictError(
+                f"this state_dict does not belong to {name}: only {shared} of its {len(state)} keys "
+                f"match the model's {len(own)} (it has keys like {sample}); load it into the model it was saved from")
+        return super().load_state_dict(state, strict=strict)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config.items())
+
+
+# ======================================================== shared by MSViT/QKFormer
+class ConvMLP(Module):
+    """Token MLP with 1×1 convs: S = LIF(BN(conv1x1(X))), out = LIF(BN(conv1x1(S))).  x_seq [T, B, C, H, W]."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.mlp1_conv = Conv2d(dim, hidden, 1)
+        self.mlp1_bn = BatchNorm2d(hidden)
+        self.mlp1_lif = lif()
+        self.mlp2_conv = Conv2d(hidden, dim, 1)
+        self.mlp2_bn = BatchNorm2d(dim)
+        self.mlp2_lif = lif()
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        h_seq = self.mlp1_lif(conv_bn(self.mlp1_conv, self.mlp1_bn, x_seq))
+        return self.mlp2_lif(conv_bn(self.mlp2_conv, self.mlp2_bn, h_seq))
+
+
+STAGE3_PROJ_LIF_MODES = ("merged", "per_sample")
+
+
+class SpikingSelfAttention(Module):
+    """Stage-3 spiking self-attention of MSViT/QKFormer (`Spiking_Self_Attention`, upstream §2.4).
+
+        Q, K, V = LIF(BN(conv1x1(X)))            spikes [T, B, C, N], heads of d = C/h channels
+        A = attn_lif((Q Kᵀ) V · 0.125)           per head and time step; no softmax
+        out = proj_lif(BN(conv1x1(A) + b))
+
+    `stage3_proj_lif` picks how the last neuron runs:
+    * "merged" (upstream code, default): over the [T·B, C, N] tensor, i.e. with T·B as its time
+      axis in (t-major, b-minor) order, so membrane potential flows from one sample to the next
+      within a batch.  Outputs then depend on batch composition; with B = 1 both modes agree.
+    * "per_sample": the ordinary LIF over T for each sample (batch-independent inference).
+    """
+
+    def __init__(self, dim: int, num_heads: int, attn_threshold: float, stage3_proj_lif: str = "merged"):
+        super().__init__()
+        if stage3_proj_lif not in STAGE3_PROJ_LIF_MODES:
+            raise ValueError(f"stage3_proj_lif must be one of {STAGE3_PROJ_LIF_MODES}, got {stage3_proj_lif!r}")
+        self.num_heads = num_heads
+        self.stage3_proj_lif = stage3_proj_lif
+        self.scale = 0.125
+        self.q_conv, self.q_bn, self.q_lif = Conv1d(dim, dim, 1, bias=False), BatchNorm1d(dim), lif()
+        self.k_conv, self.k_bn, self.k_lif = Conv1d(dim, dim, 1, bias=False), BatchNorm1d(dim), lif()
+        self.v_conv, self.v_bn, self.v_lif = Conv1d(dim, dim, 1, bias=False), BatchNorm1d(dim), lif()
+        self.attn_lif = lif(attn_threshold)
+        self.proj_conv = Conv1d(dim, dim, 1)
+        self.proj_bn = BatchNorm1d(dim)
+        self.proj_lif = lif()
+
+    def _heads(self, conv, bn, neuron, tokens: Tensor) -> Tensor:
+        """tokens [T, B, C, N] -> spikes as heads [T, B, h, N, d]."""
+        T, B, C, N = tokens.shape
+        s = neuron(conv_bn(conv, bn, tokens))
+        return s.reshape(T, B, self.num_heads, C // self.num_heads, N).transpose(-1, -2)
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        T, B, C, H, W = x_seq.shape
+        tokens = x_seq.reshape(T, B, C, H * W)
+        q = self._heads(self.q_conv, self.q_bn, self.q_lif, tokens)
+        k = self._heads(self.k_conv, self.k_bn, self.k_lif, tokens)
+        v = self._heads(self.v_conv, self.v_bn, self.v_lif, tokens)
+        z = ssa(q, k, v, scale=self.scale)                           # [T, B, h, N, d]
+        a_seq = self.attn_lif(z.transpose(-1, -2).reshape(T, B, C, H * W))
+        u = self.proj_bn(self.proj_conv(a_seq.reshape(T * B, C, H * W)))   # [T·B, C, N]
+        if self.stage3_proj_lif == "merged":
+            out = self.proj_lif(u)                                   # T·B is the neuron's time axis
+        else:
+            out = self.proj_lif(u.reshape(T, B, C, H * W))
+        return out.reshape(T, B, C, H, W)
+
+
+class SSABlock(Module):
+    """`SpikingTransformer`: X ← X + SSA(X); X ← X + MLP(X) (no normalisation in the residual path)."""
+
+    def __init__(self, dim, num_heads, mlp_ratio, attn_threshold, stage3_proj_lif):
+        super().__init__()
+        self.ssa = SpikingSelfAttention(dim, num_heads, attn_threshold, stage3_proj_lif)
+        self.mlp = ConvMLP(dim, int(dim * mlp_ratio))
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        x_seq = x_seq + self.ssa(x_seq)
+        return x_seq + self.mlp(x_seq)
+
+
+class InitEmbed(Module):
+    """`PatchEmbedInit` (SPEDS/SPEMSF #1), no down-sampling; x_seq [T, B, Cin, H, W] -> [T, B, E, H, W].
+
+        A = LIF(BN(conv3x3 Cin→E/2 (X)));  out = LIF(BN(conv3x3 E/2→E (A))) + LIF(BN(conv1x1 E/2→E (A)))
+    The sum of two spike tensors takes values {0, 1, 2}.
+    """
+
+    def __init__(self, in_channels: int, embed: int):
+        super().__init__()
+        self.proj_conv = Conv2d(in_channels, embed // 2, 3, padding=1, bias=False)
+        self.proj_bn = BatchNorm2d(embed // 2)
+        self.proj_lif = lif()
+        self.proj1_conv = Conv2d(embed // 2, embed, 3, padding=1, bias=False)
+        self.proj1_bn = BatchNorm2d(embed)
+        self.proj1_lif = lif()
+        self.proj_res_conv = Conv2d(embed // 2, embed, 1, bias=False)
+        self.proj_res_bn = BatchNorm2d(embed)
+        self.proj_res_lif = lif()
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        a_seq = self.proj_lif(conv_bn(self.proj_conv, self.proj_bn, x_seq))
+        main = self.proj1_lif(conv_bn(self.proj1_conv, self.proj1_bn, a_seq))
+        short = self.proj_res_lif(conv_bn(self.proj_res_conv, self.proj_res_bn, a_seq))
+        return main + short
+
+
+class StageEmbed(Module):
+    """`PatchEmbeddingStage` (SPEDS/SPEMSF #2, #3): halves the grid; [T, B, Cin, H, W] -> [T, B, E, H/2, W/2].
+
+        A = LIF(BN(conv3x3 Cin→E (X)))
+        out = LIF(maxpool3x3/2(BN(conv3x3 E→E (A)))) + LIF(BN(conv1x1 stride 2, Cin→E (X)))
+    The pool acts on the BN output (before the neuron); the shortcut branches off the input X.
+    """
+
+    def __init__(self, in_dim: int, embed: int):
+        super().__init__()
+        self.proj3_conv = Conv2d(in_dim, embed, 3, padding=1, bias=False)
+        self.proj3_bn = BatchNorm2d(embed)
+        self.proj3_lif = lif()
+        self.proj4_conv = Conv2d(embed, embed, 3, padding=1, bias=False)
+        self.proj4_bn = BatchNorm2d(embed)
+        self.proj4_maxpool = MaxPool2d(3, stride=2, padding=1)
+        self.proj4_lif = lif()
+        self.proj_res_conv = Conv2d(in_dim, embed, 1, stride=2, bias=False)
+        self.proj_res_bn = BatchNorm2d(embed)
+        self.proj_res_lif = lif()
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        a_seq = self.proj3_lif(conv_bn(self.proj3_conv, self.proj3_bn, x_seq))
+        main = self.proj4_lif(per_frame(lambda z: self.proj4_maxpool(self.proj4_bn(self.proj4_conv(z))), a_seq))
+        short = self.proj_res_lif(conv_bn(self.proj_res_conv, self.proj_res_bn, x_seq))
+        return main + short
+
+
+class HierarchicalSpikingTransformer(SpikingVisionModel):
+    """Three-stage skeleton shared by QKFormer and MSViT (upstream `spiking_transformer`).
+
+        images [B, Cin, S, S] --repeat T--> patch_embed1 (S×S grid)  -> stage1: 1 token-attention block
+        -> patch_embed2 (/2) -> stage2: 1 token-attention block
+        -> patch_embed3 (/2) -> stage3: depth − 2 SSA blocks
+        -> mean over tokens, then over T -> Linear head -> logits [B, num_classes]
+
+    Subclasses set `stage_dims(E) -> (d1, d2)` and `token_block(dim)` (the stage-1/2 block).
+    """
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self._setup(config)
+        E, h = config["embed_dim"], config["num_heads"]
+        d1, d2 = self.stage_dims(E)
+        for name, dim in (("stage 1", d1), ("stage 2", d2), ("stage 3", E)):
+            if dim < 1:
+                raise ValueError(f"{type(self).__name__}: embed_dim {E} gives an empty {name}")
+            self._check_divisible(f"{type(self).__name__} {name}", dim, h)
+        if self.img_size % 4:
+            raise ValueError(f"{type(self).__name__}: img_size must be a multiple of 4 (two 2× down-samplings), "
+                             f"got {self.img_size}")
+        if config["stage3_proj_lif"] not in STAGE3_PROJ_LIF_MODES:
+            raise ValueError(f"{type(self).__name__}: stage3_proj_lif must be one of {STAGE3_PROJ_LIF_MODES}, "
+                             f"got {config['stage3_proj_lif']!r}")
+        if config["depth"] < 2:
+            raise ValueError(f"{type(self).__name__}: depth counts the two token blocks plus the stage-3 blocks, "
+                             f"so it must be >= 2, got {config['depth']}")
+        self.patch_embed1 = InitEmbed(self.in_channels, d1)
+        self.patch_embed2 = StageEmbed(d1, d2)
+        self.patch_embed3 = StageEmbed(d2, E)
+        self.stage1 = ModuleList([self.token_block(d1)])
+        self.stage2 = ModuleList([self.token_block(d2)])
+        self.stage3 = ModuleList([
+            SSABlock(E, h, config["mlp_ratio"], config["attn_threshold"], config["stage3_proj_lif"])
+            for _ in range(config["depth"] - 2)])
+        self.head = Linear(E, self.num_classes)
+        init_linear_weights(self)
+
+    def stage_dims(self, embed_dim: int) -> tuple[int, int]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def token_block(self, dim: int) -> Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward_features(self, x_seq: Tensor) -> Tensor:
+        x_seq = self.patch_embed1(x_seq)
+        for blk in self.stage1:
+            x_seq = blk(x_seq)
+        x_seq = self.patch_embed2(x_seq)
+        for blk in self.stage2:
+            x_seq = blk(x_seq)
+        x_seq = self.patch_embed3(x_seq)
+        for blk in self.stage3:
+            x_seq = blk(x_seq)
+        T, B, C, H, W = x_seq.shape
+        features = x_seq.reshape(T, B, C, H * W).mean(axis=3).mean(axis=0)    # [B, C]
+        return self.head(features)
+
+
+def init_linear_weights(model: Module) -> None:
+    """Upstream `_init_weights`: Linear weight trunc-normal(std 0.02), bias 0; LayerNorm weight 1, bias 0.
+
+    Convolutions and BatchNorm keep their default initialisation.
+    """
+    for _, m in model.named_modules():
+        if isinstance(m, Linear):
+            init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                init.zeros_(m.bias)
+        elif isinstance(m, LayerNorm):
+            init.ones_(m.weight)
+            init.zeros_(m.bias)
