@@ -257,7 +257,9 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -
         normalized_shape = (int(normalized_shape),)
     normalized_shape = tuple(normalized_shape)
     if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
-        raise ValueError(f"layer_norm: input of shape {tuple(x.shape)} does not end in normalized_shape {normalized_shape}")
+        raise ValueError(
+            f"layer_norm: input of shape {tuple(x.shape)} does not end in normalized_shape {normalized_shape}"
+        )
     return _norm.LayerNorm.apply(x, weight, bias, n_axes=len(normalized_shape), eps=eps)
 
 

@@ -107,7 +107,10 @@ def ones_(tensor):
 
 
 def kaiming_uniform_(tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", rng=None):
-    """Fill with U(−bound, bound), bound = gain·√(3/fan); with a = √5 this is U(±1/√fan_in) (Linear/Conv default)."""
+    """Fill with U(−bound, bound), bound = gain·√(3/fan).
+
+    With a = √5 (PyTorch's Linear/Conv default) this is U(±1/√fan_in).
+    """
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"kaiming_uniform_: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = calculate_fan_in_and_fan_out(_array(tensor).shape)

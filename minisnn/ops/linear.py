@@ -7,8 +7,6 @@ folded into one, so the forward pass and both weight gradients are single GEMMs:
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..autograd.function import Function
 
 

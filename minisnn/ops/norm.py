@@ -52,7 +52,8 @@ class BatchNorm(Function):
 
     training=True: μ, σ² are the batch mean and biased variance over every axis but 1,
     and the running statistics (if given) are updated in place:
-        running_mean ← (1 − m)·running_mean + m·μ,   running_var ← (1 − m)·running_var + m·σ²·M/(M − 1).
+        running_mean ← (1 − m)·running_mean + m·μ
+        running_var  ← (1 − m)·running_var + m·σ²·M/(M − 1)      (unbiased variance)
     training=False: μ, σ² are running_mean, running_var.
     """
 
@@ -62,7 +63,8 @@ class BatchNorm(Function):
         if x.ndim < 2:
             raise ValueError(f"batch_norm: expected input of shape [N, C, ...], got shape {x.shape}")
         c = x.shape[1]
-        for v, name in ((weight, "weight"), (bias, "bias"), (running_mean, "running_mean"), (running_var, "running_var")):
+        vectors = {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var}
+        for name, v in vectors.items():
             _check_channel_vector(v, c, x.dtype, name)
         if not training and (running_mean is None or running_var is None):
             raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
@@ -74,19 +76,20 @@ class BatchNorm(Function):
         ctx.has_affine = (weight is not None, bias is not None)
         if training:
             if m < 2:
-                raise ValueError(f"batch_norm: need more than 1 value per channel in training mode, got input {x.shape}")
+                raise ValueError(
+                    f"batch_norm: need more than 1 value per channel in training mode, got input {x.shape}"
+                )
             mean64 = _channel_sum(x3) / m
-            x_hat = x3 - mean64.astype(x.dtype)[:, None]
-            var64 = _channel_sum(x_hat, x_hat) / m
+            centred = x3 - mean64.astype(x.dtype)[:, None]
+            var64 = _channel_sum(centred, centred) / m
             invstd = (1.0 / np.sqrt(var64 + eps)).astype(x.dtype)
-            x_hat *= invstd[:, None]
-            y = x_hat * gamma[:, None]
+            y = centred * (gamma * invstd)[:, None]  # = γ·x̂
             if running_mean is not None:
                 running_mean[...] = (1.0 - momentum) * running_mean.astype(np.float64) + momentum * mean64
             if running_var is not None:
                 unbiased = var64 * (m / (m - 1))
                 running_var[...] = (1.0 - momentum) * running_var.astype(np.float64) + momentum * unbiased
-            ctx.save_for_backward(x_hat, gamma, invstd)
+            ctx.save_for_backward(centred, gamma, invstd)
             if bias is not None:
                 y += bias[:, None]
         else:
@@ -101,34 +104,41 @@ class BatchNorm(Function):
 
     @staticmethod
     def backward(ctx, g):
+        # With x_c = x − μ (so x̂ = x_c·invstd), dγ = invstd·Σ g·x_c and, in training mode,
+        # dx = γ·invstd·(g − Σg/M − x_c·invstd²·Σ g·x_c/M).
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         g3 = _as_channels(g)
+        dtype = g.dtype
         if ctx.training:
-            x_hat, gamma, invstd = ctx.saved_tensors
+            centred, gamma, invstd = ctx.saved_tensors
         else:
             x3, mean, gamma, invstd = ctx.saved_tensors
-            x_hat = (x3 - mean[:, None]) * invstd[:, None] if need_w else None
-        dtype = g.dtype
-        dbeta = _channel_sum(g3) if (need_b or (need_x and ctx.training)) else None
-        dgamma = _channel_sum(g3, x_hat) if (need_w or (need_x and ctx.training)) else None
+            centred = x3 - mean[:, None] if need_w else None
+        sum_g = _channel_sum(g3) if (need_b or (need_x and ctx.training)) else None
+        sum_gc = _channel_sum(g3, centred) if (need_w or (need_x and ctx.training)) else None
         dx = None
         if need_x:
-            k = gamma * invstd
+            k = (gamma * invstd)[:, None]
             if ctx.training:
                 m = g3.shape[0] * g3.shape[2]
-                dx = g3 - x_hat * (dgamma / m).astype(dtype)[:, None]
-                dx -= (dbeta / m).astype(dtype)[:, None]
-                dx *= k[:, None]
+                inv64 = invstd.astype(np.float64)
+                dx = centred * (inv64 * inv64 * sum_gc / m).astype(dtype)[:, None]
+                dx += (sum_g / m).astype(dtype)[:, None]
+                np.subtract(g3, dx, out=dx)
+                dx *= k
             else:
-                dx = g3 * k[:, None]
+                dx = g3 * k
             dx = dx.reshape(ctx.shape)
-        dw = dgamma.astype(dtype) if need_w and ctx.has_affine[0] else None
-        db = dbeta.astype(dtype) if need_b and ctx.has_affine[1] else None
+        dw = (invstd * sum_gc).astype(dtype) if need_w and ctx.has_affine[0] else None
+        db = sum_g.astype(dtype) if need_b and ctx.has_affine[1] else None
         return dx, dw, db
 
 
 class LayerNorm(Function):
-    """y = γ·(x − μ)/√(σ² + ε) + β with μ, σ² (biased) over the last `n_axes` axes;  γ, β shaped like those axes."""
+    """y = γ·(x − μ)/√(σ² + ε) + β, with μ, σ² (biased) over the last `n_axes` axes.
+
+    x [..., *S] with S the normalised shape; γ, β [*S] | None.
+    """
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, n_axes=1, eps=1e-5):

@@ -45,7 +45,8 @@ def test_traversal_names_and_order_match_torch():
 
 def test_shared_module_is_listed_once_like_torch():
     shared, tshared = nn.Linear(2, 2), torch.nn.Linear(2, 2)
-    ours, theirs = nn.Sequential(shared, nn.Sequential(shared)), torch.nn.Sequential(tshared, torch.nn.Sequential(tshared))
+    ours = nn.Sequential(shared, nn.Sequential(shared))
+    theirs = torch.nn.Sequential(tshared, torch.nn.Sequential(tshared))
     assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
     assert list(ours.state_dict()) == list(theirs.state_dict())  # the state_dict keeps both paths
@@ -177,7 +178,8 @@ def test_module_list_edits_renumber_like_torch():
     theirs.insert(1, torch.nn.Linear(5, 5))
     del ours[0]
     del theirs[0]
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+    expected = {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == expected
     with pytest.raises(NotImplementedError, match="iterate"):
         ours(1)
 

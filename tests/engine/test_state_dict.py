@@ -24,7 +24,8 @@ LAYERS = {
     "maxpool": (lambda m: m.MaxPool2d(3, stride=2, padding=1), (2, 3, 8, 8)),
     "identity": (lambda m: m.Identity(), (2, 3)),
     "dropout": (lambda m: m.Dropout(0.3), (2, 3)),
-    "sequential": (lambda m: m.Sequential(m.Conv2d(3, 4, 3, padding=1), m.BatchNorm2d(4), m.MaxPool2d(2)), (2, 3, 6, 6)),
+    "sequential": (lambda m: m.Sequential(m.Conv2d(3, 4, 3, padding=1), m.BatchNorm2d(4), m.MaxPool2d(2)),
+                   (2, 3, 6, 6)),
 }
 
 
