@@ -48,15 +48,21 @@ if torch is not None:
     torch.set_num_threads(ARGS.threads)
 
 
-def best_ms(fn, reps: int) -> float:
-    """Minimum wall time of fn() over `reps` runs (after one warm-up run), in milliseconds."""
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+def best_ms(fns: dict, reps: int) -> dict:
+    """Minimum wall time (ms) of each fn() over `reps` rounds, after one warm-up call each.
+
+    The candidates run interleaved (one call of each per round), so a burst of load from other
+    processes hits all of them alike instead of spoiling one column.
+    """
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * min(times)
+    best = {name: float("inf") for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], 1e3 * (time.perf_counter() - t0))
+    return best
 
 
 def spikes(rng, shape, rate):
@@ -77,21 +83,30 @@ def bench_ssa(rng, g, heads, n, d, reps, rate):
     z_jit, inner_jit = jit.ssa_forward(q, k, v, 0.125)
     assert np.array_equal(z_ref, z_jit)
     label = f"SSA [{g}, h={heads}, N={n}, d={d}]"
-    f_ref = best_ms(lambda: ref.ssa_forward(q, k, v, 0.125), reps)
-    f_jit = best_ms(lambda: jit.ssa_forward(q, k, v, 0.125), reps)
-    f_bits = best_ms(lambda: jit.ssa_forward_bitcount(q, k, v, 0.125), reps)
-    b_ref = best_ms(lambda: ref.ssa_backward(q, k, v, inner, gz, 0.125), reps)
-    b_jit = best_ms(lambda: jit.ssa_backward(q, k, v, inner_jit, gz, 0.125), reps)
-    f_t = b_t = None
+    fwd = {
+        "ref": lambda: ref.ssa_forward(q, k, v, 0.125),
+        "jit": lambda: jit.ssa_forward(q, k, v, 0.125),
+        "bits": lambda: jit.ssa_forward_bitcount(q, k, v, 0.125),
+    }
+    bwd = {
+        "ref": lambda: ref.ssa_backward(q, k, v, inner, gz, 0.125),
+        "jit": lambda: jit.ssa_backward(q, k, v, inner_jit, gz, 0.125),
+    }
     if torch is not None:
         tq, tk, tv = (torch.from_numpy(x).requires_grad_() for x in (q, k, v))
         tg = torch.from_numpy(gz)
-        with torch.no_grad():
-            f_t = best_ms(lambda: tq @ (tk.transpose(-1, -2) @ tv) * 0.125, reps)
+
+        def torch_forward():
+            with torch.no_grad():
+                return tq @ (tk.transpose(-1, -2) @ tv) * 0.125
+
         tz = tq @ (tk.transpose(-1, -2) @ tv) * 0.125
-        b_t = best_ms(lambda: torch.autograd.grad(tz, (tq, tk, tv), tg, retain_graph=True), reps)
-    row(label + " fwd", f_ref, f_jit, f_t, f"(bit-packed kᵀv variant: {f_bits:.1f} ms, {f_bits / f_jit:.2f}x jit)")
-    row(label + " bwd", b_ref, b_jit, b_t)
+        fwd["torch"] = torch_forward
+        bwd["torch"] = lambda: torch.autograd.grad(tz, (tq, tk, tv), tg, retain_graph=True)
+    f, b = best_ms(fwd, reps), best_ms(bwd, reps)
+    row(label + " fwd", f["ref"], f["jit"], f.get("torch"),
+        f"(bit-packed kᵀv variant: {f['bits']:.1f} ms, {f['bits'] / f['jit']:.2f}x jit)")
+    row(label + " bwd", b["ref"], b["jit"], b.get("torch"))
 
 
 def colsum_mask_forward(mod, q, p, a, k, heads):
@@ -110,32 +125,38 @@ def bench_mssa(rng, g, c, n, heads, reps, rate):
     a = spikes(rng, (g, heads, n), 0.5)
     gy = rng.standard_normal((g, c, n), dtype=np.float32)
     label = f"colsum+mask [{g}, C={c}, N={n}, h={heads}]"
-    f_ref = best_ms(lambda: colsum_mask_forward(ref, q, p, a, k, heads), reps)
-    f_jit = best_ms(lambda: colsum_mask_forward(jit, q, p, a, k, heads), reps)
-    b_ref = best_ms(lambda: colsum_mask_backward(ref, a, k, gy, heads), reps)
-    b_jit = best_ms(lambda: colsum_mask_backward(jit, a, k, gy, heads), reps)
-    f_t = b_t = None
+    fwd = {
+        "ref": lambda: colsum_mask_forward(ref, q, p, a, k, heads),
+        "jit": lambda: colsum_mask_forward(jit, q, p, a, k, heads),
+    }
+    bwd = {
+        "ref": lambda: colsum_mask_backward(ref, a, k, gy, heads),
+        "jit": lambda: colsum_mask_backward(jit, a, k, gy, heads),
+    }
     if torch is not None:
         tq, tp, tk = (torch.from_numpy(x).requires_grad_() for x in (q, p, k))
         ta = torch.from_numpy(a).requires_grad_()
+        tg = torch.from_numpy(gy)
         d = c // heads
 
-        def fwd():
+        def torch_graph():
             s = tq.view(g, heads, d, n).sum(2) + tp.view(g, heads, d, n).sum(2)
             return s, (ta.unsqueeze(2) * tk.view(g, heads, d, n)).view(g, c, n)
 
-        with torch.no_grad():
-            f_t = best_ms(fwd, reps)
-        s, y = fwd()
-        tg = torch.from_numpy(gy)
+        def torch_forward():
+            with torch.no_grad():
+                return torch_graph()
 
-        def bwd():  # the same work as colsum_mask_backward: da, dk through the mask, then da spread over C
+        s, y = torch_graph()
+
+        def torch_backward():  # the same work as colsum_mask_backward: da, dk, then da spread over C
             da, dk = torch.autograd.grad(y, (ta, tk), tg, retain_graph=True)
             return torch.autograd.grad(s, tq, da, retain_graph=True), dk
 
-        b_t = best_ms(bwd, reps)
-    row(label + " fwd", f_ref, f_jit, f_t)
-    row(label + " bwd", b_ref, b_jit, b_t)
+        fwd["torch"], bwd["torch"] = torch_forward, torch_backward
+    f, b = best_ms(fwd, reps), best_ms(bwd, reps)
+    row(label + " fwd", f["ref"], f["jit"], f.get("torch"))
+    row(label + " bwd", b["ref"], b["jit"], b.get("torch"))
 
 
 def main():

@@ -14,7 +14,8 @@ Column sum and token mask (MSViT's MSSA, QKFormer's Q-K token attention), channe
     head_column_sum:  x [G, C, N] -> s [G, heads, N],  s[h, n] = Σ_j x[h·d + j, n]
     head_token_mask:  a [G, heads, N], k [G, C, N] -> y [G, C, N],  y[c, n] = a[c // d, n] · k[c, n]
 
-All kernels take C-contiguous float arrays of one dtype and are exact for any real input.
+All kernels take 3-D float arrays of one dtype (float32 or float64) and are exact for any real input;
+the autograd Functions in `minisnn/attention/functions.py` check shapes before calling them.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def ssa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float):
     q [G, Nq, d], k [G, Nk, d], v [G, Nk, dv].
     """
     if ssa_kv_first(q.shape[1], k.shape[1], q.shape[2], v.shape[2]):
-        inner = k.transpose(0, 2, 1) @ v  # M = kᵀ v   [G, d, dv]
+        inner = _t(k) @ v  # M = kᵀ v   [G, d, dv]
         z = (q @ inner) * scale
     else:
         inner = q @ _t(k)  # A = q kᵀ   [G, Nq, Nk]
