@@ -1,0 +1,259 @@
+"""Multi-step LIF / IF neurons, Numba version of `reference.lif` (same maths, same contract).
+
+Layout of the work: the M neurons are cut into blocks of `BLOCK` columns; blocks run
+in parallel (`prange`), each walks through time itself, keeping its membranes in a
+small buffer that stays in cache.  The inner loop runs over the neurons of a block
+(contiguous memory, SIMD-vectorised); the loop over T is outside it.  Arithmetic is
+done in the dtype of `x_seq`, in the same order as the reference, so spikes agree
+bit for bit.  Backward recomputes H from `x_seq` (one read) rather than loading a
+stored copy; the forward writes nothing but the spikes.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .surrogate import D_ALPHA, DERIVATIVE, PRIMITIVE, surrogate_block
+
+__all__ = ["lif_forward", "lif_backward"]
+
+BLOCK = 512  # neurons handled together: the per-block buffers stay in L1
+CHUNKS = 64  # parallel work items (each a run of blocks); fixed, so sums do not depend on threads
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _charge(v, x, tau, vr, decay_input, leaky):
+    if not leaky:
+        return v + x
+    if decay_input:
+        return v + (x - (v - vr)) / tau
+    return v - (v - vr) / tau + x
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _reset(h, s, v_th, vr, soft_reset, one):
+    if soft_reset:
+        return h - v_th * s
+    return h * (one - s) + vr * s
+
+
+# ------------------------------------------------------------------------------
+# Row functions: one time step for the n neurons of a block (1-D arrays of length n).
+# They are separate compiled functions on purpose: small loops over a handful of
+# arrays vectorise reliably; the same loops inlined into the big parallel body did not.
+
+@njit(cache=True, error_model="numpy")
+def _step_row(x_t, v, h_t, s_t, tau, v_th, vr, decay_input, leaky, soft_reset):
+    """Binary spikes: H = charge(V, X); S = H(H − θ); V ← reset(H, S).  h_t may be empty."""
+    one = x_t.dtype.type(1.0)
+    zero = x_t.dtype.type(0.0)
+    keep_h = h_t.size > 0
+    for j in range(x_t.size):
+        h = _charge(v[j], x_t[j], tau, vr, decay_input, leaky)
+        s = one if h >= v_th else zero
+        if keep_h:
+            h_t[j] = h
+        s_t[j] = s
+        v[j] = _reset(h, s, v_th, vr, soft_reset, one)
+
+
+@njit(cache=True, error_model="numpy")
+def _step_row_smooth(x_t, v, h_t, s_t, a, kind, tau, v_th, vr, decay_input, leaky, soft_reset):
+    """Smooth spikes: as _step_row with S = p(H − θ; a)."""
+    one = x_t.dtype.type(1.0)
+    for j in range(x_t.size):
+        h_t[j] = _charge(v[j], x_t[j], tau, vr, decay_input, leaky)
+    surrogate_block(PRIMITIVE, kind, h_t, v_th, a, s_t)
+    for j in range(x_t.size):
+        v[j] = _reset(h_t[j], s_t[j], v_th, vr, soft_reset, one)
+
+
+@njit(cache=True, error_model="numpy")
+def _backward_row(g_t, d, h_t, s_t, g_v, gx_t, g_s_out, g_h_out, v_th, vr, soft_reset, detach_reset,
+                  dh_dx, dh_dv):
+    """One step of the BPTT recursion (see reference.lif); g_v: dL/dV[t] in, dL/dV[t−1] out."""
+    one = g_t.dtype.type(1.0)
+    for j in range(g_t.size):
+        if soft_reset:
+            dv_dh = one
+            dv_ds = -v_th
+        else:
+            dv_dh = one - s_t[j]
+            dv_ds = vr - h_t[j]
+        g_s = g_t[j] if detach_reset else g_t[j] + g_v[j] * dv_ds
+        g_h = g_s * d[j] + g_v[j] * dv_dh
+        gx_t[j] = g_h * dh_dx
+        g_v[j] = g_h * dh_dv
+        g_s_out[j] = g_s
+        g_h_out[j] = g_h
+
+
+@njit(cache=True, error_model="numpy")
+def _tau_row(x_t, g_h, v_prev, vr, tau, decay_input):
+    """Σ_j dL/dH[t]·∂H/∂τ over a row, accumulated in float64.  v_prev: V[t−1] (row)."""
+    tau2 = tau * tau
+    acc = 0.0
+    for j in range(x_t.size):
+        if decay_input:
+            dh_dtau = -(x_t[j] - (v_prev[j] - vr)) / tau2
+        else:
+            dh_dtau = (v_prev[j] - vr) / tau2
+        acc += np.float64(g_h[j] * dh_dtau)
+    return acc
+
+
+@njit(cache=True, error_model="numpy")
+def _multiply_row(a, b, out):
+    for j in range(out.size):
+        out[j] = a[j] * b[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _load_slopes(alpha, t, i0, a_buf):
+    """a_buf[j] = slope of neuron i0 + j at step t."""
+    ta = t if alpha.shape[0] > 1 else 0
+    if alpha.shape[1] == 1:
+        a_buf[:] = alpha[ta, 0]
+    else:
+        a_buf[:] = alpha[ta, i0:i0 + a_buf.size]
+
+
+@njit(cache=True, error_model="numpy")
+def _count_nonfinite(v):
+    """How many final membranes V[T−1] are NaN or ±inf.  A non-finite input or membrane
+    at any step leaves V non-finite for the rest of the sequence (NaN and inf never turn
+    finite again in charge/reset), so this one check at the end catches every bad value
+    without a test inside the hot loop."""
+    zero = v.dtype.type(0.0)
+    count = 0
+    for j in range(v.size):
+        count += (v[j] - v[j]) != zero  # NaN exactly when v[j] is NaN or ±inf
+    return count
+
+
+# ------------------------------------------------------------------------------
+def _n_chunks(M):
+    return max(1, min(CHUNKS, (M + BLOCK - 1) // BLOCK))
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _forward(x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq, bad):
+    T, M = x_seq.shape
+    nblocks = (M + BLOCK - 1) // BLOCK
+    nchunks = bad.size
+    per_chunk = (nblocks + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        v = np.empty(BLOCK, dtype=x_seq.dtype)  # V[t−1] of the current block
+        h = np.empty(BLOCK if smooth else 0, dtype=x_seq.dtype)
+        a = np.empty(BLOCK, dtype=x_seq.dtype)
+        nonfinite = 0
+        for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
+            i0 = b * BLOCK
+            n = min(M, i0 + BLOCK) - i0
+            v_b = v[:n]
+            v_b[:] = vr
+            for t in range(T):
+                if smooth:
+                    _load_slopes(alpha, t, i0, a[:n])
+                    _step_row_smooth(x_seq[t, i0:i0 + n], v_b, h[:n], s_seq[t, i0:i0 + n], a[:n], kind,
+                                     tau, v_th, vr, decay_input, leaky, soft_reset)
+                else:
+                    _step_row(x_seq[t, i0:i0 + n], v_b, h, s_seq[t, i0:i0 + n],
+                              tau, v_th, vr, decay_input, leaky, soft_reset)
+            nonfinite += _count_nonfinite(v_b)
+        bad[c] = nonfinite
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _backward(g_seq, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, detach_reset,
+              kind, smooth, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
+    T, M = x_seq.shape
+    one = x_seq.dtype.type(1.0)
+    zero = x_seq.dtype.type(0.0)
+    dh_dv = one - one / tau if leaky else one
+    dh_dx = one / tau if leaky and decay_input else one
+    nblocks = (M + BLOCK - 1) // BLOCK
+    nchunks = bad.size
+    per_chunk = (nblocks + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        # scratch for one block, reused by every block of this chunk
+        h_buf = np.empty((T, BLOCK), dtype=x_seq.dtype)  # H[t]
+        s_buf = np.empty((T, BLOCK), dtype=x_seq.dtype)  # S[t]
+        v_buf = np.empty((T, BLOCK), dtype=x_seq.dtype)  # V[t] (only for dL/dτ)
+        work = np.empty((6, BLOCK), dtype=x_seq.dtype)
+        g_tau = 0.0
+        nonfinite = 0
+        for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
+            i0 = b * BLOCK
+            n = min(M, i0 + BLOCK) - i0
+            a, v, g_v, d, g_s, g_h = work[0, :n], work[1, :n], work[2, :n], work[3, :n], work[4, :n], work[5, :n]
+            # 1. forward again, keeping H[t] and S[t] (and V[t] when dL/dτ is wanted)
+            v[:] = vr
+            for t in range(T):
+                if smooth:
+                    _load_slopes(alpha, t, i0, a)
+                    _step_row_smooth(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], a, kind,
+                                     tau, v_th, vr, decay_input, leaky, soft_reset)
+                else:
+                    _step_row(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n],
+                              tau, v_th, vr, decay_input, leaky, soft_reset)
+                if need_tau:
+                    v_buf[t, :n] = v
+            nonfinite += _count_nonfinite(v)
+            # 2. backward through time
+            g_v[:] = zero
+            for t in range(T - 1, -1, -1):
+                _load_slopes(alpha, t, i0, a)
+                surrogate_block(DERIVATIVE, kind, h_buf[t, :n], v_th, a, d)  # p'(H[t] − θ)
+                _backward_row(g_seq[t, i0:i0 + n], d, h_buf[t, :n], s_buf[t, :n], g_v, gx_seq[t, i0:i0 + n],
+                              g_s, g_h, v_th, vr, soft_reset, detach_reset, dh_dx, dh_dv)
+                if need_alpha:
+                    surrogate_block(D_ALPHA, kind, h_buf[t, :n], v_th, a, d)
+                    _multiply_row(g_s, d, ga_seq[t, i0:i0 + n])
+                if need_tau and leaky:
+                    if t > 0:
+                        g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v_buf[t - 1, :n], vr, tau, decay_input)
+                    else:
+                        v[:] = vr
+                        g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v, vr, tau, decay_input)
+        g_tau_chunks[c] = g_tau
+        bad[c] = nonfinite
+
+
+def _scalars(x_seq, tau, v_threshold, v_reset, soft_reset):
+    """tau, θ and v_r as scalars of x_seq's dtype (float32 maths stays float32)."""
+    dt = x_seq.dtype.type
+    return dt(tau), dt(v_threshold), dt(0.0) if soft_reset else dt(v_reset)
+
+
+def _check_finite(bad):
+    if bad.any():
+        raise ValueError("LIF membrane is not finite: x_seq contains NaN or inf (clean it upstream, "
+                         "e.g. with np.nan_to_num)")
+
+
+def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
+    """Spikes s_seq [T, M] of the neurons driven by x_seq [T, M] (contract: reference.lif)."""
+    tau, v_th, vr = _scalars(x_seq, tau, v_threshold, v_reset, soft_reset)
+    s_seq = np.empty_like(x_seq)
+    bad = np.zeros(_n_chunks(x_seq.shape[1]), dtype=np.int64)
+    _forward(x_seq, alpha, tau, v_th, vr, bool(decay_input), bool(leaky), bool(soft_reset), int(kind),
+             bool(smooth), s_seq, bad)
+    _check_finite(bad)
+    return s_seq
+
+
+def lif_backward(g_seq, x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset,
+                 detach_reset, kind, smooth, need_alpha, need_tau):
+    """(dL/dx_seq, dL/dα per element or empty, dL/dτ) (contract: reference.lif)."""
+    tau, v_th, vr = _scalars(x_seq, tau, v_threshold, v_reset, soft_reset)
+    gx_seq = np.empty_like(x_seq)
+    ga_seq = np.empty_like(x_seq) if need_alpha else np.empty((0, 0), x_seq.dtype)
+    nchunks = _n_chunks(x_seq.shape[1])
+    g_tau_chunks = np.zeros(nchunks, dtype=np.float64)
+    bad = np.zeros(nchunks, dtype=np.int64)
+    _backward(g_seq, x_seq, alpha, tau, v_th, vr, bool(decay_input), bool(leaky), bool(soft_reset),
+              bool(detach_reset), int(kind), bool(smooth), bool(need_alpha), bool(need_tau),
+              gx_seq, ga_seq, g_tau_chunks, bad)
+    _check_finite(bad)
+    return gx_seq, ga_seq, float(g_tau_chunks.sum())

@@ -1,0 +1,307 @@
+"""Surrogate gradients of the spike, Numba version (same maths as `reference.surrogate`).
+
+Besides the four exported kernels, this module holds the scalar building blocks the
+LIF kernels inline: `primitive(kind, x, a)`, `derivative(kind, x, a)`,
+`d_alpha(kind, x, a)`.  They compute in the dtype of `x` (float32 stays float32).
+
+`exp_neg` (e**y for y <= 0, all the surrogates need) is written out: Cody–Waite range
+reduction, a Taylor polynomial and an exact power of two built from its bit pattern.
+The math library's `exp` is a scalar call that blocks SIMD vectorisation without
+Intel's SVML.  It is accurate to ~2 ulp, uses no fastmath, and underflows to 0 below
+the smallest normal number.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic, overload
+
+from ..reference.surrogate import ATAN, FAST_SIGMOID, PIECEWISE_LINEAR, RECTANGULAR, SIGMOID
+
+__all__ = ["surrogate_primitive", "surrogate_derivative", "surrogate_d_alpha", "spike_backward"]
+
+# ----------------------------------------------------------------------------- exp
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _float64_from_bits(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+_F32 = np.float32
+# float32: valid range, log2(e), ln 2 split in a short high part (exact n·hi) and a low part
+_LO32, _HI32, _LOG2E32 = _F32(-87.33654), _F32(0.0), _F32(1.4426950408889634)
+_LN2HI32, _LN2LO32, _HALF32, _ZERO32 = _F32(0.693359375), _F32(-2.12194440e-4), _F32(0.5), _F32(0.0)
+# e^r on |r| <= ln2/2 by a degree-5 polynomial fitted at 200 Chebyshev nodes (near-minimax,
+# <= 2.1 ulp in float32); the Taylor series would need degree 7 for the same accuracy.
+_C32 = tuple(_F32(c) for c in (1.0000000754953495, 1.0000000377274467, 0.49998869108810323,
+                               0.16666415477243318, 0.04191752968806377, 0.008375128889964521))
+_LO64, _HI64, _LOG2E64 = -708.3964185322641, 0.0, 1.4426950408889634
+_LN2HI64, _LN2LO64 = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+_C64 = tuple(1.0 / math.factorial(k) for k in range(14))  # degree 13 for float64
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _exp32(y):
+    yc = min(max(y, _LO32), _HI32)
+    n = np.floor(yc * _LOG2E32 + _HALF32)  # e^y = 2^n · e^r,  |r| <= ln2/2 (Cody–Waite split of ln 2)
+    r = yc - n * _LN2HI32
+    r = r - n * _LN2LO32
+    c = _C32
+    p = c[5]
+    p = p * r + c[4]
+    p = p * r + c[3]
+    p = p * r + c[2]
+    p = p * r + c[1]
+    p = p * r + c[0]
+    scale = _float32_from_bits(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))  # 2^n
+    return p * scale if y >= _LO32 else _ZERO32
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _exp64(y):
+    yc = min(max(y, _LO64), _HI64)
+    n = np.floor(yc * _LOG2E64 + 0.5)
+    r = yc - n * _LN2HI64
+    r = r - n * _LN2LO64
+    c = _C64
+    p = c[13]
+    p = p * r + c[12]
+    p = p * r + c[11]
+    p = p * r + c[10]
+    p = p * r + c[9]
+    p = p * r + c[8]
+    p = p * r + c[7]
+    p = p * r + c[6]
+    p = p * r + c[5]
+    p = p * r + c[4]
+    p = p * r + c[3]
+    p = p * r + c[2]
+    p = p * r + c[1]
+    p = p * r + c[0]
+    scale = _float64_from_bits(np.int64((np.int64(n) + np.int64(1023)) << np.int64(52)))
+    return p * scale if y >= _LO64 else 0.0
+
+
+def exp_neg(y):  # pragma: no cover - replaced by the overload inside jitted code
+    """e**y for y <= 0 (larger y is clamped to 0) in y's float type, vectorisable."""
+    return math.exp(min(y, 0.0))
+
+
+@overload(exp_neg)
+def _exp_neg_overload(y):
+    if isinstance(y, types.Float) and y.bitwidth == 32:
+        def exp_neg32(y):
+            return _exp32(y)
+        return exp_neg32
+
+    def exp_neg64(y):
+        return _exp64(y)
+    return exp_neg64
+
+
+def typed(like, value):  # pragma: no cover - replaced by the overload inside jitted code
+    """`value` as a constant of the float type of `like` (keeps float32 maths in float32)."""
+    return value
+
+
+@overload(typed)
+def _typed_overload(like, value):
+    if isinstance(like, types.Float) and like.bitwidth == 32:
+        def typed32(like, value):
+            return np.float32(value)
+        return typed32
+
+    def typed64(like, value):
+        return np.float64(value)
+    return typed64
+
+
+# ----------------------------------------------------- scalar surrogate functions
+@njit(cache=True, error_model="numpy", inline="always")
+def _unit_dp(kind, y):
+    """P'(y) of the normalised families (see reference.surrogate)."""
+    one = typed(y, 1.0)
+    if kind == SIGMOID:
+        e = exp_neg(-abs(y))
+        return e / ((one + e) * (one + e))
+    if kind == ATAN:
+        z = typed(y, np.pi / 2) * y
+        return typed(y, 0.5) / (one + z * z)
+    if kind == PIECEWISE_LINEAR:
+        return max(typed(y, 0.0), one - abs(y))
+    return one if abs(y) < typed(y, 0.5) else typed(y, 0.0)  # RECTANGULAR
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def derivative(kind, x, a):
+    """∂p/∂x at x for slope a."""
+    if kind == FAST_SIGMOID:
+        d = typed(x, 1.0) + a * abs(x)
+        return typed(x, 1.0) / (d * d)
+    return a * _unit_dp(kind, a * x)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def d_alpha(kind, x, a):
+    """∂p/∂α at x for slope a."""
+    if kind == FAST_SIGMOID:
+        d = typed(x, 1.0) + a * abs(x)
+        return -(typed(x, 1.0) / (a * a)) - x * abs(x) / (d * d)
+    return x * _unit_dp(kind, a * x)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def primitive(kind, x, a):
+    """p(x; a), the smooth stand-in for H(x)."""
+    one = typed(x, 1.0)
+    half = typed(x, 0.5)
+    if kind == FAST_SIGMOID:
+        return one / a + x / (one + a * abs(x))
+    y = a * x
+    if kind == SIGMOID:
+        e = exp_neg(-abs(y))
+        return one / (one + e) if y >= 0 else e / (one + e)
+    if kind == ATAN:
+        return math.atan(typed(x, np.pi / 2) * y) / typed(x, np.pi) + half
+    if kind == PIECEWISE_LINEAR:
+        yc = min(max(y, -one), one)
+        if yc < 0:
+            return half * ((one + yc) * (one + yc))
+        return one - half * ((one - yc) * (one - yc))
+    return min(max(y + half, typed(x, 0.0)), one)  # RECTANGULAR
+
+
+# ------------------------------------------------------------ block helpers
+PRIMITIVE, DERIVATIVE, D_ALPHA = 0, 1, 2
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _block_loop(which, kind, x, shift, a, out):
+    for j in range(out.size):
+        u = x[j] - shift
+        if which == PRIMITIVE:
+            out[j] = primitive(kind, u, a[j])
+        elif which == DERIVATIVE:
+            out[j] = derivative(kind, u, a[j])
+        else:
+            out[j] = d_alpha(kind, u, a[j])
+
+
+@njit(cache=True, error_model="numpy")
+def surrogate_block(which, kind, x, shift, a, out):
+    """out[j] = f(x[j] − shift; a[j]) with f = primitive / derivative / d_alpha (which = 0 / 1 / 2).
+
+    The surrogate kind is dispatched once, here, so that every loop below is compiled
+    for one constant kind and vectorises (a branch on `kind` inside the loop would not).
+    """
+    if kind == SIGMOID:
+        _block_loop(which, SIGMOID, x, shift, a, out)
+    elif kind == ATAN:
+        _block_loop(which, ATAN, x, shift, a, out)
+    elif kind == PIECEWISE_LINEAR:
+        _block_loop(which, PIECEWISE_LINEAR, x, shift, a, out)
+    elif kind == RECTANGULAR:
+        _block_loop(which, RECTANGULAR, x, shift, a, out)
+    else:
+        _block_loop(which, FAST_SIGMOID, x, shift, a, out)
+
+
+# ------------------------------------------------------------------- array kernels
+_CHUNK = 4096
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _load_alpha(alpha, i0, a_buf):
+    if alpha.size == 1:
+        a_buf[:] = alpha[0]
+    else:
+        a_buf[:] = alpha[i0:i0 + a_buf.size]
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _map(x, alpha, kind, which, out):
+    n = x.size
+    zero = x.dtype.type(0.0)
+    for b in prange((n + _CHUNK - 1) // _CHUNK):
+        i0 = b * _CHUNK
+        m = min(n, i0 + _CHUNK) - i0
+        a_buf = np.empty(m, dtype=x.dtype)
+        _load_alpha(alpha, i0, a_buf)
+        x_b = x[i0:i0 + m]
+        out_b = out[i0:i0 + m]
+        if which == PRIMITIVE:
+            surrogate_block(PRIMITIVE, kind, x_b, zero, a_buf, out_b)
+        elif which == DERIVATIVE:
+            surrogate_block(DERIVATIVE, kind, x_b, zero, a_buf, out_b)
+        else:
+            surrogate_block(D_ALPHA, kind, x_b, zero, a_buf, out_b)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _spike_backward(g, x, alpha, kind, need_alpha, gx, ga):
+    n = x.size
+    zero = x.dtype.type(0.0)
+    for b in prange((n + _CHUNK - 1) // _CHUNK):
+        i0 = b * _CHUNK
+        m = min(n, i0 + _CHUNK) - i0
+        a_buf = np.empty(m, dtype=x.dtype)
+        d_buf = np.empty(m, dtype=x.dtype)
+        _load_alpha(alpha, i0, a_buf)
+        x_b = x[i0:i0 + m]
+        surrogate_block(DERIVATIVE, kind, x_b, zero, a_buf, d_buf)
+        for j in range(m):
+            gx[i0 + j] = g[i0 + j] * d_buf[j]
+        if need_alpha:
+            surrogate_block(D_ALPHA, kind, x_b, zero, a_buf, d_buf)
+            for j in range(m):
+                ga[i0 + j] = g[i0 + j] * d_buf[j]
+
+
+def _flat(x: np.ndarray, alpha: np.ndarray):
+    x = np.ascontiguousarray(x)
+    alpha = np.ascontiguousarray(alpha, dtype=x.dtype).reshape(-1)
+    return x, alpha
+
+
+def _apply(x, alpha, kind, which):
+    x, alpha = _flat(x, alpha)
+    out = np.empty_like(x)
+    _map(x.reshape(-1), alpha, int(kind), which, out.reshape(-1))
+    return out
+
+
+def surrogate_primitive(x: np.ndarray, alpha: np.ndarray, kind: int) -> np.ndarray:
+    """p(x; α); same contract as the reference."""
+    return _apply(x, alpha, kind, PRIMITIVE)
+
+
+def surrogate_derivative(x: np.ndarray, alpha: np.ndarray, kind: int) -> np.ndarray:
+    """∂p/∂x; same contract as the reference."""
+    return _apply(x, alpha, kind, DERIVATIVE)
+
+
+def surrogate_d_alpha(x: np.ndarray, alpha: np.ndarray, kind: int) -> np.ndarray:
+    """∂p/∂α; same contract as the reference."""
+    return _apply(x, alpha, kind, D_ALPHA)
+
+
+def spike_backward(g: np.ndarray, x: np.ndarray, alpha: np.ndarray, kind: int, need_alpha: bool):
+    """(g·∂p/∂x, g·∂p/∂α or an empty array); same contract as the reference."""
+    x, alpha = _flat(x, alpha)
+    g = np.ascontiguousarray(g, dtype=x.dtype)
+    gx = np.empty_like(x)
+    ga = np.empty_like(x) if need_alpha else np.empty((0,), x.dtype)
+    _spike_backward(g.reshape(-1), x.reshape(-1), alpha, int(kind), bool(need_alpha),
+                    gx.reshape(-1), ga.reshape(-1) if need_alpha else ga)
+    return gx, ga

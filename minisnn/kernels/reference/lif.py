@@ -1,0 +1,136 @@
+"""Multi-step LIF / IF neurons: forward and BPTT backward, NumPy reference.
+
+One neuron per column of `x_seq` [T, M]; time runs down axis 0.  Per step t
+(the derivation of the backward pass is in `minisnn/spiking/bptt.md`):
+
+    charge   H[t] = V[t-1] + (X[t] − (V[t-1] − v_r)) / τ      LIF, decay_input=True
+             H[t] = V[t-1] − (V[t-1] − v_r) / τ + X[t]        LIF, decay_input=False
+             H[t] = V[t-1] + X[t]                             IF (leaky=False)
+    fire     S[t] = H(H[t] − θ)  (Heaviside, H(0) = 1)      or  p(H[t] − θ; α)  when smooth
+    reset    V[t] = H[t]·(1 − S[t]) + v_r·S[t]                hard reset
+             V[t] = H[t] − θ·S[t]                             soft reset (v_r = 0 in the charge)
+    with V[-1] = v_r (hard) or 0 (soft).
+
+Backward, t = T−1 … 0, with gV = dL/dV[t] arriving from step t+1 (0 at t = T−1):
+
+    gS[t] = dL/dS[t] + gV·∂V/∂S          (the second term only when the reset is not detached)
+    gH[t] = gS[t]·p'(H[t] − θ) + gV·∂V/∂H|_S
+    dL/dX[t] = gH[t]·∂H/∂X,   next gV = gH[t]·∂H/∂V,   dL/dα += gS[t]·∂p/∂α,   dL/dτ += gH[t]·∂H/∂τ
+    hard: ∂V/∂H|_S = 1 − S, ∂V/∂S = v_r − H;   soft: ∂V/∂H|_S = 1, ∂V/∂S = −θ
+    LIF: ∂H/∂V = 1 − 1/τ,  ∂H/∂X = 1/τ (decay_input) or 1;  IF: both 1.
+
+Backward recomputes H and S from `x_seq` instead of storing them: the forward
+writes only the spikes, which keeps the memory traffic at its minimum.
+
+Kernel contract (shared with `minisnn.kernels.jit.lif`):
+
+* `x_seq`, `g_seq`: float32/float64 arrays [T, M], C-contiguous.
+* `alpha`: surrogate slope, same dtype, shape [A_t, A_m] with A_t in {1, T} and
+  A_m in {1, M} (one slope for everything is [1, 1]).
+* scalars: `tau` (> 0, unused when not leaky), `v_threshold`, `v_reset` (the reset
+  value; ignored when `soft_reset`), flags `decay_input`, `leaky`, `soft_reset`,
+  `detach_reset`, `smooth`, `need_alpha`, `need_tau`; `kind` a surrogate code.
+* A non-finite membrane (NaN/inf input) raises ValueError.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .surrogate import surrogate_d_alpha, surrogate_derivative, surrogate_primitive
+
+__all__ = ["lif_forward", "lif_backward"]
+
+
+def _rest(dt, v_reset, soft_reset):
+    """The leak target v_r and the initial membrane: v_reset (hard) or 0 (soft)."""
+    return dt(0) if soft_reset else dt(v_reset)
+
+
+def _charge(v, x, tau, vr, decay_input, leaky):
+    if not leaky:
+        return v + x
+    if decay_input:
+        return v + (x - (v - vr)) / tau
+    return v - (v - vr) / tau + x
+
+
+def _fire(h, v_threshold, a, kind, smooth):
+    if smooth:
+        return surrogate_primitive(h - v_threshold, a, kind)
+    return (h >= v_threshold).astype(h.dtype)
+
+
+def _reset(h, s, v_threshold, vr, soft_reset):
+    if soft_reset:
+        return h - v_threshold * s
+    return h * (h.dtype.type(1) - s) + vr * s
+
+
+def _slope_at(alpha, t):
+    """The slopes of step t: shape [A_m], broadcasting over the M neurons."""
+    return alpha[t if alpha.shape[0] > 1 else 0]
+
+
+def _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
+    """Charge, fire and reset over T steps; returns (h_seq, s_seq), both [T, M]."""
+    dt = x_seq.dtype.type
+    tau, v_th = dt(tau), dt(v_threshold)
+    vr = _rest(dt, v_reset, soft_reset)
+    h_seq = np.empty_like(x_seq)
+    s_seq = np.empty_like(x_seq)
+    v = np.full(x_seq.shape[1:], vr, dtype=x_seq.dtype)
+    for t in range(x_seq.shape[0]):
+        h = _charge(v, x_seq[t], tau, vr, decay_input, leaky)
+        s = _fire(h, v_th, _slope_at(alpha, t), kind, smooth)
+        v = _reset(h, s, v_th, vr, soft_reset)
+        h_seq[t], s_seq[t] = h, s
+    if not np.all(np.isfinite(h_seq)):
+        raise ValueError("LIF membrane is not finite: x_seq contains NaN or inf (clean it upstream, "
+                         "e.g. with np.nan_to_num)")
+    return h_seq, s_seq
+
+
+def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
+    """Spikes s_seq [T, M] of the neurons driven by x_seq [T, M]."""
+    return _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth)[1]
+
+
+def lif_backward(g_seq, x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset,
+                 detach_reset, kind, smooth, need_alpha, need_tau):
+    """BPTT through T steps.  g_seq = dL/ds_seq [T, M].
+
+    Returns (dL/dx_seq [T, M], dL/dα per element [T, M] or an empty array,
+    dL/dτ as a Python float, 0.0 unless need_tau and leaky).
+    """
+    dt = x_seq.dtype.type
+    h_seq, s_seq = _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth)
+    tau, v_th = dt(tau), dt(v_threshold)
+    vr = _rest(dt, v_reset, soft_reset)
+    one = dt(1)
+    dh_dv = one - one / tau if leaky else one
+    dh_dx = one / tau if leaky and decay_input else one
+    gx_seq = np.empty_like(x_seq)
+    ga_seq = np.empty_like(x_seq) if need_alpha else np.empty((0, 0), x_seq.dtype)
+    g_tau = 0.0
+    g_v = np.zeros(x_seq.shape[1:], dtype=x_seq.dtype)  # dL/dV[t], arriving from step t+1
+    for t in range(x_seq.shape[0] - 1, -1, -1):
+        h, s, a = h_seq[t], s_seq[t], _slope_at(alpha, t)
+        u = h - v_th
+        if soft_reset:
+            dv_dh, dv_ds = one, -v_th
+        else:
+            dv_dh, dv_ds = one - s, vr - h
+        g_s = g_seq[t] if detach_reset else g_seq[t] + g_v * dv_ds
+        g_h = g_s * surrogate_derivative(u, a, kind) + g_v * dv_dh
+        gx_seq[t] = g_h * dh_dx
+        if need_alpha:
+            ga_seq[t] = g_s * surrogate_d_alpha(u, a, kind)
+        if need_tau and leaky:
+            v_prev = _reset(h_seq[t - 1], s_seq[t - 1], v_th, vr, soft_reset) if t > 0 else vr
+            if decay_input:
+                dh_dtau = -(x_seq[t] - (v_prev - vr)) / (tau * tau)
+            else:
+                dh_dtau = (v_prev - vr) / (tau * tau)
+            g_tau += float(np.sum(g_h * dh_dtau, dtype=np.float64))
+        g_v = g_h * dh_dv
+    return gx_seq, ga_seq, g_tau

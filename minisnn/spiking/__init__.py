@@ -1,0 +1,17 @@
+"""The spiking core: neurons, surrogate gradients and the spike function.
+
+    from minisnn.spiking import LIF, IF, ParametricLIF, surrogate, spike, reset_net
+
+    lif = LIF(tau=2.0, v_threshold=1.0, surrogate=surrogate.Sigmoid(alpha=4.0))
+    s_seq = lif(x_seq)              # [T, B, ...] -> spikes, one fused (Numba) kernel call
+    s = spike(u, slope=k)           # H(u − 1) with a surrogate gradient into u and k
+
+How backward works through time: `minisnn/spiking/bptt.md`.
+"""
+from . import surrogate
+from .functions import LIFFunction, SpikeFunction, lif_sequence, spike
+from .neurons import IF, LIF, BaseNeuron, ParametricLIF
+from .reset import reset_net
+
+__all__ = ["LIF", "IF", "ParametricLIF", "BaseNeuron", "surrogate", "spike", "lif_sequence", "reset_net",
+           "SpikeFunction", "LIFFunction"]

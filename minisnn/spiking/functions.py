@@ -1,0 +1,198 @@
+"""Autograd Functions of the spiking core, binding the kernel pairs.
+
+* `SpikeFunction`   s = H(u − θ), backward by the straight-through rule s ≈ p(u − θ; α):
+                    gradients into the membrane u AND the slope α (dysvit.md §4.3).
+* `LIFFunction`     a whole multi-step LIF / IF sequence in one fused kernel call, with
+                    gradients into x_seq, τ (when it is a Tensor) and the slope α.
+
+User-facing wrappers: `spike(...)` and `lif_sequence(...)` (used by `neurons.LIF` & co).
+The slope may be a number, an array or a Tensor from another part of the graph; it must
+broadcast to the membrane's shape (e.g. per token [B, N, 1] against [B, N, C]).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import kernels
+from ..autograd.broadcast import unbroadcast
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+from . import surrogate as surrogate_lib
+
+
+# ------------------------------------------------------------------ helpers
+def _data(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _float_input(x, what: str):
+    """x as a Tensor or float array (kept as is); TypeError for non-float input."""
+    if not isinstance(x, Tensor):
+        x = np.asarray(x)
+    if x.dtype.kind != "f":
+        raise TypeError(f"{what} must be a floating-point array or Tensor, got dtype {x.dtype}")
+    return x
+
+
+def _slope_input(slope, default: float, target_shape: tuple, what: str):
+    """Validate a slope (number / array / Tensor) against the membrane shape.
+
+    Returns a Tensor (kept, so its gradient flows) or a float array; numbers become 0-d arrays.
+    """
+    if slope is None:
+        return np.asarray(default)
+    if isinstance(slope, (int, float, np.integer, np.floating)) and not isinstance(slope, bool):
+        return np.asarray(surrogate_lib.check_slope_value(slope))
+    arr = _data(slope) if isinstance(slope, Tensor) else np.asarray(slope)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{what}: slope must be a number, array or Tensor of floats, got dtype {arr.dtype}")
+    try:
+        shape = np.broadcast_shapes(arr.shape, target_shape)
+    except ValueError:
+        shape = None
+    if shape != tuple(target_shape):
+        raise ValueError(f"{what}: slope of shape {arr.shape} does not broadcast to the membrane shape "
+                         f"{tuple(target_shape)} (e.g. use [B, N, 1] for one slope per token)")
+    surrogate_lib.check_slope_array(arr)
+    return slope if isinstance(slope, Tensor) else arr.astype(np.float64, copy=False)
+
+
+def _check_not_nan(u: np.ndarray, what: str) -> None:
+    if u.size and math.isnan(float(np.min(u))):  # np.min propagates NaN: one pass, no temporary
+        raise ValueError(f"{what} contains NaN (clean it upstream, e.g. with np.nan_to_num)")
+
+
+# ------------------------------------------------------------------ spike
+class SpikeFunction(Function):
+    """s = H(u − θ) (H(0) = 1), or p(u − θ; α) when smooth.
+
+    Backward (straight-through, dysvit.md §4.3), with x = u − θ and g = dL/ds:
+        dL/du = g·∂p/∂x(x; α),    dL/dα = Σ_broadcast g·∂p/∂α(x; α).
+    Inputs: u (any shape), slope (broadcastable to u).  Options: threshold, kind, smooth.
+    """
+
+    @staticmethod
+    def forward(ctx, u, slope, *, threshold: float, kind: int, smooth: bool):
+        alpha = np.asarray(slope, dtype=u.dtype)
+        ctx.save_for_backward(u, alpha)
+        ctx.threshold, ctx.kind = threshold, kind
+        if smooth:
+            x = u - u.dtype.type(threshold)
+            a = alpha if alpha.size == 1 else np.ascontiguousarray(np.broadcast_to(alpha, u.shape))
+            return kernels.surrogate_primitive(x, a, kind)
+        return (u >= u.dtype.type(threshold)).astype(u.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        u, alpha = ctx.saved_tensors
+        need_slope = ctx.needs_input_grad[1]
+        x = u - u.dtype.type(ctx.threshold)
+        a = alpha if alpha.size == 1 else np.ascontiguousarray(np.broadcast_to(alpha, u.shape))
+        gu, ga = kernels.spike_backward(np.ascontiguousarray(g), x, a, ctx.kind, need_slope)
+        g_slope = unbroadcast(ga, alpha.shape) if need_slope else None
+        return (gu if ctx.needs_input_grad[0] else None), g_slope
+
+
+def spike(u, slope=None, threshold: float = 1.0, surrogate="sigmoid", smooth: bool = False) -> Tensor:
+    """Spikes H(u − threshold) with a surrogate gradient into u and into the slope.
+
+    u: Tensor/array of any shape (float).  slope: None (the surrogate's alpha), a number,
+    an array or a Tensor broadcastable to u (per token: [B, N, 1] for u [B, N, C]).
+    surrogate: a `surrogate.Surrogate` or a name.  smooth: forward p(u − θ; α) instead of H.
+    Returns a Tensor of u's shape and dtype.  NaN in u raises ValueError.
+    """
+    sg = surrogate_lib.get(surrogate)
+    u = _float_input(u, "spike: membrane u")
+    _check_not_nan(_data(u), "spike: membrane u")
+    slope = _slope_input(slope, sg.alpha, u.shape, "spike")
+    return SpikeFunction.apply(u, slope, threshold=float(threshold), kind=sg.kind, smooth=bool(smooth))
+
+
+# ------------------------------------------------------------------ LIF sequence
+def _alpha_layout(slope: np.ndarray, x_shape: tuple, dtype) -> np.ndarray:
+    """Slope as the kernels' [A_t, A_m] array (A_t ∈ {1, T}, A_m ∈ {1, M})."""
+    T = x_shape[0]
+    if slope.size == 1:
+        return np.asarray(slope, dtype=dtype).reshape(1, 1)
+    full = (1,) * (len(x_shape) - slope.ndim) + slope.shape
+    per_step = full[0] != 1
+    b = np.broadcast_to(slope.reshape(full), ((T,) if per_step else (1,)) + tuple(x_shape[1:]))
+    return np.ascontiguousarray(b, dtype=dtype).reshape(b.shape[0], -1)
+
+
+class LIFFunction(Function):
+    """Multi-step LIF / IF neurons over axis 0 (one fused kernel call each way).
+
+    Inputs: x_seq [T, ...]; tau (number or 0-d Tensor; ignored when not leaky); slope
+    (broadcastable to x_seq).  Options: v_threshold, v_reset (None: soft reset),
+    decay_input, leaky, detach_reset, kind, smooth.  Equations: `kernels/reference/lif.py`.
+    """
+
+    @staticmethod
+    def forward(ctx, x_seq, tau, slope, *, v_threshold, v_reset, decay_input, leaky, detach_reset, kind, smooth):
+        x2 = np.ascontiguousarray(x_seq).reshape(x_seq.shape[0], -1)
+        slope = np.asarray(slope)
+        alpha = _alpha_layout(slope, x_seq.shape, x_seq.dtype)
+        tau_value = float(np.asarray(tau)) if leaky else 1.0
+        soft = v_reset is None
+        v_r = 0.0 if soft else float(v_reset)
+        ctx.save_for_backward(x2, alpha)
+        ctx.shapes = (x_seq.shape, slope.shape, np.shape(tau), np.asarray(tau).dtype)
+        ctx.args = (tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky), soft)
+        ctx.options = (bool(detach_reset), int(kind), bool(smooth))
+        s2 = kernels.lif_forward(x2, alpha, tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky),
+                                 soft, int(kind), bool(smooth))
+        return s2.reshape(x_seq.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        x2, alpha = ctx.saved_tensors
+        x_shape, slope_shape, tau_shape, tau_dtype = ctx.shapes
+        tau_value, v_th, v_r, decay_input, leaky, soft = ctx.args
+        detach_reset, kind, smooth = ctx.options
+        need_x, need_tau, need_slope = ctx.needs_input_grad
+        g2 = np.ascontiguousarray(g, dtype=x2.dtype).reshape(x2.shape)
+        gx, ga, g_tau = kernels.lif_backward(g2, x2, alpha, tau_value, v_th, v_r, decay_input, leaky, soft,
+                                             detach_reset, kind, smooth, need_slope, need_tau and leaky)
+        grad_x = gx.reshape(x_shape) if need_x else None
+        grad_tau = np.full(tau_shape, g_tau, dtype=tau_dtype) if need_tau else None
+        grad_slope = unbroadcast(ga.reshape(x_shape), slope_shape) if need_slope else None
+        return grad_x, grad_tau, grad_slope
+
+
+def lif_sequence(x_seq, tau=2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0, decay_input: bool = True,
+                 detach_reset: bool = True, surrogate="sigmoid", slope=None, smooth: bool = False,
+                 leaky: bool = True) -> Tensor:
+    """Spikes of LIF (leaky=True) or IF (leaky=False) neurons driven by x_seq [T, ...] from rest.
+
+    tau: number > 0 or a 0-d Tensor (learnable).  v_reset=None: soft reset.  slope: None,
+    number, array or Tensor broadcastable to x_seq.  Returns a Tensor of x_seq's shape/dtype.
+    """
+    sg = surrogate_lib.get(surrogate)
+    x_seq = _float_input(x_seq, "LIF input x_seq")
+    if x_seq.ndim < 1 or x_seq.shape[0] < 1:
+        raise ValueError(f"LIF input x_seq must be [T, ...] with T >= 1, got shape {tuple(x_seq.shape)}")
+    if leaky:
+        t = _data(tau)
+        if np.size(t) != 1:
+            raise ValueError(f"tau must be a single number, got shape {np.shape(t)}")
+        t = float(np.asarray(t).reshape(()))
+        if not math.isfinite(t) or t <= 0:
+            raise ValueError(f"tau must be finite and > 0, got {t}")
+    else:
+        tau = 1.0
+    if not math.isfinite(float(v_threshold)):
+        raise ValueError(f"v_threshold must be finite, got {v_threshold}")
+    if v_reset is not None and not math.isfinite(float(v_reset)):
+        raise ValueError(f"v_reset must be finite or None (soft reset), got {v_reset}")
+    slope = _slope_input(slope, sg.alpha, x_seq.shape, "LIF")
+    if not isinstance(tau, Tensor):
+        tau = np.asarray(float(_data(tau)))
+    return LIFFunction.apply(x_seq, tau, slope, v_threshold=float(v_threshold), v_reset=v_reset,
+                             decay_input=bool(decay_input), leaky=bool(leaky), detach_reset=bool(detach_reset),
+                             kind=sg.kind, smooth=bool(smooth))
+
+
+__all__ = ["SpikeFunction", "LIFFunction", "spike", "lif_sequence"]
