@@ -14,28 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..autograd.function import Function
 
 
-def _channel_sum(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """Σ a (or Σ a·b) per channel for a, b [N, C, L] → float64 [C].
-
-    Each row of L values is summed in the input precision (BLAS / einsum); the N
-    row sums are then accumulated in float64, so large batches stay accurate.
-    """
-    if a.shape[2] == 1:
-        a2 = a[:, :, 0]
-        return (a2 if b is None else a2 * b[:, :, 0]).sum(axis=0, dtype=np.float64)
-    if b is None:
-        rows = a @ np.ones(a.shape[2], dtype=a.dtype)
-    else:
-        rows = np.einsum("ncl,ncl->nc", a, b)
-    return rows.sum(axis=0, dtype=np.float64)
-
-
 def _as_channels(x: np.ndarray) -> np.ndarray:
-    """View [N, C, *spatial] as [N, C, L]."""
-    return x.reshape(x.shape[0], x.shape[1], -1)
+    """View [N, C, *spatial] as a C-contiguous [N, C, L] (L = 1 for [N, C])."""
+    return np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
 
 
 def _check_channel_vector(v, c: int, dtype, name: str) -> None:
@@ -55,6 +40,7 @@ class BatchNorm(Function):
         running_mean ← (1 − m)·running_mean + m·μ
         running_var  ← (1 − m)·running_var + m·σ²·M/(M − 1)      (unbiased variance)
     training=False: μ, σ² are running_mean, running_var.
+    The work is done by the `kernels.batch_norm_*` kernels on the [N, C, L] view of x.
     """
 
     @staticmethod
@@ -71,6 +57,7 @@ class BatchNorm(Function):
         x3 = _as_channels(x)
         m = x3.shape[0] * x3.shape[2]
         gamma = np.ones(c, dtype=x.dtype) if weight is None else weight
+        beta = np.zeros(c, dtype=x.dtype) if bias is None else bias
         ctx.training = training
         ctx.shape = x.shape
         ctx.has_affine = (weight is not None, bias is not None)
@@ -79,58 +66,33 @@ class BatchNorm(Function):
                 raise ValueError(
                     f"batch_norm: need more than 1 value per channel in training mode, got input {x.shape}"
                 )
-            mean64 = _channel_sum(x3) / m
-            centred = x3 - mean64.astype(x.dtype)[:, None]
-            var64 = _channel_sum(centred, centred) / m
-            invstd = (1.0 / np.sqrt(var64 + eps)).astype(x.dtype)
-            y = centred * (gamma * invstd)[:, None]  # = γ·x̂
+            y, mean, var, invstd = kernels.batch_norm_train_forward(x3, gamma, beta, eps)
             if running_mean is not None:
-                running_mean[...] = (1.0 - momentum) * running_mean.astype(np.float64) + momentum * mean64
+                running_mean[...] = (1.0 - momentum) * running_mean.astype(np.float64) + momentum * mean
             if running_var is not None:
-                unbiased = var64 * (m / (m - 1))
+                unbiased = var * (m / (m - 1))
                 running_var[...] = (1.0 - momentum) * running_var.astype(np.float64) + momentum * unbiased
-            ctx.save_for_backward(centred, gamma, invstd)
-            if bias is not None:
-                y += bias[:, None]
         else:
-            invstd = (1.0 / np.sqrt(running_var.astype(np.float64) + eps)).astype(x.dtype)
-            mean = running_mean.astype(x.dtype)
-            scale = gamma * invstd
-            shift = -mean * scale if bias is None else bias - mean * scale
-            y = x3 * scale[:, None]
-            y += shift[:, None]
-            ctx.save_for_backward(x3, mean, gamma, invstd)
+            mean = running_mean.astype(np.float64)
+            invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+            scale = gamma * invstd  # y = scale·x + shift, the eval-mode affine map
+            shift = beta - mean * scale
+            y = kernels.batch_norm_eval_forward(x3, scale.astype(x.dtype), shift.astype(x.dtype))
+        ctx.save_for_backward(x3, mean, invstd, gamma)
         return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        # With x_c = x − μ (so x̂ = x_c·invstd), dγ = invstd·Σ g·x_c and, in training mode,
-        # dx = γ·invstd·(g − Σg/M − x_c·invstd²·Σ g·x_c/M).
+        # training: dx = γ·invstd·(g − Σg/M − (x − μ)·invstd²·Σ g·(x − μ)/M);  eval: dx = γ·invstd·g;
+        # both: dγ = invstd·Σ g·(x − μ), dβ = Σ g  (derivation: norm.md)
+        x3, mean, invstd, gamma = ctx.saved_tensors
+        g3 = np.ascontiguousarray(g).reshape(x3.shape)
+        step = kernels.batch_norm_train_backward if ctx.training else kernels.batch_norm_eval_backward
+        dx, dw, db = step(g3, x3, mean, invstd, gamma)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        g3 = _as_channels(g)
-        dtype = g.dtype
-        if ctx.training:
-            centred, gamma, invstd = ctx.saved_tensors
-        else:
-            x3, mean, gamma, invstd = ctx.saved_tensors
-            centred = x3 - mean[:, None] if need_w else None
-        sum_g = _channel_sum(g3) if (need_b or (need_x and ctx.training)) else None
-        sum_gc = _channel_sum(g3, centred) if (need_w or (need_x and ctx.training)) else None
-        dx = None
-        if need_x:
-            k = (gamma * invstd)[:, None]
-            if ctx.training:
-                m = g3.shape[0] * g3.shape[2]
-                inv64 = invstd.astype(np.float64)
-                dx = centred * (inv64 * inv64 * sum_gc / m).astype(dtype)[:, None]
-                dx += (sum_g / m).astype(dtype)[:, None]
-                np.subtract(g3, dx, out=dx)
-                dx *= k
-            else:
-                dx = g3 * k
-            dx = dx.reshape(ctx.shape)
-        dw = (invstd * sum_gc).astype(dtype) if need_w and ctx.has_affine[0] else None
-        db = sum_g.astype(dtype) if need_b and ctx.has_affine[1] else None
+        dx = dx.reshape(ctx.shape) if need_x else None
+        dw = dw.astype(g.dtype) if need_w and ctx.has_affine[0] else None
+        db = db.astype(g.dtype) if need_b and ctx.has_affine[1] else None
         return dx, dw, db
 
 

@@ -1,0 +1,74 @@
+"""2-D max-pooling kernels, Numba version of `reference.pool` (same names, signatures, results).
+
+The N·C input planes are independent, so they run in parallel (`prange`); one plane (a few KiB)
+sits in L1 while its windows are scanned.  Each window is visited in row-major order with
+PyTorch's update rule (strictly larger, or NaN), so values and indices agree exactly with the
+reference.  The backward pass zeroes one gradient plane and adds every output gradient at its
+recorded index; a plane belongs to one thread, so there are no write conflicts.
+No `fastmath`: the NaN test must stay.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["max_pool2d_forward", "max_pool2d_backward"]
+
+
+@njit(cache=True, parallel=True)
+def _forward_planes(x, kh, kw, sh, sw, ph, pw, y, index):
+    planes, h, w = x.shape
+    ho, wo = y.shape[1], y.shape[2]
+    for pl in prange(planes):
+        for i in range(ho):
+            r0 = i * sh - ph
+            r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
+            for j in range(wo):
+                c0 = j * sw - pw
+                c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
+                best = -np.inf
+                at = r_lo * w + c_lo
+                for r in range(r_lo, r_hi):
+                    for c in range(c_lo, c_hi):
+                        v = x[pl, r, c]
+                        if v > best or np.isnan(v):
+                            best = v
+                            at = r * w + c
+                y[pl, i, j] = best
+                index[pl, i, j] = at
+
+
+@njit(cache=True, parallel=True)
+def _backward_planes(g, index, dx):
+    planes, hw = dx.shape
+    per_plane = g.shape[1]
+    for pl in prange(planes):
+        for k in range(hw):
+            dx[pl, k] = 0
+        for k in range(per_plane):
+            dx[pl, index[pl, k]] += g[pl, k]
+
+
+def max_pool2d_forward(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int):
+    """x [N, C, H, W] → (y [N, C, Ho, Wo], index int32 [N, C, Ho, Wo]) with Ho = ⌊(H + 2ph − kh)/sh⌋ + 1.
+
+    Requires 0 <= ph <= kh/2 and 0 <= pw <= kw/2 (every window then holds an input value).
+    """
+    n, c, h, w = x.shape
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    y = np.empty((n, c, ho, wo), dtype=x.dtype)
+    index = np.empty((n, c, ho, wo), dtype=np.int32)
+    _forward_planes(np.ascontiguousarray(x).reshape(n * c, h, w), kh, kw, sh, sw, ph, pw,
+                    y.reshape(n * c, ho, wo), index.reshape(n * c, ho, wo))
+    return y, index
+
+
+def max_pool2d_backward(g: np.ndarray, index: np.ndarray, h: int, w: int) -> np.ndarray:
+    """dx [N, C, H, W]: each g[n, c, i, j] added at position index[n, c, i, j] of plane x[n, c].
+
+    g, index [N, C, Ho, Wo] (index from `max_pool2d_forward`).
+    """
+    n, c = g.shape[:2]
+    dx = np.empty((n, c, h, w), dtype=g.dtype)
+    _backward_planes(np.ascontiguousarray(g).reshape(n * c, -1), index.reshape(n * c, -1), dx.reshape(n * c, h * w))
+    return dx
