@@ -104,7 +104,7 @@ class Rectangular(Surrogate):
 
 class FastSigmoid(Surrogate):
     """snnTorch form: ∂p/∂x = 1/(1 + α|x|)²;  p = 1/α + x/(1 + α|x|) (0 to 2/α);
-    ∂p/∂α = −1/α² − x|x|/(1 + α|x|)²."""
+    ∂p/∂α = −1/α² − q|q| with q = x/(1 + α|x|)."""
 
     kind, name, default_alpha = _codes.FAST_SIGMOID, "fast_sigmoid", 25.0
 

@@ -19,6 +19,7 @@ __all__ = ["lif_forward", "lif_backward"]
 
 BLOCK = 512  # neurons handled together: the per-block buffers stay in L1
 CHUNKS = 64  # parallel work items (each a run of blocks); fixed, so sums do not depend on threads
+SERIAL_BELOW = 1 << 15  # elements; smaller inputs run on the calling thread
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -136,88 +137,120 @@ def _n_chunks(M):
     return max(1, min(CHUNKS, (M + BLOCK - 1) // BLOCK))
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _forward(x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq, bad):
+@njit(cache=True, error_model="numpy", inline="always")
+def _forward_chunk(c, nchunks, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq):
+    """Forward for the blocks of chunk c; returns how many final membranes are not finite."""
     T, M = x_seq.shape
     nblocks = (M + BLOCK - 1) // BLOCK
-    nchunks = bad.size
     per_chunk = (nblocks + nchunks - 1) // nchunks
-    for c in prange(nchunks):
-        v = np.empty(BLOCK, dtype=x_seq.dtype)  # V[t−1] of the current block
-        h = np.empty(BLOCK if smooth else 0, dtype=x_seq.dtype)
-        a = np.empty(BLOCK, dtype=x_seq.dtype)
-        nonfinite = 0
-        for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
-            i0 = b * BLOCK
-            n = min(M, i0 + BLOCK) - i0
-            v_b = v[:n]
-            v_b[:] = vr
-            for t in range(T):
-                if smooth:
-                    _load_slopes(alpha, t, i0, a[:n])
-                    _step_row_smooth(x_seq[t, i0:i0 + n], v_b, h[:n], s_seq[t, i0:i0 + n], a[:n], kind,
-                                     tau, v_th, vr, decay_input, leaky, soft_reset)
-                else:
-                    _step_row(x_seq[t, i0:i0 + n], v_b, h, s_seq[t, i0:i0 + n],
-                              tau, v_th, vr, decay_input, leaky, soft_reset)
-            nonfinite += _count_nonfinite(v_b)
-        bad[c] = nonfinite
+    v = np.empty(BLOCK, dtype=x_seq.dtype)  # V[t−1] of the current block
+    h = np.empty(BLOCK if smooth else 0, dtype=x_seq.dtype)
+    a = np.empty(BLOCK, dtype=x_seq.dtype)
+    nonfinite = 0
+    for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
+        i0 = b * BLOCK
+        n = min(M, i0 + BLOCK) - i0
+        v_b = v[:n]
+        v_b[:] = vr
+        for t in range(T):
+            if smooth:
+                _load_slopes(alpha, t, i0, a[:n])
+                _step_row_smooth(x_seq[t, i0:i0 + n], v_b, h[:n], s_seq[t, i0:i0 + n], a[:n], kind,
+                                 tau, v_th, vr, decay_input, leaky, soft_reset)
+            else:
+                _step_row(x_seq[t, i0:i0 + n], v_b, h, s_seq[t, i0:i0 + n],
+                          tau, v_th, vr, decay_input, leaky, soft_reset)
+        nonfinite += _count_nonfinite(v_b)
+    return nonfinite
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _backward(g_seq, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, detach_reset,
-              kind, smooth, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
+@njit(cache=True, error_model="numpy", inline="always")
+def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, detach_reset,
+                    kind, smooth, need_alpha, need_tau, gx_seq, ga_seq):
+    """BPTT for the blocks of chunk c; returns (Σ dL/dτ over the chunk, #non-finite membranes)."""
     T, M = x_seq.shape
     one = x_seq.dtype.type(1.0)
     zero = x_seq.dtype.type(0.0)
     dh_dv = one - one / tau if leaky else one
     dh_dx = one / tau if leaky and decay_input else one
     nblocks = (M + BLOCK - 1) // BLOCK
-    nchunks = bad.size
     per_chunk = (nblocks + nchunks - 1) // nchunks
-    for c in prange(nchunks):
-        # scratch for one block, reused by every block of this chunk
-        h_buf = np.empty((T, BLOCK), dtype=x_seq.dtype)  # H[t]
-        s_buf = np.empty((T, BLOCK), dtype=x_seq.dtype)  # S[t]
-        v_buf = np.empty((T, BLOCK), dtype=x_seq.dtype)  # V[t] (only for dL/dτ)
-        work = np.empty((6, BLOCK), dtype=x_seq.dtype)
-        g_tau = 0.0
-        nonfinite = 0
-        for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
-            i0 = b * BLOCK
-            n = min(M, i0 + BLOCK) - i0
-            a, v, g_v, d, g_s, g_h = work[0, :n], work[1, :n], work[2, :n], work[3, :n], work[4, :n], work[5, :n]
-            # 1. forward again, keeping H[t] and S[t] (and V[t] when dL/dτ is wanted)
-            v[:] = vr
-            for t in range(T):
-                if smooth:
-                    _load_slopes(alpha, t, i0, a)
-                    _step_row_smooth(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], a, kind,
-                                     tau, v_th, vr, decay_input, leaky, soft_reset)
-                else:
-                    _step_row(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n],
-                              tau, v_th, vr, decay_input, leaky, soft_reset)
-                if need_tau:
-                    v_buf[t, :n] = v
-            nonfinite += _count_nonfinite(v)
-            # 2. backward through time
-            g_v[:] = zero
-            for t in range(T - 1, -1, -1):
+    # scratch for one block, reused by every block of this chunk
+    h_buf = np.empty((T, BLOCK), dtype=x_seq.dtype)  # H[t]
+    s_buf = np.empty((T, BLOCK), dtype=x_seq.dtype)  # S[t]
+    v_buf = np.empty((T, BLOCK), dtype=x_seq.dtype)  # V[t] (only for dL/dτ)
+    work = np.empty((6, BLOCK), dtype=x_seq.dtype)
+    g_tau = 0.0
+    nonfinite = 0
+    for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
+        i0 = b * BLOCK
+        n = min(M, i0 + BLOCK) - i0
+        a, v, g_v, d, g_s, g_h = work[0, :n], work[1, :n], work[2, :n], work[3, :n], work[4, :n], work[5, :n]
+        # 1. forward again, keeping H[t] and S[t] (and V[t] when dL/dτ is wanted)
+        v[:] = vr
+        for t in range(T):
+            if smooth:
                 _load_slopes(alpha, t, i0, a)
-                surrogate_block(DERIVATIVE, kind, h_buf[t, :n], v_th, a, d)  # p'(H[t] − θ)
-                _backward_row(g_seq[t, i0:i0 + n], d, h_buf[t, :n], s_buf[t, :n], g_v, gx_seq[t, i0:i0 + n],
-                              g_s, g_h, v_th, vr, soft_reset, detach_reset, dh_dx, dh_dv)
-                if need_alpha:
-                    surrogate_block(D_ALPHA, kind, h_buf[t, :n], v_th, a, d)
-                    _multiply_row(g_s, d, ga_seq[t, i0:i0 + n])
-                if need_tau and leaky:
-                    if t > 0:
-                        g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v_buf[t - 1, :n], vr, tau, decay_input)
-                    else:
-                        v[:] = vr
-                        g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v, vr, tau, decay_input)
-        g_tau_chunks[c] = g_tau
-        bad[c] = nonfinite
+                _step_row_smooth(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], a, kind,
+                                 tau, v_th, vr, decay_input, leaky, soft_reset)
+            else:
+                _step_row(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n],
+                          tau, v_th, vr, decay_input, leaky, soft_reset)
+            if need_tau:
+                v_buf[t, :n] = v
+        nonfinite += _count_nonfinite(v)
+        # 2. backward through time
+        g_v[:] = zero
+        for t in range(T - 1, -1, -1):
+            _load_slopes(alpha, t, i0, a)
+            surrogate_block(DERIVATIVE, kind, h_buf[t, :n], v_th, a, d)  # p'(H[t] − θ)
+            _backward_row(g_seq[t, i0:i0 + n], d, h_buf[t, :n], s_buf[t, :n], g_v, gx_seq[t, i0:i0 + n],
+                          g_s, g_h, v_th, vr, soft_reset, detach_reset, dh_dx, dh_dv)
+            if need_alpha:
+                surrogate_block(D_ALPHA, kind, h_buf[t, :n], v_th, a, d)
+                _multiply_row(g_s, d, ga_seq[t, i0:i0 + n])
+            if need_tau and leaky:
+                if t > 0:
+                    g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v_buf[t - 1, :n], vr, tau, decay_input)
+                else:
+                    v[:] = vr
+                    g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v, vr, tau, decay_input)
+    return g_tau, nonfinite
+
+
+# Parallel drivers (one work item per chunk) and serial twins for small inputs, where
+# waking the thread pool costs more than the work.  Both use the same fixed chunks, so
+# results do not depend on the driver or the thread count.
+@njit(cache=True, error_model="numpy", parallel=True)
+def _forward_parallel(x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq, bad):
+    for c in prange(bad.size):
+        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind,
+                                smooth, s_seq)
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_serial(x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq, bad):
+    for c in range(bad.size):
+        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind,
+                                smooth, s_seq)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _backward_parallel(g_seq, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, detach_reset,
+                       kind, smooth, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
+    for c in prange(bad.size):
+        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, tau, v_th, vr, decay_input,
+                                                  leaky, soft_reset, detach_reset, kind, smooth, need_alpha,
+                                                  need_tau, gx_seq, ga_seq)
+
+
+@njit(cache=True, error_model="numpy")
+def _backward_serial(g_seq, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, detach_reset,
+                     kind, smooth, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
+    for c in range(bad.size):
+        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, tau, v_th, vr, decay_input,
+                                                  leaky, soft_reset, detach_reset, kind, smooth, need_alpha,
+                                                  need_tau, gx_seq, ga_seq)
 
 
 def _scalars(x_seq, tau, v_threshold, v_reset, soft_reset):
@@ -237,8 +270,9 @@ def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, sof
     tau, v_th, vr = _scalars(x_seq, tau, v_threshold, v_reset, soft_reset)
     s_seq = np.empty_like(x_seq)
     bad = np.zeros(_n_chunks(x_seq.shape[1]), dtype=np.int64)
-    _forward(x_seq, alpha, tau, v_th, vr, bool(decay_input), bool(leaky), bool(soft_reset), int(kind),
-             bool(smooth), s_seq, bad)
+    run = _forward_serial if x_seq.size < SERIAL_BELOW else _forward_parallel
+    run(x_seq, alpha, tau, v_th, vr, bool(decay_input), bool(leaky), bool(soft_reset), int(kind),
+        bool(smooth), s_seq, bad)
     _check_finite(bad)
     return s_seq
 
@@ -252,8 +286,9 @@ def lif_backward(g_seq, x_seq, alpha, tau, v_threshold, v_reset, decay_input, le
     nchunks = _n_chunks(x_seq.shape[1])
     g_tau_chunks = np.zeros(nchunks, dtype=np.float64)
     bad = np.zeros(nchunks, dtype=np.int64)
-    _backward(g_seq, x_seq, alpha, tau, v_th, vr, bool(decay_input), bool(leaky), bool(soft_reset),
-              bool(detach_reset), int(kind), bool(smooth), bool(need_alpha), bool(need_tau),
-              gx_seq, ga_seq, g_tau_chunks, bad)
+    run = _backward_serial if x_seq.size < SERIAL_BELOW else _backward_parallel
+    run(g_seq, x_seq, alpha, tau, v_th, vr, bool(decay_input), bool(leaky), bool(soft_reset),
+        bool(detach_reset), int(kind), bool(smooth), bool(need_alpha), bool(need_tau),
+        gx_seq, ga_seq, g_tau_chunks, bad)
     _check_finite(bad)
     return gx_seq, ga_seq, float(g_tau_chunks.sum())

@@ -156,8 +156,8 @@ def derivative(kind, x, a):
 def d_alpha(kind, x, a):
     """∂p/∂α at x for slope a."""
     if kind == FAST_SIGMOID:
-        d = typed(x, 1.0) + a * abs(x)
-        return -(typed(x, 1.0) / (a * a)) - x * abs(x) / (d * d)
+        q = x / (typed(x, 1.0) + a * abs(x))
+        return -(typed(x, 1.0) / (a * a)) - q * abs(q)
     return x * _unit_dp(kind, a * x)
 
 
@@ -219,6 +219,7 @@ def surrogate_block(which, kind, x, shift, a, out):
 
 # ------------------------------------------------------------------- array kernels
 _CHUNK = 4096
+SERIAL_BELOW = 1 << 15  # elements; smaller inputs run on the calling thread
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -229,43 +230,66 @@ def _load_alpha(alpha, i0, a_buf):
         a_buf[:] = alpha[i0:i0 + a_buf.size]
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _map(x, alpha, kind, which, out):
-    n = x.size
+@njit(cache=True, error_model="numpy", inline="always")
+def _map_chunk(b, x, alpha, kind, which, out):
+    """Chunk b of out = primitive / derivative / d_alpha (which = 0 / 1 / 2)."""
+    i0 = b * _CHUNK
+    m = min(x.size, i0 + _CHUNK) - i0
     zero = x.dtype.type(0.0)
-    for b in prange((n + _CHUNK - 1) // _CHUNK):
-        i0 = b * _CHUNK
-        m = min(n, i0 + _CHUNK) - i0
-        a_buf = np.empty(m, dtype=x.dtype)
-        _load_alpha(alpha, i0, a_buf)
-        x_b = x[i0:i0 + m]
-        out_b = out[i0:i0 + m]
-        if which == PRIMITIVE:
-            surrogate_block(PRIMITIVE, kind, x_b, zero, a_buf, out_b)
-        elif which == DERIVATIVE:
-            surrogate_block(DERIVATIVE, kind, x_b, zero, a_buf, out_b)
-        else:
-            surrogate_block(D_ALPHA, kind, x_b, zero, a_buf, out_b)
+    a_buf = np.empty(m, dtype=x.dtype)
+    _load_alpha(alpha, i0, a_buf)
+    x_b = x[i0:i0 + m]
+    out_b = out[i0:i0 + m]
+    if which == PRIMITIVE:
+        surrogate_block(PRIMITIVE, kind, x_b, zero, a_buf, out_b)
+    elif which == DERIVATIVE:
+        surrogate_block(DERIVATIVE, kind, x_b, zero, a_buf, out_b)
+    else:
+        surrogate_block(D_ALPHA, kind, x_b, zero, a_buf, out_b)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _spike_backward(g, x, alpha, kind, need_alpha, gx, ga):
-    n = x.size
+@njit(cache=True, error_model="numpy", inline="always")
+def _spike_backward_chunk(b, g, x, alpha, kind, need_alpha, gx, ga):
+    i0 = b * _CHUNK
+    m = min(x.size, i0 + _CHUNK) - i0
     zero = x.dtype.type(0.0)
-    for b in prange((n + _CHUNK - 1) // _CHUNK):
-        i0 = b * _CHUNK
-        m = min(n, i0 + _CHUNK) - i0
-        a_buf = np.empty(m, dtype=x.dtype)
-        d_buf = np.empty(m, dtype=x.dtype)
-        _load_alpha(alpha, i0, a_buf)
-        x_b = x[i0:i0 + m]
-        surrogate_block(DERIVATIVE, kind, x_b, zero, a_buf, d_buf)
+    a_buf = np.empty(m, dtype=x.dtype)
+    d_buf = np.empty(m, dtype=x.dtype)
+    _load_alpha(alpha, i0, a_buf)
+    x_b = x[i0:i0 + m]
+    surrogate_block(DERIVATIVE, kind, x_b, zero, a_buf, d_buf)
+    for j in range(m):
+        gx[i0 + j] = g[i0 + j] * d_buf[j]
+    if need_alpha:
+        surrogate_block(D_ALPHA, kind, x_b, zero, a_buf, d_buf)
         for j in range(m):
-            gx[i0 + j] = g[i0 + j] * d_buf[j]
-        if need_alpha:
-            surrogate_block(D_ALPHA, kind, x_b, zero, a_buf, d_buf)
-            for j in range(m):
-                ga[i0 + j] = g[i0 + j] * d_buf[j]
+            ga[i0 + j] = g[i0 + j] * d_buf[j]
+
+
+# Each kernel has a parallel driver and a serial one for small inputs, where waking the
+# thread pool would cost more than the work itself.
+@njit(cache=True, error_model="numpy", parallel=True)
+def _map_parallel(x, alpha, kind, which, out):
+    for b in prange((x.size + _CHUNK - 1) // _CHUNK):
+        _map_chunk(b, x, alpha, kind, which, out)
+
+
+@njit(cache=True, error_model="numpy")
+def _map_serial(x, alpha, kind, which, out):
+    for b in range((x.size + _CHUNK - 1) // _CHUNK):
+        _map_chunk(b, x, alpha, kind, which, out)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _spike_backward_parallel(g, x, alpha, kind, need_alpha, gx, ga):
+    for b in prange((x.size + _CHUNK - 1) // _CHUNK):
+        _spike_backward_chunk(b, g, x, alpha, kind, need_alpha, gx, ga)
+
+
+@njit(cache=True, error_model="numpy")
+def _spike_backward_serial(g, x, alpha, kind, need_alpha, gx, ga):
+    for b in range((x.size + _CHUNK - 1) // _CHUNK):
+        _spike_backward_chunk(b, g, x, alpha, kind, need_alpha, gx, ga)
 
 
 def _flat(x: np.ndarray, alpha: np.ndarray):
@@ -277,7 +301,8 @@ def _flat(x: np.ndarray, alpha: np.ndarray):
 def _apply(x, alpha, kind, which):
     x, alpha = _flat(x, alpha)
     out = np.empty_like(x)
-    _map(x.reshape(-1), alpha, int(kind), which, out.reshape(-1))
+    run = _map_serial if x.size < SERIAL_BELOW else _map_parallel
+    run(x.reshape(-1), alpha, int(kind), which, out.reshape(-1))
     return out
 
 
@@ -302,6 +327,7 @@ def spike_backward(g: np.ndarray, x: np.ndarray, alpha: np.ndarray, kind: int, n
     g = np.ascontiguousarray(g, dtype=x.dtype)
     gx = np.empty_like(x)
     ga = np.empty_like(x) if need_alpha else np.empty((0,), x.dtype)
-    _spike_backward(g.reshape(-1), x.reshape(-1), alpha, int(kind), bool(need_alpha),
+    run = _spike_backward_serial if x.size < SERIAL_BELOW else _spike_backward_parallel
+    run(g.reshape(-1), x.reshape(-1), alpha, int(kind), bool(need_alpha),
                     gx.reshape(-1), ga.reshape(-1) if need_alpha else ga)
     return gx, ga

@@ -79,11 +79,12 @@ def _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset
     h_seq = np.empty_like(x_seq)
     s_seq = np.empty_like(x_seq)
     v = np.full(x_seq.shape[1:], vr, dtype=x_seq.dtype)
-    for t in range(x_seq.shape[0]):
-        h = _charge(v, x_seq[t], tau, vr, decay_input, leaky)
-        s = _fire(h, v_th, _slope_at(alpha, t), kind, smooth)
-        v = _reset(h, s, v_th, vr, soft_reset)
-        h_seq[t], s_seq[t] = h, s
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite input is reported below
+        for t in range(x_seq.shape[0]):
+            h = _charge(v, x_seq[t], tau, vr, decay_input, leaky)
+            s = _fire(h, v_th, _slope_at(alpha, t), kind, smooth)
+            v = _reset(h, s, v_th, vr, soft_reset)
+            h_seq[t], s_seq[t] = h, s
     if not np.all(np.isfinite(h_seq)):
         raise ValueError("LIF membrane is not finite: x_seq contains NaN or inf (clean it upstream, "
                          "e.g. with np.nan_to_num)")

@@ -25,7 +25,7 @@ RECTANGULAR        clip(y + 1/2, 0, 1)                 1 if |y| < 1/2 else 0
 FAST_SIGMOID is the snnTorch form, whose derivative is not normalised:
 
     ∂p/∂x = 1 / (1 + α|x|)²,   p(x; α) = 1/α + x / (1 + α|x|)   (p runs from 0 to 2/α),
-    ∂p/∂α = −1/α² − x·|x| / (1 + α|x|)².
+    ∂p/∂α = −1/α² − q·|q|  with q = x / (1 + α|x|).
 
 Sigmoid and ATan match SpikingJelly's `surrogate.Sigmoid` / `surrogate.ATan`.  The sigmoid
 derivative is computed as e/(1+e)² with e = exp(−|αx|), which never overflows.
@@ -121,8 +121,8 @@ def surrogate_d_alpha(x: np.ndarray, alpha: np.ndarray, kind: int) -> np.ndarray
     """∂p/∂α (x; α).  x: any shape; returns x's shape."""
     a = _slope(x, alpha)
     if kind == FAST_SIGMOID:
-        d = x.dtype.type(1) + a * np.abs(x)
-        return (-(x.dtype.type(1) / (a * a)) - x * np.abs(x) / (d * d)).astype(x.dtype, copy=False)
+        q = x / (x.dtype.type(1) + a * np.abs(x))  # |q| < 1/α: no overflow for huge x
+        return (-(x.dtype.type(1) / (a * a)) - q * np.abs(q)).astype(x.dtype, copy=False)
     return (x * _unit_dp(a * x, kind)).astype(x.dtype, copy=False)
 
 

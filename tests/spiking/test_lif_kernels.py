@@ -1,0 +1,134 @@
+"""The Numba LIF kernels agree with the NumPy reference (forward spikes, BPTT gradients)."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from minisnn.kernels.jit import lif as jit_lif
+from minisnn.kernels.reference import lif as ref_lif
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+@st.composite
+def lif_cases(draw):
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    T = draw(st.integers(1, 6))
+    M = draw(st.sampled_from([1, 3, 17, 511, 512, 513, 1300]))  # around the kernel's block size
+    rng = np.random.default_rng(draw(seeds))
+    layout = draw(st.sampled_from(["one", "per_neuron", "per_step_neuron"]))
+    alpha_shape = {"one": (1, 1), "per_neuron": (1, M), "per_step_neuron": (T, M)}[layout]
+    soft = draw(st.booleans())
+    case = dict(
+        x_seq=(rng.normal(0.6, 1.2, (T, M))).astype(dtype),
+        alpha=rng.uniform(0.5, 8.0, alpha_shape).astype(dtype),
+        tau=draw(st.floats(0.6, 8.0)),
+        v_threshold=draw(st.floats(0.2, 1.5)),
+        v_reset=0.0 if soft else draw(st.sampled_from([0.0, -0.3, 0.2])),
+        decay_input=draw(st.booleans()), leaky=draw(st.booleans()), soft_reset=soft,
+        kind=draw(st.integers(0, 4)), smooth=draw(st.booleans()),
+    )
+    grad = dict(g_seq=rng.normal(size=(T, M)).astype(dtype), detach_reset=draw(st.booleans()),
+                need_alpha=draw(st.booleans()), need_tau=draw(st.booleans()))
+    return case, grad
+
+
+def _fwd_args(c):
+    return (c["x_seq"], c["alpha"], c["tau"], c["v_threshold"], c["v_reset"], c["decay_input"], c["leaky"],
+            c["soft_reset"], c["kind"], c["smooth"])
+
+
+def _bwd_args(c, g):
+    return (g["g_seq"], c["x_seq"], c["alpha"], c["tau"], c["v_threshold"], c["v_reset"], c["decay_input"],
+            c["leaky"], c["soft_reset"], g["detach_reset"], c["kind"], c["smooth"], g["need_alpha"], g["need_tau"])
+
+
+def _near_threshold_neurons(c):
+    """Columns whose reference membrane came within 1e-6 of the threshold at some step."""
+    h_seq, _ = ref_lif._run(*_fwd_args(c))
+    return np.any(np.abs(h_seq.astype(np.float64) - np.float64(c["x_seq"].dtype.type(c["v_threshold"]))) < 1e-6,
+                  axis=0)
+
+
+@given(lif_cases())
+def test_forward_matches_reference(case):
+    c, _ = case
+    ref, jit = ref_lif.lif_forward(*_fwd_args(c)), jit_lif.lif_forward(*_fwd_args(c))
+    assert jit.dtype == ref.dtype == c["x_seq"].dtype and jit.shape == ref.shape
+    if c["smooth"]:
+        tol = 1e-5 if jit.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(jit, ref, rtol=tol, atol=tol)
+    else:
+        assert set(np.unique(jit)) <= {0.0, 1.0}
+        ok = ~_near_threshold_neurons(c)
+        np.testing.assert_array_equal(jit[:, ok], ref[:, ok])
+
+
+@given(lif_cases())
+def test_backward_matches_reference(case):
+    c, g = case
+    (rx, ra, rt), (jx, ja, jt) = ref_lif.lif_backward(*_bwd_args(c, g)), jit_lif.lif_backward(*_bwd_args(c, g))
+    ok = np.ones(c["x_seq"].shape[1], bool) if c["smooth"] else ~_near_threshold_neurons(c)
+    rtol, atol = (2e-4, 1e-5) if c["x_seq"].dtype == np.float32 else (1e-9, 1e-12)
+    assert jx.dtype == rx.dtype and jx.shape == rx.shape
+    np.testing.assert_allclose(jx[:, ok], rx[:, ok], rtol=rtol, atol=atol)
+    assert ja.shape == ra.shape == (c["x_seq"].shape if g["need_alpha"] else (0, 0))
+    if g["need_alpha"]:
+        np.testing.assert_allclose(ja[:, ok], ra[:, ok], rtol=rtol, atol=atol)
+    if g["need_tau"] and c["leaky"] and ok.all():
+        assert jt == pytest.approx(rt, rel=10 * rtol, abs=10 * atol * c["x_seq"].size)
+    if not (g["need_tau"] and c["leaky"]):
+        assert jt == rt == 0.0
+
+
+@pytest.mark.parametrize("backend", [ref_lif, jit_lif])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("mode", ["hard", "soft", "if", "no_decay", "smooth"])
+@pytest.mark.parametrize("t_bad", [0, 2, 4])
+def test_non_finite_input_raises(backend, bad, mode, t_bad):
+    """Guard: a NaN/inf input anywhere, at any step, raises ValueError (forward and backward)."""
+    x = np.random.default_rng(0).normal(0.5, 1.0, (5, 40)).astype(np.float32)
+    x[t_bad, 7] = bad
+    alpha = np.full((1, 1), 4.0, np.float32)
+    neuron = (2.0, 1.0, 0.0, mode != "no_decay", mode != "if", mode == "soft")  # tau … soft_reset
+    smooth = mode == "smooth"
+    with pytest.raises(ValueError, match="not finite"):
+        backend.lif_forward(x, alpha, *neuron, 0, smooth)
+    with pytest.raises(ValueError, match="not finite"):
+        backend.lif_backward(np.ones_like(x), x, alpha, *neuron, True, 0, smooth, False, False)
+
+
+def test_result_independent_of_thread_count_and_driver():
+    rng = np.random.default_rng(7)
+    x = rng.normal(0.5, 1.0, (4, 70_000)).astype(np.float32)
+    g = rng.normal(size=x.shape).astype(np.float32)
+    alpha = np.full((1, 1), 4.0, np.float32)
+    args = (g, x, alpha, 3.0, 1.0, 0.0, True, True, False, True, 0, False, True, True)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = jit_lif.lif_backward(*args)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = jit_lif.lif_backward(*args)
+    finally:
+        numba.set_num_threads(before)
+    serial_limit = jit_lif.SERIAL_BELOW
+    try:
+        jit_lif.SERIAL_BELOW = x.size + 1
+        serial = jit_lif.lif_backward(*args)
+    finally:
+        jit_lif.SERIAL_BELOW = serial_limit
+    for other in (many, serial):
+        np.testing.assert_array_equal(one[0], other[0])
+        np.testing.assert_array_equal(one[1], other[1])
+        assert one[2] == other[2]  # fixed chunking: the τ sum is bit-for-bit reproducible
+
+
+def test_spikes_fire_at_exact_threshold():
+    """H == θ fires (H(0) = 1): with τ = 2 from rest, X = 2θ reaches the threshold exactly."""
+    for mod in (ref_lif, jit_lif):
+        x = np.array([[2.0, 1.9999999, 2.0000001]], np.float64)
+        s = mod.lif_forward(x, np.full((1, 1), 4.0), 2.0, 1.0, 0.0, True, True, False, 0, False)
+        np.testing.assert_array_equal(s, [[1.0, 0.0, 1.0]])
