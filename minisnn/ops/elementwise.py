@@ -292,13 +292,17 @@ class NanToNum(Function):
 
     @staticmethod
     def forward(ctx, x, nan=0.0, posinf=None, neginf=None):
-        ctx.save_for_backward(np.isfinite(x))
+        finite = np.isfinite(x)
+        if finite.all():  # the common case for a guard: nothing to replace, gradient passes everywhere
+            ctx.save_for_backward(None)
+            return x.copy()
+        ctx.save_for_backward(finite)
         return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
 
     @staticmethod
     def backward(ctx, g):
         (finite,) = ctx.saved_tensors
-        return g * finite
+        return g if finite is None else g * finite
 
 
 class Cast(Function):

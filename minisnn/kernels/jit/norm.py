@@ -113,6 +113,27 @@ def _run_train_dx(g, x, centre, k1, k0, k2, dx):
             dx[i, ch, k] = g[i, ch, k] * a - b0 - (x[i, ch, k] - m) * b2
 
 
+@njit(cache=True, parallel=True, fastmath=_FAST)
+def _run_eval_backward(g, x, mean, k1, rows, pg, pgc, dx):
+    """dx = g·k1[c], and the block partials pg = Σ g, pgc = Σ g·(x − mean[c]) (float64), in one pass."""
+    n, c, l = x.shape
+    for b in prange(pg.shape[0]):
+        pg[b, :] = 0.0
+        pgc[b, :] = 0.0
+        for i in range(b * rows, min(n, (b + 1) * rows)):
+            for ch in range(c):
+                mu, a = mean[ch], k1[ch]
+                sg = 0.0
+                sgc = 0.0
+                for k in range(l):
+                    gv = g[i, ch, k]
+                    dx[i, ch, k] = gv * a
+                    sg += gv
+                    sgc += np.float64(gv) * (x[i, ch, k] - mu)
+                pg[b, ch] += sg
+                pgc[b, ch] += sgc
+
+
 # ------------------------------------------------------------------ column form (L small)
 @njit(cache=True, parallel=True, fastmath=_FAST)
 def _column_moments(x2, shift, rows, p1, p2):
@@ -162,6 +183,23 @@ def _column_train_dx(g2, x2, centre, k1, k0, k2, dx2):
     for i in prange(n):
         for j in range(m):
             dx2[i, j] = g2[i, j] * k1[j] - k0[j] - (x2[i, j] - centre[j]) * k2[j]
+
+
+@njit(cache=True, parallel=True, fastmath=_FAST)
+def _column_eval_backward(g2, x2, mean, k1, rows, pg, pgc, dx2):
+    """dx2 = g2·k1[j], and the block partials pg = Σ g2, pgc = Σ g2·(x2 − mean[j]) (float64), in one pass."""
+    n, m = x2.shape
+    for b in prange(pg.shape[0]):
+        ag = pg[b]
+        agc = pgc[b]
+        ag[:] = 0.0
+        agc[:] = 0.0
+        for i in range(b * rows, min(n, (b + 1) * rows)):
+            for j in range(m):
+                gv = g2[i, j]
+                dx2[i, j] = gv * k1[j]
+                ag[j] += gv
+                agc[j] += np.float64(gv) * (x2[i, j] - mean[j])
 
 
 # ------------------------------------------------------------------ shared steps
@@ -268,6 +306,17 @@ def batch_norm_eval_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, inv
 
     Returns (dx = γ·invstd·g [N, C, L], dγ = Σ g·(x − μ)·invstd float64 [C], dβ = Σ g float64 [C]).
     """
-    sum_g, sum_gc = _grad_sums(g, x, mean)
-    dx = _affine(g, np.zeros(g.shape[1], g.dtype), weight * invstd, np.zeros(g.shape[1], g.dtype))
+    n, c, l = x.shape
+    column_form = l < MIN_RUN
+    rows, blocks = _blocks(n, c * l)
+    width = c * l if column_form else c
+    pg, pgc = np.empty((blocks, width)), np.empty((blocks, width))
+    k = _per_run(weight * invstd, l, column_form, g.dtype)
+    dx = np.empty_like(g)
+    if column_form:
+        _column_eval_backward(g.reshape(n, c * l), x.reshape(n, c * l), np.repeat(mean, l), k, rows, pg, pgc,
+                              dx.reshape(n, c * l))
+    else:
+        _run_eval_backward(g, x, mean, k, rows, pg, pgc, dx)
+    sum_g, sum_gc = _channel_totals(pg, c, l, column_form), _channel_totals(pgc, c, l, column_form)
     return dx, sum_gc * invstd, sum_g
