@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .. import kernels
+from ..autograd import grad_mode
 from ..autograd.broadcast import unbroadcast
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
@@ -128,6 +129,10 @@ class LIFFunction(Function):
     Inputs: x_seq [T, ...]; tau (number or 0-d Tensor; ignored when not leaky); slope
     (broadcastable to x_seq).  Options: v_threshold, v_reset (None: soft reset),
     decay_input, leaky, detach_reset, kind, smooth.  Equations: `kernels/reference/lif.py`.
+
+    When only x_seq needs a gradient and the reset needs no H (detached, or soft), the
+    forward also saves ψ = p'(H − θ) and backward runs `lif_backward_saved` from the
+    spikes and ψ; otherwise backward recomputes everything from x_seq (`lif_backward`).
     """
 
     @staticmethod
@@ -138,21 +143,29 @@ class LIFFunction(Function):
         tau_value = float(np.asarray(tau)) if leaky else 1.0
         soft = v_reset is None
         v_r = 0.0 if soft else float(v_reset)
-        ctx.save_for_backward(x2, alpha)
+        need_x, need_tau, need_slope = ctx.needs_input_grad
+        ctx.saved_path = (grad_mode.is_grad_enabled() and need_x and not (need_tau or need_slope)
+                          and (soft or detach_reset))
         ctx.shapes = (x_seq.shape, slope.shape, np.shape(tau), np.asarray(tau).dtype)
         ctx.args = (tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky), soft)
         ctx.options = (bool(detach_reset), int(kind), bool(smooth))
-        s2 = kernels.lif_forward(x2, alpha, tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky),
-                                 soft, int(kind), bool(smooth))
+        s2, psi = kernels.lif_forward(x2, alpha, tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky),
+                                      soft, int(kind), bool(smooth), ctx.saved_path)
+        ctx.save_for_backward(*((s2, psi) if ctx.saved_path else (x2, alpha)))
         return s2.reshape(x_seq.shape)
 
     @staticmethod
     def backward(ctx, g):
-        x2, alpha = ctx.saved_tensors
         x_shape, slope_shape, tau_shape, tau_dtype = ctx.shapes
         tau_value, v_th, v_r, decay_input, leaky, soft = ctx.args
         detach_reset, kind, smooth = ctx.options
         need_x, need_tau, need_slope = ctx.needs_input_grad
+        if ctx.saved_path:
+            s2, psi = ctx.saved_tensors
+            g2 = np.ascontiguousarray(g, dtype=s2.dtype).reshape(s2.shape)
+            gx = kernels.lif_backward_saved(g2, s2, psi, tau_value, v_th, decay_input, leaky, soft, detach_reset)
+            return gx.reshape(x_shape), None, None
+        x2, alpha = ctx.saved_tensors
         g2 = np.ascontiguousarray(g, dtype=x2.dtype).reshape(x2.shape)
         gx, ga, g_tau = kernels.lif_backward(g2, x2, alpha, tau_value, v_th, v_r, decay_input, leaky, soft,
                                              detach_reset, kind, smooth, need_slope, need_tau and leaky)

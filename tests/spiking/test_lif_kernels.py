@@ -35,9 +35,9 @@ def lif_cases(draw):
     return case, grad
 
 
-def _fwd_args(c):
+def _fwd_args(c, keep_psi=False):
     return (c["x_seq"], c["alpha"], c["tau"], c["v_threshold"], c["v_reset"], c["decay_input"], c["leaky"],
-            c["soft_reset"], c["kind"], c["smooth"])
+            c["soft_reset"], c["kind"], c["smooth"], keep_psi)
 
 
 def _bwd_args(c, g):
@@ -47,16 +47,21 @@ def _bwd_args(c, g):
 
 def _near_threshold_neurons(c):
     """Columns whose reference membrane came within 1e-6 of the threshold at some step."""
-    h_seq, _ = ref_lif._run(*_fwd_args(c))
+    h_seq, _ = ref_lif._run(*_fwd_args(c)[:-1])
     return np.any(np.abs(h_seq.astype(np.float64) - np.float64(c["x_seq"].dtype.type(c["v_threshold"]))) < 1e-6,
                   axis=0)
 
 
-@given(lif_cases())
-def test_forward_matches_reference(case):
+@given(lif_cases(), st.booleans())
+def test_forward_matches_reference(case, keep_psi):
     c, _ = case
-    ref, jit = ref_lif.lif_forward(*_fwd_args(c)), jit_lif.lif_forward(*_fwd_args(c))
+    (ref, ref_psi), (jit, jit_psi) = ref_lif.lif_forward(*_fwd_args(c, keep_psi)), jit_lif.lif_forward(*_fwd_args(c, keep_psi))
     assert jit.dtype == ref.dtype == c["x_seq"].dtype and jit.shape == ref.shape
+    assert jit_psi.shape == ref_psi.shape == (c["x_seq"].shape if keep_psi else (0, 0))
+    if keep_psi:
+        ok = np.ones(jit.shape[1], bool) if c["smooth"] else ~_near_threshold_neurons(c)
+        tol = (2e-5, 1e-6) if jit.dtype == np.float32 else (1e-12, 1e-14)
+        np.testing.assert_allclose(jit_psi[:, ok], ref_psi[:, ok], rtol=tol[0], atol=tol[1])
     if c["smooth"]:
         tol = 1e-5 if jit.dtype == np.float32 else 1e-12
         np.testing.assert_allclose(jit, ref, rtol=tol, atol=tol)
@@ -83,6 +88,27 @@ def test_backward_matches_reference(case):
         assert jt == rt == 0.0
 
 
+@given(lif_cases())
+def test_saved_backward_equals_full_backward(case):
+    """The fast path (spikes and ψ saved by the forward) gives the recomputing kernel's dL/dx."""
+    c, g = case
+    if not (c["soft_reset"] or g["detach_reset"]):
+        for mod in (ref_lif, jit_lif):
+            with pytest.raises(ValueError, match="use lif_backward"):
+                mod.lif_backward_saved(g["g_seq"], c["x_seq"], c["x_seq"], c["tau"], c["v_threshold"],
+                                       c["decay_input"], c["leaky"], False, False)
+        return
+    full = {}
+    for mod in (ref_lif, jit_lif):
+        s_seq, psi = mod.lif_forward(*_fwd_args(c, keep_psi=True))
+        saved = mod.lif_backward_saved(g["g_seq"], s_seq, psi, c["tau"], c["v_threshold"], c["decay_input"],
+                                       c["leaky"], c["soft_reset"], g["detach_reset"])
+        full[mod] = mod.lif_backward(*_bwd_args(c, dict(g, need_alpha=False, need_tau=False)))[0]
+        assert saved.dtype == full[mod].dtype
+        rtol, atol = (1e-5, 1e-6) if saved.dtype == np.float32 else (1e-12, 1e-14)
+        np.testing.assert_allclose(saved, full[mod], rtol=rtol, atol=atol)
+
+
 @pytest.mark.parametrize("backend", [ref_lif, jit_lif])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("mode", ["hard", "soft", "if", "no_decay", "smooth"])
@@ -94,8 +120,9 @@ def test_non_finite_input_raises(backend, bad, mode, t_bad):
     alpha = np.full((1, 1), 4.0, np.float32)
     neuron = (2.0, 1.0, 0.0, mode != "no_decay", mode != "if", mode == "soft")  # tau … soft_reset
     smooth = mode == "smooth"
-    with pytest.raises(ValueError, match="not finite"):
-        backend.lif_forward(x, alpha, *neuron, 0, smooth)
+    for keep_psi in (False, True):
+        with pytest.raises(ValueError, match="not finite"):
+            backend.lif_forward(x, alpha, *neuron, 0, smooth, keep_psi)
     with pytest.raises(ValueError, match="not finite"):
         backend.lif_backward(np.ones_like(x), x, alpha, *neuron, True, 0, smooth, False, False)
 
@@ -130,5 +157,5 @@ def test_spikes_fire_at_exact_threshold():
     """H == θ fires (H(0) = 1): with τ = 2 from rest, X = 2θ reaches the threshold exactly."""
     for mod in (ref_lif, jit_lif):
         x = np.array([[2.0, 1.9999999, 2.0000001]], np.float64)
-        s = mod.lif_forward(x, np.full((1, 1), 4.0), 2.0, 1.0, 0.0, True, True, False, 0, False)
+        s, _ = mod.lif_forward(x, np.full((1, 1), 4.0), 2.0, 1.0, 0.0, True, True, False, 0, False, False)
         np.testing.assert_array_equal(s, [[1.0, 0.0, 1.0]])

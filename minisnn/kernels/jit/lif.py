@@ -5,8 +5,8 @@ in parallel (`prange`), each walks through time itself, keeping its membranes in
 small buffer that stays in cache.  The inner loop runs over the neurons of a block
 (contiguous memory, SIMD-vectorised); the loop over T is outside it.  Arithmetic is
 done in the dtype of `x_seq`, in the same order as the reference, so spikes agree
-bit for bit.  Backward recomputes H from `x_seq` (one read) rather than loading a
-stored copy; the forward writes nothing but the spikes.
+bit for bit.  `lif_backward` recomputes H from `x_seq` (one read) rather than loading
+a stored copy; `lif_backward_saved` reads the S and ψ that the forward saved.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from numba import njit, prange
 
 from .surrogate import D_ALPHA, DERIVATIVE, PRIMITIVE, surrogate_block
 
-__all__ = ["lif_forward", "lif_backward"]
+__all__ = ["lif_forward", "lif_backward", "lif_backward_saved"]
 
 BLOCK = 512  # neurons handled together: the per-block buffers stay in L1
 CHUNKS = 64  # parallel work items (each a run of blocks); fixed, so sums do not depend on threads
@@ -138,13 +138,16 @@ def _n_chunks(M):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _forward_chunk(c, nchunks, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq):
-    """Forward for the blocks of chunk c; returns how many final membranes are not finite."""
+def _forward_chunk(c, nchunks, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth,
+                   s_seq, psi_seq):
+    """Forward for the blocks of chunk c (and ψ = p'(H − θ) when psi_seq is not empty);
+    returns how many final membranes are not finite."""
     T, M = x_seq.shape
+    keep_psi = psi_seq.size > 0
     nblocks = (M + BLOCK - 1) // BLOCK
     per_chunk = (nblocks + nchunks - 1) // nchunks
     v = np.empty(BLOCK, dtype=x_seq.dtype)  # V[t−1] of the current block
-    h = np.empty(BLOCK if smooth else 0, dtype=x_seq.dtype)
+    h = np.empty(BLOCK if smooth or keep_psi else 0, dtype=x_seq.dtype)
     a = np.empty(BLOCK, dtype=x_seq.dtype)
     nonfinite = 0
     for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
@@ -153,15 +156,47 @@ def _forward_chunk(c, nchunks, x_seq, alpha, tau, v_th, vr, decay_input, leaky, 
         v_b = v[:n]
         v_b[:] = vr
         for t in range(T):
-            if smooth:
+            if smooth or keep_psi:
                 _load_slopes(alpha, t, i0, a[:n])
+            if smooth:
                 _step_row_smooth(x_seq[t, i0:i0 + n], v_b, h[:n], s_seq[t, i0:i0 + n], a[:n], kind,
                                  tau, v_th, vr, decay_input, leaky, soft_reset)
             else:
-                _step_row(x_seq[t, i0:i0 + n], v_b, h, s_seq[t, i0:i0 + n],
+                _step_row(x_seq[t, i0:i0 + n], v_b, h[:n] if keep_psi else h, s_seq[t, i0:i0 + n],
                           tau, v_th, vr, decay_input, leaky, soft_reset)
+            if keep_psi:
+                surrogate_block(DERIVATIVE, kind, h[:n], v_th, a[:n], psi_seq[t, i0:i0 + n])
         nonfinite += _count_nonfinite(v_b)
     return nonfinite
+
+
+@njit(cache=True, error_model="numpy")
+def _saved_backward_row(g_t, psi_t, s_t, g_v, gx_t, v_th, soft_reset, detach_reset, dh_dx, dh_dv):
+    """One BPTT step from the saved S[t] and ψ[t] (no H needed: detached hard reset or soft reset)."""
+    one = g_t.dtype.type(1.0)
+    for j in range(g_t.size):
+        if soft_reset:
+            g_s = g_t[j] if detach_reset else g_t[j] - g_v[j] * v_th  # ∂V/∂S = −θ
+            g_h = g_s * psi_t[j] + g_v[j]
+        else:
+            g_h = g_t[j] * psi_t[j] + g_v[j] * (one - s_t[j])
+        gx_t[j] = g_h * dh_dx
+        g_v[j] = g_h * dh_dv
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _saved_backward_chunk(c, nchunks, g_seq, s_seq, psi_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq):
+    T, M = g_seq.shape
+    nblocks = (M + BLOCK - 1) // BLOCK
+    per_chunk = (nblocks + nchunks - 1) // nchunks
+    g_v = np.empty(BLOCK, dtype=g_seq.dtype)
+    for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
+        i0 = b * BLOCK
+        n = min(M, i0 + BLOCK) - i0
+        g_v[:n] = 0.0
+        for t in range(T - 1, -1, -1):
+            _saved_backward_row(g_seq[t, i0:i0 + n], psi_seq[t, i0:i0 + n], s_seq[t, i0:i0 + n], g_v[:n],
+                                gx_seq[t, i0:i0 + n], v_th, soft_reset, detach_reset, dh_dx, dh_dv)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -222,17 +257,29 @@ def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, tau, v_th, vr, decay_input,
 # waking the thread pool costs more than the work.  Both use the same fixed chunks, so
 # results do not depend on the driver or the thread count.
 @njit(cache=True, error_model="numpy", parallel=True)
-def _forward_parallel(x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq, bad):
+def _forward_parallel(x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq, psi_seq, bad):
     for c in prange(bad.size):
         bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind,
-                                smooth, s_seq)
+                                smooth, s_seq, psi_seq)
 
 
 @njit(cache=True, error_model="numpy")
-def _forward_serial(x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq, bad):
+def _forward_serial(x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq, psi_seq, bad):
     for c in range(bad.size):
         bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind,
-                                smooth, s_seq)
+                                smooth, s_seq, psi_seq)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _saved_backward_parallel(g_seq, s_seq, psi_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq, nchunks):
+    for c in prange(nchunks):
+        _saved_backward_chunk(c, nchunks, g_seq, s_seq, psi_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq)
+
+
+@njit(cache=True, error_model="numpy")
+def _saved_backward_serial(g_seq, s_seq, psi_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq, nchunks):
+    for c in range(nchunks):
+        _saved_backward_chunk(c, nchunks, g_seq, s_seq, psi_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -265,16 +312,32 @@ def _check_finite(bad):
                          "e.g. with np.nan_to_num)")
 
 
-def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
-    """Spikes s_seq [T, M] of the neurons driven by x_seq [T, M] (contract: reference.lif)."""
+def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth, keep_psi):
+    """(s_seq [T, M], ψ [T, M] or an empty array) for x_seq [T, M] (contract: reference.lif)."""
     tau, v_th, vr = _scalars(x_seq, tau, v_threshold, v_reset, soft_reset)
     s_seq = np.empty_like(x_seq)
+    psi_seq = np.empty_like(x_seq) if keep_psi else np.empty((0, 0), x_seq.dtype)
     bad = np.zeros(_n_chunks(x_seq.shape[1]), dtype=np.int64)
     run = _forward_serial if x_seq.size < SERIAL_BELOW else _forward_parallel
     run(x_seq, alpha, tau, v_th, vr, bool(decay_input), bool(leaky), bool(soft_reset), int(kind),
-        bool(smooth), s_seq, bad)
+        bool(smooth), s_seq, psi_seq, bad)
     _check_finite(bad)
-    return s_seq
+    return s_seq, psi_seq
+
+
+def lif_backward_saved(g_seq, s_seq, psi_seq, tau, v_threshold, decay_input, leaky, soft_reset, detach_reset):
+    """dL/dx_seq from the forward's saved spikes and ψ (contract: reference.lif)."""
+    if not (soft_reset or detach_reset):
+        raise ValueError("lif_backward_saved needs H for a hard reset that is not detached; use lif_backward")
+    dt = g_seq.dtype.type
+    tau, v_th, one = dt(tau), dt(v_threshold), dt(1.0)
+    dh_dv = one - one / tau if leaky else one
+    dh_dx = one / tau if leaky and decay_input else one
+    gx_seq = np.empty_like(g_seq)
+    run = _saved_backward_serial if g_seq.size < SERIAL_BELOW else _saved_backward_parallel
+    run(g_seq, s_seq, psi_seq, v_th, bool(soft_reset), bool(detach_reset), dh_dx, dh_dv, gx_seq,
+        _n_chunks(g_seq.shape[1]))
+    return gx_seq
 
 
 def lif_backward(g_seq, x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset,

@@ -19,8 +19,14 @@ Backward, t = T−1 … 0, with gV = dL/dV[t] arriving from step t+1 (0 at t = T
     hard: ∂V/∂H|_S = 1 − S, ∂V/∂S = v_r − H;   soft: ∂V/∂H|_S = 1, ∂V/∂S = −θ
     LIF: ∂H/∂V = 1 − 1/τ,  ∂H/∂X = 1/τ (decay_input) or 1;  IF: both 1.
 
-Backward recomputes H and S from `x_seq` instead of storing them: the forward
-writes only the spikes, which keeps the memory traffic at its minimum.
+Two backward kernels:
+
+* `lif_backward` recomputes H and S from `x_seq` and handles every case (gradients for
+  α and τ, a hard reset that is not detached);
+* `lif_backward_saved` is the common training case (detached hard reset or soft reset,
+  gradient for x only): the forward, asked with keep_psi, also writes ψ[t] = p'(H[t] − θ),
+  and backward then needs only S[t] and ψ[t].  This moves the costly surrogate
+  evaluation into the forward pass, where it overlaps with the memory traffic.
 
 Kernel contract (shared with `minisnn.kernels.jit.lif`):
 
@@ -31,6 +37,7 @@ Kernel contract (shared with `minisnn.kernels.jit.lif`):
   value; ignored when `soft_reset`), flags `decay_input`, `leaky`, `soft_reset`,
   `detach_reset`, `smooth`, `need_alpha`, `need_tau`; `kind` a surrogate code.
 * A non-finite membrane (NaN/inf input) raises ValueError.
+* `lif_forward` returns (s_seq, psi_seq); psi_seq is empty unless keep_psi.
 """
 from __future__ import annotations
 
@@ -38,7 +45,7 @@ import numpy as np
 
 from .surrogate import surrogate_d_alpha, surrogate_derivative, surrogate_primitive
 
-__all__ = ["lif_forward", "lif_backward"]
+__all__ = ["lif_forward", "lif_backward", "lif_backward_saved"]
 
 
 def _rest(dt, v_reset, soft_reset):
@@ -91,9 +98,41 @@ def _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset
     return h_seq, s_seq
 
 
-def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
-    """Spikes s_seq [T, M] of the neurons driven by x_seq [T, M]."""
-    return _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth)[1]
+def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth, keep_psi):
+    """Spikes s_seq [T, M] of the neurons driven by x_seq [T, M], and ψ[t] = p'(H[t] − θ; α)
+    [T, M] when keep_psi (what `lif_backward_saved` needs), else an empty array."""
+    h_seq, s_seq = _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth)
+    if not keep_psi:
+        return s_seq, np.empty((0, 0), x_seq.dtype)
+    psi_seq = np.empty_like(x_seq)
+    for t in range(x_seq.shape[0]):
+        psi_seq[t] = surrogate_derivative(h_seq[t] - x_seq.dtype.type(v_threshold), _slope_at(alpha, t), kind)
+    return s_seq, psi_seq
+
+
+def lif_backward_saved(g_seq, s_seq, psi_seq, tau, v_threshold, decay_input, leaky, soft_reset, detach_reset):
+    """dL/dx_seq [T, M] from the forward's spikes and ψ, without H.
+
+    Valid when H is not needed: a detached hard reset, or a soft reset (∂V/∂S = −θ is a
+    constant); no gradient for α or τ.  The same recursion as `lif_backward`.
+    """
+    if not (soft_reset or detach_reset):
+        raise ValueError("lif_backward_saved needs H for a hard reset that is not detached; use lif_backward")
+    dt = g_seq.dtype.type
+    tau, v_th, one = dt(tau), dt(v_threshold), dt(1)
+    dh_dv = one - one / tau if leaky else one
+    dh_dx = one / tau if leaky and decay_input else one
+    gx_seq = np.empty_like(g_seq)
+    g_v = np.zeros(g_seq.shape[1:], dtype=g_seq.dtype)
+    for t in range(g_seq.shape[0] - 1, -1, -1):
+        if soft_reset:
+            g_s = g_seq[t] if detach_reset else g_seq[t] - g_v * v_th
+            g_h = g_s * psi_seq[t] + g_v
+        else:
+            g_h = g_seq[t] * psi_seq[t] + g_v * (one - s_seq[t])
+        gx_seq[t] = g_h * dh_dx
+        g_v = g_h * dh_dv
+    return gx_seq
 
 
 def lif_backward(g_seq, x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset,
