@@ -44,15 +44,20 @@ def test_hypernetwork_gets_a_gradient_from_the_first_step():
 
 
 def test_hypernetwork_does_not_change_logits():
+    """The slope only shapes the backward pass: with gradients on (hypernetworks evaluated), logits stay put."""
     m = DySViT(dim=32, depth=2, heads=2)
     m.eval()
     x = np.random.default_rng(2).standard_normal((2, 3, 32, 32)).astype(np.float32)
-    with minisnn.no_grad():
-        a = m(x).data
     for _, n in m.neurons():
-        n.hyper.fc2.weight.data[...] = np.random.default_rng(3).standard_normal(n.hyper.fc2.weight.shape)
-    with minisnn.no_grad():
-        b = m(x).data
+        n.record = True
+    a = m(x).data
+    slopes_before = [n.last_slope.copy() for _, n in m.neurons()]
+    rng = np.random.default_rng(3)
+    for _, n in m.neurons():
+        n.hyper.fc2.weight.data[...] = rng.standard_normal(n.hyper.fc2.weight.shape) * 3
+    b = m(x).data
+    slopes_after = [n.last_slope for _, n in m.neurons()]
+    assert max(np.abs(sa - sb).max() for sa, sb in zip(slopes_after, slopes_before)) > 0.5  # slopes really moved
     np.testing.assert_array_equal(a, b)
 
 
