@@ -42,9 +42,20 @@ def as_array(x, name: str, *, ndims: Sequence[int] | None = None) -> np.ndarray:
     return arr
 
 
+class NotebookFigure(Figure):
+    """A Figure that Jupyter draws inline as PNG even when no pyplot backend was activated."""
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=100)
+        return buf.getvalue()
+
+
 def new_figure(figsize: tuple[float, float]) -> Figure:
     """An empty Figure bound to an Agg canvas (never shown, can always be saved)."""
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = NotebookFigure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
