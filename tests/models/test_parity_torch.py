@@ -241,3 +241,13 @@ def test_merged_proj_lif_couples_samples_per_sample_does_not(cls, build):
     assert np.abs(batch_m - single_m).max() > 1e-6
     with torch.no_grad():
         np.testing.assert_allclose(batch_m, oracle.eval()(x).numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("family, build", [("spikformer", build_spikformer), ("msvit", build_msvit),
+                                           ("qkformer", build_qkformer)])
+def test_full_size_oracles_have_the_upstream_state_dict(family, build):
+    from .upstream_keys import PARAM_COUNTS, upstream_keys
+
+    oracle = build()
+    assert [(k, tuple(v.shape)) for k, v in oracle.state_dict().items()] == upstream_keys(family)
+    assert sum(p.numel() for p in oracle.parameters()) == PARAM_COUNTS[family]

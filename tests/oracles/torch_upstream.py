@@ -69,12 +69,8 @@ class SpikformerMLP(nn.Module):
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.fc1_linear = nn.Linear(dim, hidden)
-        self.fc1_bn = nn.BatchNorm1d(hidden)
-        self.fc1_lif = _lif()
-        self.fc2_linear = nn.Linear(hidden, dim)
-        self.fc2_bn = nn.BatchNorm1d(dim)
-        self.fc2_lif = _lif()
+        self.fc1_linear, self.fc1_bn, self.fc1_lif = nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), _lif()
+        self.fc2_linear, self.fc2_bn, self.fc2_lif = nn.Linear(hidden, dim), nn.BatchNorm1d(dim), _lif()
 
     @staticmethod
     def _linear_bn(linear, bn, x_seq):
@@ -100,9 +96,7 @@ class SpikformerSSA(nn.Module):
             setattr(self, f"{name}_bn", nn.BatchNorm1d(dim))
             setattr(self, f"{name}_lif", _lif())
         self.attn_lif = _lif(attn_threshold)
-        self.proj_linear = nn.Linear(dim, dim)
-        self.proj_bn = nn.BatchNorm1d(dim)
-        self.proj_lif = _lif()
+        self.proj_linear, self.proj_bn, self.proj_lif = nn.Linear(dim, dim), nn.BatchNorm1d(dim), _lif()
 
     def _heads(self, name, x_seq):
         T, B, N, C = x_seq.shape
@@ -137,24 +131,15 @@ class SPS(nn.Module):
 
     def __init__(self, in_channels: int, embed_dim: int):
         super().__init__()
-        E = embed_dim
-        self.proj_conv = nn.Conv2d(in_channels, E // 8, 3, 1, 1, bias=False)
-        self.proj_bn = nn.BatchNorm2d(E // 8)
-        self.proj_lif = _lif()
-        self.proj_conv1 = nn.Conv2d(E // 8, E // 4, 3, 1, 1, bias=False)
-        self.proj_bn1 = nn.BatchNorm2d(E // 4)
-        self.proj_lif1 = _lif()
-        self.proj_conv2 = nn.Conv2d(E // 4, E // 2, 3, 1, 1, bias=False)
-        self.proj_bn2 = nn.BatchNorm2d(E // 2)
-        self.proj_lif2 = _lif()
-        self.maxpool2 = nn.MaxPool2d(3, 2, 1)
-        self.proj_conv3 = nn.Conv2d(E // 2, E, 3, 1, 1, bias=False)
-        self.proj_bn3 = nn.BatchNorm2d(E)
-        self.proj_lif3 = _lif()
-        self.maxpool3 = nn.MaxPool2d(3, 2, 1)
-        self.rpe_conv = nn.Conv2d(E, E, 3, 1, 1, bias=False)
-        self.rpe_bn = nn.BatchNorm2d(E)
-        self.rpe_lif = _lif()
+        widths = [in_channels, embed_dim // 8, embed_dim // 4, embed_dim // 2, embed_dim]
+        for i, suffix in enumerate(("", "1", "2", "3")):          # proj_conv, proj_conv1, ... (upstream names)
+            setattr(self, f"proj_conv{suffix}", nn.Conv2d(widths[i], widths[i + 1], 3, 1, 1, bias=False))
+            setattr(self, f"proj_bn{suffix}", nn.BatchNorm2d(widths[i + 1]))
+            setattr(self, f"proj_lif{suffix}", _lif())
+            if i >= 2:
+                setattr(self, f"maxpool{suffix}", nn.MaxPool2d(3, 2, 1))
+        self.rpe_conv = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1, bias=False)
+        self.rpe_bn, self.rpe_lif = nn.BatchNorm2d(embed_dim), _lif()
 
     def forward(self, x_seq):
         T = x_seq.shape[0]
@@ -203,12 +188,8 @@ class ConvMLP(nn.Module):
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.mlp1_conv = nn.Conv2d(dim, hidden, 1)
-        self.mlp1_bn = nn.BatchNorm2d(hidden)
-        self.mlp1_lif = _lif()
-        self.mlp2_conv = nn.Conv2d(hidden, dim, 1)
-        self.mlp2_bn = nn.BatchNorm2d(dim)
-        self.mlp2_lif = _lif()
+        self.mlp1_conv, self.mlp1_bn, self.mlp1_lif = nn.Conv2d(dim, hidden, 1), nn.BatchNorm2d(hidden), _lif()
+        self.mlp2_conv, self.mlp2_bn, self.mlp2_lif = nn.Conv2d(hidden, dim, 1), nn.BatchNorm2d(dim), _lif()
 
     def forward(self, x_seq):
         h = self.mlp1_lif(_conv_bn(self.mlp1_conv, self.mlp1_bn, x_seq))
@@ -225,20 +206,13 @@ class TokenAttention(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.multiscale = multiscale
-        self.q_conv = nn.Conv1d(dim, dim, 1, bias=False)
-        self.q_bn = nn.BatchNorm1d(dim)
-        self.q_lif = _lif()
-        self.k_conv = nn.Conv1d(dim, dim, 1, bias=False)
-        self.k_bn = nn.BatchNorm1d(dim)
-        self.k_lif = _lif()
-        if multiscale:
-            self.p_conv = nn.Conv1d(dim, dim, 3, padding=1, bias=False)   # along the flattened tokens
-            self.p_bn = nn.BatchNorm1d(dim)
-            self.p_lif = _lif()
+        self.q_conv, self.q_bn, self.q_lif = nn.Conv1d(dim, dim, 1, bias=False), nn.BatchNorm1d(dim), _lif()
+        self.k_conv, self.k_bn, self.k_lif = nn.Conv1d(dim, dim, 1, bias=False), nn.BatchNorm1d(dim), _lif()
+        if multiscale:                                      # 3 taps along the flattened token sequence
+            self.p_conv = nn.Conv1d(dim, dim, 3, padding=1, bias=False)
+            self.p_bn, self.p_lif = nn.BatchNorm1d(dim), _lif()
         self.attn_lif = _lif(attn_threshold)
-        self.proj_conv = nn.Conv1d(dim, dim, 1)
-        self.proj_bn = nn.BatchNorm1d(dim)
-        self.proj_lif = _lif()
+        self.proj_conv, self.proj_bn, self.proj_lif = nn.Conv1d(dim, dim, 1), nn.BatchNorm1d(dim), _lif()
 
     def forward(self, x_seq):
         T, B, C, H, W = x_seq.shape
@@ -276,9 +250,7 @@ class SpikingSelfAttention(nn.Module):
             setattr(self, f"{name}_bn", nn.BatchNorm1d(dim))
             setattr(self, f"{name}_lif", _lif())
         self.attn_lif = _lif(attn_threshold)
-        self.proj_conv = nn.Conv1d(dim, dim, 1)
-        self.proj_bn = nn.BatchNorm1d(dim)
-        self.proj_lif = _lif()
+        self.proj_conv, self.proj_bn, self.proj_lif = nn.Conv1d(dim, dim, 1), nn.BatchNorm1d(dim), _lif()
 
     def forward(self, x_seq):
         T, B, C, H, W = x_seq.shape
@@ -286,7 +258,8 @@ class SpikingSelfAttention(nn.Module):
         tokens = x_seq.flatten(3)
 
         def heads(name):   # [T, B, C, N] spikes -> [T, B, h, N, d]
-            s = getattr(self, f"{name}_lif")(_conv_bn(getattr(self, f"{name}_conv"), getattr(self, f"{name}_bn"), tokens))
+            conv, bn, lif = (getattr(self, f"{name}_{part}") for part in ("conv", "bn", "lif"))
+            s = lif(_conv_bn(conv, bn, tokens))
             return s.transpose(-1, -2).reshape(T, B, N, h, C // h).permute(0, 1, 3, 2, 4)
 
         q, k, v = heads("q"), heads("k"), heads("v")
@@ -327,14 +300,12 @@ class InitEmbed(nn.Module):
 
     def __init__(self, in_channels, embed):
         super().__init__()
-        self.proj_conv = nn.Conv2d(in_channels, embed // 2, 3, 1, 1, bias=False)
-        self.proj_bn = nn.BatchNorm2d(embed // 2)
+        half = embed // 2
+        self.proj_conv, self.proj_bn = nn.Conv2d(in_channels, half, 3, 1, 1, bias=False), nn.BatchNorm2d(half)
         self.proj_lif = _lif()
-        self.proj1_conv = nn.Conv2d(embed // 2, embed, 3, 1, 1, bias=False)
-        self.proj1_bn = nn.BatchNorm2d(embed)
+        self.proj1_conv, self.proj1_bn = nn.Conv2d(half, embed, 3, 1, 1, bias=False), nn.BatchNorm2d(embed)
         self.proj1_lif = _lif()
-        self.proj_res_conv = nn.Conv2d(embed // 2, embed, 1, 1, 0, bias=False)
-        self.proj_res_bn = nn.BatchNorm2d(embed)
+        self.proj_res_conv, self.proj_res_bn = nn.Conv2d(half, embed, 1, 1, 0, bias=False), nn.BatchNorm2d(embed)
         self.proj_res_lif = _lif()
 
     def forward(self, x_seq):
@@ -349,15 +320,11 @@ class StageEmbed(nn.Module):
 
     def __init__(self, in_dim, embed):
         super().__init__()
-        self.proj3_conv = nn.Conv2d(in_dim, embed, 3, 1, 1, bias=False)
-        self.proj3_bn = nn.BatchNorm2d(embed)
+        self.proj3_conv, self.proj3_bn = nn.Conv2d(in_dim, embed, 3, 1, 1, bias=False), nn.BatchNorm2d(embed)
         self.proj3_lif = _lif()
-        self.proj4_conv = nn.Conv2d(embed, embed, 3, 1, 1, bias=False)
-        self.proj4_bn = nn.BatchNorm2d(embed)
-        self.proj4_maxpool = nn.MaxPool2d(3, 2, 1)
-        self.proj4_lif = _lif()
-        self.proj_res_conv = nn.Conv2d(in_dim, embed, 1, 2, 0, bias=False)
-        self.proj_res_bn = nn.BatchNorm2d(embed)
+        self.proj4_conv, self.proj4_bn = nn.Conv2d(embed, embed, 3, 1, 1, bias=False), nn.BatchNorm2d(embed)
+        self.proj4_maxpool, self.proj4_lif = nn.MaxPool2d(3, 2, 1), _lif()
+        self.proj_res_conv, self.proj_res_bn = nn.Conv2d(in_dim, embed, 1, 2, 0, bias=False), nn.BatchNorm2d(embed)
         self.proj_res_lif = _lif()
 
     def forward(self, x_seq):
