@@ -1,4 +1,0 @@
-"""Independent reference implementations used as test oracles (PyTorch + SpikingJelly).
-
-Import only from tests; they need torch and spikingjelly, which minisnn itself never imports.
-"""
