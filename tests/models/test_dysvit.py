@@ -86,7 +86,7 @@ torch = pytest.importorskip("torch")
 
 @pytest.mark.parametrize("dynamic,stability", [(True, True), (False, True), (False, False)])
 def test_matches_pytorch_oracle_float64(dynamic, stability):
-    from tests.oracles.torch_dysvit import DySViTOracle
+    from minisnn.parity.oracles.dysvit import DySViTOracle
 
     cfg = dict(num_classes=10, dim=32, depth=2, heads=2, mlp_ratio=2, dynamic_slope=dynamic, stability=stability)
     torch.manual_seed(0)

@@ -21,7 +21,7 @@ from spikingjelly.clock_driven.neuron import MultiStepLIFNode  # noqa: E402
 
 from minisnn import Tensor  # noqa: E402
 from minisnn.models import MSViT, QKFormer, Spikformer, FiringRateMonitor  # noqa: E402
-from tests.oracles.torch_upstream import (  # noqa: E402
+from minisnn.parity.oracles.upstream import (  # noqa: E402
     build_msvit, build_qkformer, build_spikformer, calibrate_bn, lif_firing_rates)
 
 SMALL = dict(embed_dim=64, mlp_ratio=4, T=2, img_size=16)

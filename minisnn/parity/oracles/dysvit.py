@@ -151,3 +151,12 @@ class DySViTOracle(nn.Module):
         for blk in self.blocks:
             x = blk(x)
         return self.head(self.norm(x).mean(1))
+
+
+def build_dysvit(num_classes=10, dim=256, depth=4, heads=8, mlp_ratio=4, patch_size=4, img_size=32,
+                 dynamic_slope=True, stability=True, **_ignored) -> DySViTOracle:
+    """The oracle for `minisnn.models.DySViT(**config)` (T and hypernet_hidden=16 are fixed here)."""
+    if _ignored.get("T", 1) != 1 or _ignored.get("hypernet_hidden", 16) != 16:
+        raise ValueError("the Dy-SViT oracle supports T=1 and hypernet_hidden=16 only")
+    return DySViTOracle(num_classes=num_classes, dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio,
+                        patch_size=patch_size, img_size=img_size, dynamic_slope=dynamic_slope, stability=stability)

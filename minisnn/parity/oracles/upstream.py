@@ -4,7 +4,7 @@ Written from `shared/spec/upstream_models.md` (§1-§4, §6) with the upstream
 attribute names, so `oracle.state_dict()` has exactly the upstream keys and a
 state_dict moves 1:1 between an oracle and the matching `minisnn.models` model.
 
-    from tests.oracles.torch_upstream import build_msvit, calibrate_bn
+    from minisnn.parity.oracles.upstream import build_msvit, calibrate_bn
     oracle = build_msvit(embed_dim=64, num_heads=2, depth=3, T=2, img_size=16)
     calibrate_bn(oracle, x)                  # BN statistics so that neurons fire
     logits = oracle(x)                       # x: [B, 3, H, W] torch tensor
