@@ -8,7 +8,8 @@ Sizes [T, B, N, C], float32: [4, 64, 64, 384] (T = 4 models) and [1, 64, 64, 256
 Neuron: tau = 2, v_threshold = 1, hard reset to 0, detach_reset = True, sigmoid surrogate
 (alpha = 4), inputs N(0.5, 1), gradients N(0, 1).  Rows:
 
-* kernel: `minisnn.kernels.jit.lif.lif_forward` / `lif_backward_saved` on arrays;
+* kernel: `minisnn.kernels.jit.lif.lif_forward` (fwd); `lif_forward_with_psi` + `lif_backward_saved`
+  (fwd+bwd), on arrays;
 * module: `minisnn.spiking.LIF` on Tensors through autograd (what a model pays);
 * reference: the NumPy kernels (`minisnn.kernels.reference.lif`);
 * spikingjelly: `MultiStepLIFNode(tau=2., detach_reset=True, backend='torch')`.
@@ -97,14 +98,14 @@ def kernel_fns(x, g, alpha, module, recompute=False):
     """fwd: spikes only.  fwd+bwd: forward saving ψ, then `lif_backward_saved` (what LIF uses
     in training); with recompute=True the general `lif_backward` that recomputes H from x."""
     def fwd():
-        module.lif_forward(x, alpha, *NEURON, SIGMOID, False, False)
+        module.lif_forward(x, alpha, *NEURON, SIGMOID, False)
 
     def fwd_bwd():
         if recompute:
-            module.lif_forward(x, alpha, *NEURON, SIGMOID, False, False)
+            module.lif_forward(x, alpha, *NEURON, SIGMOID, False)
             module.lif_backward(g, x, alpha, *NEURON, True, SIGMOID, False, False, False)
         else:
-            s, psi = module.lif_forward(x, alpha, *NEURON, SIGMOID, False, True)
+            s, psi = module.lif_forward_with_psi(x, alpha, *NEURON, SIGMOID, False)
             module.lif_backward_saved(g, s, psi, *NEURON[:2], *NEURON[3:], True)
 
     return fwd, fwd_bwd

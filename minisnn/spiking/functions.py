@@ -149,9 +149,14 @@ class LIFFunction(Function):
         ctx.shapes = (x_seq.shape, slope.shape, np.shape(tau), np.asarray(tau).dtype)
         ctx.args = (tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky), soft)
         ctx.options = (bool(detach_reset), int(kind), bool(smooth))
-        s2, psi = kernels.lif_forward(x2, alpha, tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky),
-                                      soft, int(kind), bool(smooth), ctx.saved_path)
-        ctx.save_for_backward(*((s2, psi) if ctx.saved_path else (x2, alpha)))
+        args = (x2, alpha, tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky), soft, int(kind),
+                bool(smooth))
+        if ctx.saved_path:
+            s2, psi = kernels.lif_forward_with_psi(*args)
+            ctx.save_for_backward(s2, psi)
+        else:
+            s2 = kernels.lif_forward(*args)
+            ctx.save_for_backward(x2, alpha)
         return s2.reshape(x_seq.shape)
 
     @staticmethod

@@ -15,8 +15,8 @@ def warm_spiking_kernels():
         g = np.ones_like(x)
         for alpha in (np.full((1, 1), 2.0, dtype), np.full((3, 8), 2.0, dtype)):
             for smooth in (False, True):
-                for keep_psi in (False, True):
-                    s, psi = jit_lif.lif_forward(x, alpha, 2.0, 1.0, 0.0, True, True, False, 0, smooth, keep_psi)
+                jit_lif.lif_forward(x, alpha, 2.0, 1.0, 0.0, True, True, False, 0, smooth)
+                s, psi = jit_lif.lif_forward_with_psi(x, alpha, 2.0, 1.0, 0.0, True, True, False, 0, smooth)
                 jit_lif.lif_backward(g, x, alpha, 2.0, 1.0, 0.0, True, True, False, True, 0, smooth, True, True)
         jit_lif.lif_backward_saved(g, s, psi, 2.0, 1.0, True, True, False, True)
         a = np.array([2.0], dtype)

@@ -35,9 +35,9 @@ def lif_cases(draw):
     return case, grad
 
 
-def _fwd_args(c, keep_psi=False):
+def _fwd_args(c):
     return (c["x_seq"], c["alpha"], c["tau"], c["v_threshold"], c["v_reset"], c["decay_input"], c["leaky"],
-            c["soft_reset"], c["kind"], c["smooth"], keep_psi)
+            c["soft_reset"], c["kind"], c["smooth"])
 
 
 def _bwd_args(c, g):
@@ -47,7 +47,7 @@ def _bwd_args(c, g):
 
 def _near_threshold_neurons(c):
     """Columns whose reference membrane came within 1e-6 of the threshold at some step."""
-    h_seq, _ = ref_lif._run(*_fwd_args(c)[:-1])
+    h_seq, _ = ref_lif._run(*_fwd_args(c))
     return np.any(np.abs(h_seq.astype(np.float64) - np.float64(c["x_seq"].dtype.type(c["v_threshold"]))) < 1e-6,
                   axis=0)
 
@@ -55,9 +55,12 @@ def _near_threshold_neurons(c):
 @given(lif_cases(), st.booleans())
 def test_forward_matches_reference(case, keep_psi):
     c, _ = case
-    (ref, ref_psi), (jit, jit_psi) = ref_lif.lif_forward(*_fwd_args(c, keep_psi)), jit_lif.lif_forward(*_fwd_args(c, keep_psi))
+    forward = "lif_forward_with_psi" if keep_psi else "lif_forward"
+    ref, jit = getattr(ref_lif, forward)(*_fwd_args(c)), getattr(jit_lif, forward)(*_fwd_args(c))
+    if keep_psi:
+        (ref, ref_psi), (jit, jit_psi) = ref, jit
+        assert jit_psi.shape == ref_psi.shape == c["x_seq"].shape
     assert jit.dtype == ref.dtype == c["x_seq"].dtype and jit.shape == ref.shape
-    assert jit_psi.shape == ref_psi.shape == (c["x_seq"].shape if keep_psi else (0, 0))
     if keep_psi:
         ok = np.ones(jit.shape[1], bool) if c["smooth"] else ~_near_threshold_neurons(c)
         tol = (2e-5, 1e-6) if jit.dtype == np.float32 else (1e-12, 1e-14)
@@ -100,7 +103,7 @@ def test_saved_backward_equals_full_backward(case):
         return
     full = {}
     for mod in (ref_lif, jit_lif):
-        s_seq, psi = mod.lif_forward(*_fwd_args(c, keep_psi=True))
+        s_seq, psi = mod.lif_forward_with_psi(*_fwd_args(c))
         saved = mod.lif_backward_saved(g["g_seq"], s_seq, psi, c["tau"], c["v_threshold"], c["decay_input"],
                                        c["leaky"], c["soft_reset"], g["detach_reset"])
         full[mod] = mod.lif_backward(*_bwd_args(c, dict(g, need_alpha=False, need_tau=False)))[0]
@@ -120,9 +123,9 @@ def test_non_finite_input_raises(backend, bad, mode, t_bad):
     alpha = np.full((1, 1), 4.0, np.float32)
     neuron = (2.0, 1.0, 0.0, mode != "no_decay", mode != "if", mode == "soft")  # tau … soft_reset
     smooth = mode == "smooth"
-    for keep_psi in (False, True):
+    for forward in (backend.lif_forward, backend.lif_forward_with_psi):
         with pytest.raises(ValueError, match="not finite"):
-            backend.lif_forward(x, alpha, *neuron, 0, smooth, keep_psi)
+            forward(x, alpha, *neuron, 0, smooth)
     with pytest.raises(ValueError, match="not finite"):
         backend.lif_backward(np.ones_like(x), x, alpha, *neuron, True, 0, smooth, False, False)
 
@@ -157,5 +160,5 @@ def test_spikes_fire_at_exact_threshold():
     """H == θ fires (H(0) = 1): with τ = 2 from rest, X = 2θ reaches the threshold exactly."""
     for mod in (ref_lif, jit_lif):
         x = np.array([[2.0, 1.9999999, 2.0000001]], np.float64)
-        s, _ = mod.lif_forward(x, np.full((1, 1), 4.0), 2.0, 1.0, 0.0, True, True, False, 0, False, False)
+        s = mod.lif_forward(x, np.full((1, 1), 4.0), 2.0, 1.0, 0.0, True, True, False, 0, False)
         np.testing.assert_array_equal(s, [[1.0, 0.0, 1.0]])

@@ -15,7 +15,7 @@ from numba import njit, prange
 
 from .surrogate import D_ALPHA, DERIVATIVE, PRIMITIVE, surrogate_block
 
-__all__ = ["lif_forward", "lif_backward", "lif_backward_saved"]
+__all__ = ["lif_forward", "lif_forward_with_psi", "lif_backward", "lif_backward_saved"]
 
 BLOCK = 512  # neurons handled together: the per-block buffers stay in L1
 CHUNKS = 64  # parallel work items (each a run of blocks); fixed, so sums do not depend on threads
@@ -312,8 +312,7 @@ def _check_finite(bad):
                          "e.g. with np.nan_to_num)")
 
 
-def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth, keep_psi):
-    """(s_seq [T, M], ψ [T, M] or an empty array) for x_seq [T, M] (contract: reference.lif)."""
+def _forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth, keep_psi):
     tau, v_th, vr = _scalars(x_seq, tau, v_threshold, v_reset, soft_reset)
     s_seq = np.empty_like(x_seq)
     psi_seq = np.empty_like(x_seq) if keep_psi else np.empty((0, 0), x_seq.dtype)
@@ -323,6 +322,16 @@ def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, sof
         bool(smooth), s_seq, psi_seq, bad)
     _check_finite(bad)
     return s_seq, psi_seq
+
+
+def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
+    """Spikes s_seq [T, M] of the neurons driven by x_seq [T, M] (contract: reference.lif)."""
+    return _forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth, False)[0]
+
+
+def lif_forward_with_psi(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
+    """(s_seq, ψ = p'(H − θ)) [T, M] each (contract: reference.lif)."""
+    return _forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth, True)
 
 
 def lif_backward_saved(g_seq, s_seq, psi_seq, tau, v_threshold, decay_input, leaky, soft_reset, detach_reset):

@@ -1,14 +1,17 @@
 """Surrogate gradients of the spike, Numba version (same maths as `reference.surrogate`).
 
-Besides the four exported kernels, this module holds the scalar building blocks the
-LIF kernels inline: `primitive(kind, x, a)`, `derivative(kind, x, a)`,
-`d_alpha(kind, x, a)`.  They compute in the dtype of `x` (float32 stays float32).
+Besides the four exported kernels, this module holds the scalar building blocks
+`primitive(kind, x, a)`, `derivative(kind, x, a)`, `d_alpha(kind, x, a)` and
+`surrogate_block(which, kind, x, shift, a, out)`, which applies one of them to a row and
+is what the LIF kernels call.  Everything computes in the dtype of `x` (float32 stays
+float32).
 
 `exp_neg` (e**y for y <= 0, all the surrogates need) is written out: Cody–Waite range
-reduction, a Taylor polynomial and an exact power of two built from its bit pattern.
+reduction, a short polynomial and an exact power of two built from its bit pattern.
 The math library's `exp` is a scalar call that blocks SIMD vectorisation without
 Intel's SVML.  It is accurate to ~2 ulp, uses no fastmath, and underflows to 0 below
-the smallest normal number.
+the smallest normal number.  Division by zero follows IEEE rules (error_model="numpy"):
+Python's ZeroDivisionError check would also block vectorisation.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from numba.extending import intrinsic, overload
 from ..reference.surrogate import ATAN, FAST_SIGMOID, PIECEWISE_LINEAR, RECTANGULAR, SIGMOID
 
 __all__ = ["surrogate_primitive", "surrogate_derivative", "surrogate_d_alpha", "spike_backward"]
+
 
 # ----------------------------------------------------------------------------- exp
 @intrinsic

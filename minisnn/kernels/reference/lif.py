@@ -24,8 +24,8 @@ Two backward kernels:
 * `lif_backward` recomputes H and S from `x_seq` and handles every case (gradients for
   α and τ, a hard reset that is not detached);
 * `lif_backward_saved` is the common training case (detached hard reset or soft reset,
-  gradient for x only): the forward, asked with keep_psi, also writes ψ[t] = p'(H[t] − θ),
-  and backward then needs only S[t] and ψ[t].  This moves the costly surrogate
+  gradient for x only): `lif_forward_with_psi` also writes ψ[t] = p'(H[t] − θ), and
+  backward then needs only S[t] and ψ[t].  This moves the costly surrogate
   evaluation into the forward pass, where it overlaps with the memory traffic.
 
 Kernel contract (shared with `minisnn.kernels.jit.lif`):
@@ -37,7 +37,6 @@ Kernel contract (shared with `minisnn.kernels.jit.lif`):
   value; ignored when `soft_reset`), flags `decay_input`, `leaky`, `soft_reset`,
   `detach_reset`, `smooth`, `need_alpha`, `need_tau`; `kind` a surrogate code.
 * A non-finite membrane (NaN/inf input) raises ValueError.
-* `lif_forward` returns (s_seq, psi_seq); psi_seq is empty unless keep_psi.
 """
 from __future__ import annotations
 
@@ -45,7 +44,7 @@ import numpy as np
 
 from .surrogate import surrogate_d_alpha, surrogate_derivative, surrogate_primitive
 
-__all__ = ["lif_forward", "lif_backward", "lif_backward_saved"]
+__all__ = ["lif_forward", "lif_forward_with_psi", "lif_backward", "lif_backward_saved"]
 
 
 def _rest(dt, v_reset, soft_reset):
@@ -98,12 +97,14 @@ def _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset
     return h_seq, s_seq
 
 
-def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth, keep_psi):
-    """Spikes s_seq [T, M] of the neurons driven by x_seq [T, M], and ψ[t] = p'(H[t] − θ; α)
-    [T, M] when keep_psi (what `lif_backward_saved` needs), else an empty array."""
+def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
+    """Spikes s_seq [T, M] of the neurons driven by x_seq [T, M]."""
+    return _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth)[1]
+
+
+def lif_forward_with_psi(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
+    """(s_seq, ψ) [T, M] each, ψ[t] = p'(H[t] − θ; α): what `lif_backward_saved` needs."""
     h_seq, s_seq = _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth)
-    if not keep_psi:
-        return s_seq, np.empty((0, 0), x_seq.dtype)
     psi_seq = np.empty_like(x_seq)
     for t in range(x_seq.shape[0]):
         psi_seq[t] = surrogate_derivative(h_seq[t] - x_seq.dtype.type(v_threshold), _slope_at(alpha, t), kind)
