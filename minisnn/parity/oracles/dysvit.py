@@ -65,11 +65,13 @@ class Neuron(nn.Module):
         if self.dynamic:
             k = self.hyper(u.detach())
         else:
-            k = torch.full(u.shape[:-1] + (1,), 2.0, dtype=u.dtype)
+            k = torch.full(u.shape[:-1] + (1,), 2.0, dtype=u.dtype, device=u.device)
         return SpikeSigmoidSTE.apply(u, k, self.threshold)
 
 
 class TokenBN(nn.BatchNorm1d):
+    channels_last = True    # input [B, N, C]: the channel axis is the last one
+
     def forward(self, x):  # [B, N, C] -> BN over C on the transposed tensor, as Spikformer does
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
