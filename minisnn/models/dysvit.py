@@ -155,6 +155,30 @@ class DySViT(Module):
         """(path, neuron) for the 28 spiking neurons, in forward order."""
         return [(n, m) for n, m in self.named_modules() if isinstance(m, DynamicSlopeNeuron)]
 
+    def flop_rows(self):
+        """MACs per image (T = 1) for `minisnn.models.count_flops` / `energy_report`.
+
+        The patch embedding (real-valued image) and the head (real-valued pooled features) are
+        dense MACs; every other Linear reads spikes; (q kᵀ) v costs 2·N²·C accumulations driven
+        by q and v.  The hypernetworks are left out: they only shape gradients, and inference
+        skips them.
+        """
+        from .flops import LayerFlops, _dense, _weighted
+
+        N, C = self.num_tokens, self.config["dim"]
+        rows = [_dense("patch_embed", self.patch_embed, N)]
+        for i, blk in enumerate(self.blocks):
+            p = f"blocks.{i}"
+            for name in ("q", "k", "v"):
+                rows.append(_weighted(f"{p}.attn.{name}", getattr(blk.attn, name), N))
+            rows.append(LayerFlops(f"{p}.attn.q_matmul_k", "matmul", N * N * C, f"{p}.attn.sn_q"))
+            rows.append(LayerFlops(f"{p}.attn.scores_matmul_v", "matmul", N * N * C, f"{p}.attn.sn_v"))
+            rows.append(_weighted(f"{p}.attn.proj", blk.attn.proj, N))
+            rows.append(_weighted(f"{p}.mlp.fc1", blk.mlp.fc1, N))
+            rows.append(_weighted(f"{p}.mlp.fc2", blk.mlp.fc2, N))
+        rows.append(_dense("head", self.head, 1))
+        return rows
+
     def forward(self, images):
         x = images if isinstance(images, Tensor) else Tensor(np.asarray(images, dtype=self.head.weight.dtype))
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.img_size or x.shape[3] != self.img_size:

@@ -126,7 +126,13 @@ def _hierarchical(model: HierarchicalSpikingTransformer) -> list[LayerFlops]:
 
 
 def count_flops(model) -> list[LayerFlops]:
-    """Per-layer MACs per image and time step of a Spikformer, MSViT or QKFormer, in forward order."""
+    """Per-layer MACs per image and time step, in forward order.
+
+    Spikformer, MSViT and QKFormer are counted here; any other model may provide its own
+    `flop_rows() -> list[LayerFlops]` (Dy-SViT does).
+    """
+    if hasattr(model, "flop_rows"):
+        return model.flop_rows()
     if isinstance(model, Spikformer):
         return _spikformer(model)
     if isinstance(model, HierarchicalSpikingTransformer):

@@ -118,3 +118,44 @@ def test_matches_pytorch_oracle_float64(dynamic, stability):
     for k, v in oracle.state_dict().items():
         if "running" in k:
             np.testing.assert_allclose(ours.state_dict()[k], v.numpy(), rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+def test_flops_and_energy_report():
+    m = DySViT()
+    rows = models.count_flops(m)
+    # per block: q, k, v, proj (N·C²) + fc1, fc2 (N·C·4C) + two attention products (N²·C)
+    N, C = 64, 256
+    per_block = 4 * N * C * C + 2 * N * C * 4 * C + 2 * N * N * C
+    assert models.total_flops(m) == 4 * per_block + N * 48 * C + C * 10
+    assert [r.name for r in rows][:2] == ["patch_embed", "blocks.0.attn.q"]
+    small = DySViT(dim=32, depth=1, heads=2)
+    small.train()
+    x = np.random.default_rng(6).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    with minisnn.no_grad(), models.FiringRateMonitor(small) as mon:
+        small(x)
+    rep = models.energy_report(small, mon)
+    assert rep.sops > 0 and 0 < rep.energy_mj < rep.ann_energy_mj
+
+
+def test_matches_pytorch_oracle_float32():
+    from minisnn.parity.oracles.dysvit import DySViTOracle
+
+    cfg = dict(num_classes=10, dim=32, depth=2, heads=2, mlp_ratio=2)
+    torch.manual_seed(1)
+    oracle = DySViTOracle(**cfg)
+    ours = DySViT(**cfg)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in oracle.state_dict().items()})
+    for _, n in ours.neurons():
+        n.record = True
+    spikes = {}
+    hooks = [mod.register_forward_hook(lambda _m, _i, out, name=name: spikes.__setitem__(name, out.detach().numpy()))
+             for name, mod in oracle.named_modules() if type(mod).__name__ == "Neuron"]
+    x = np.random.default_rng(7).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    lt = oracle(torch.tensor(x))
+    lo = ours(x)
+    for h in hooks:
+        h.remove()
+    for name, n in ours.neurons():
+        agree = np.mean(n.last_s_seq[0] == spikes[name])
+        assert agree >= 0.999, (name, agree)
+    np.testing.assert_allclose(lo.data, lt.detach().numpy(), rtol=1e-3, atol=1e-3)
