@@ -3,9 +3,13 @@
 x [..., in], W [out, in], b [out] | None → y [..., out].  All leading axes are
 folded into one, so the forward pass and both weight gradients are single GEMMs:
 
-    y₂ = x₂ Wᵀ,   dx₂ = g₂ W,   dW = g₂ᵀ x₂,   db = Σ_rows g₂      (x₂ = x as [rows, in])
+    y₂ = x₂ Wᵀ,   dx₂ = g₂ W,   dW = g₂ᵀ x₂,   db = 1ᵀ g₂ = Σ_rows g₂      (x₂ = x as [rows, in])
+
+(reshaping a contiguous x or g is free; BLAS reads the transposed operands in place).
 """
 from __future__ import annotations
+
+import numpy as np
 
 from ..autograd.function import Function
 
@@ -39,5 +43,5 @@ class Linear(Function):
         need_x, need_w, need_b = ctx.needs_input_grad
         dx = (g2 @ w).reshape(x.shape) if need_x else None
         dw = g2.T @ x.reshape(-1, w.shape[1]) if need_w else None
-        db = g2.sum(axis=0) if need_b else None
+        db = np.ones(g2.shape[0], dtype=g2.dtype) @ g2 if need_b else None  # column sums as one BLAS GEMV
         return dx, dw, db

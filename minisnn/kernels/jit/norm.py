@@ -1,12 +1,13 @@
 """Batch-normalisation kernels, Numba version of `reference.norm` (same names, signatures, maths).
 
 Memory traffic decides the speed of BatchNorm, so every loop streams through x in storage
-order: the N leading rows are cut into blocks of whole rows, blocks run in parallel (`prange`),
-and each block adds its contribution to every channel into its own row of a partial-sum array;
-the partials are then added in block order.  The block size depends only on the shape, never
-on the thread count, so results are the same on any number of threads.  (Walking one channel
-at a time instead would read x with a stride of C·L values; at the layer sizes of the models
-that stride maps a channel's rows onto a few cache sets, and the cache could not keep them.)
+order: the N leading rows are cut into blocks of whole rows, each block adds its contribution
+to every channel into its own row of a partial-sum array, and the partials are then added in
+block order.  Blocks are independent, so the block loops are `prange` loops, run serially or on
+Numba's thread pool depending on `PARALLEL` (below).  The block size depends only on the shape,
+so results do not depend on the thread count.  (Walking one channel at a time instead would
+read x with a stride of C·L values; at the layer sizes of the models that stride maps a
+channel's rows onto a few cache sets, and the cache could not keep them.)
 
 Two inner-loop forms, chosen by the length L of the contiguous run of one channel in x [N, C, L]:
 
@@ -42,6 +43,14 @@ __all__ = [
 MIN_RUN = 16  # shortest contiguous run per channel that uses the run form
 BLOCK_VALUES = 1 << 15  # values per block of rows (128 KiB of float32)
 _FAST = {"reassoc", "contract", "nsz"}
+# Run the block loops on Numba's thread pool?  Off: a BatchNorm sits between two BLAS calls in every
+# model, and with the default thread set-up (OpenMP threading layer, OpenBLAS worker threads that
+# spin for a while after each product) a short parallel region there often waits for a thread the
+# OS has parked behind a spinning one.  Measured on a dim-256, depth-4 Dy-SViT training step on
+# 2 cores: about 48 img/s with these loops serial, 32 img/s parallel.  Parallel loops win only in
+# isolation (the layer benchmark); with pools that sleep instead of spinning (OMP_WAIT_POLICY=passive)
+# the two were level within noise.  The two settings agree to rounding.  See bench/README.md.
+PARALLEL = False
 
 
 def _blocks(n: int, row_values: int) -> tuple[int, int]:
@@ -51,7 +60,7 @@ def _blocks(n: int, row_values: int) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------ run form (L large)
-@njit(cache=True, parallel=True, fastmath=_FAST)
+@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
 def _run_moments(x, shift, rows, p1, p2):
     """p1[b, c] = Σ (x − shift[c]),  p2[b, c] = Σ (x − shift[c])²  over the rows of block b (float64)."""
     n, c, l = x.shape
@@ -71,7 +80,7 @@ def _run_moments(x, shift, rows, p1, p2):
                 p2[b, ch] += s2
 
 
-@njit(cache=True, parallel=True, fastmath=_FAST)
+@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
 def _run_grad_sums(g, x, mean, rows, pg, pgc):
     """pg[b, c] = Σ g,  pgc[b, c] = Σ g·(x − mean[c])  over the rows of block b (float64)."""
     n, c, l = x.shape
@@ -91,7 +100,7 @@ def _run_grad_sums(g, x, mean, rows, pg, pgc):
                 pgc[b, ch] += sgc
 
 
-@njit(cache=True, parallel=True, fastmath=_FAST)
+@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
 def _run_affine(x, centre, scale, shift, y):
     """y[i, c, k] = (x[i, c, k] − centre[c])·scale[c] + shift[c]; the N·C runs in parallel."""
     n, c, l = x.shape
@@ -102,7 +111,7 @@ def _run_affine(x, centre, scale, shift, y):
             y[i, ch, k] = (x[i, ch, k] - m) * a + s
 
 
-@njit(cache=True, parallel=True, fastmath=_FAST)
+@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
 def _run_train_dx(g, x, centre, k1, k0, k2, dx):
     """dx[i, c, k] = g·k1[c] − k0[c] − (x − centre[c])·k2[c]; the N·C runs in parallel."""
     n, c, l = x.shape
@@ -113,7 +122,7 @@ def _run_train_dx(g, x, centre, k1, k0, k2, dx):
             dx[i, ch, k] = g[i, ch, k] * a - b0 - (x[i, ch, k] - m) * b2
 
 
-@njit(cache=True, parallel=True, fastmath=_FAST)
+@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
 def _run_eval_backward(g, x, mean, k1, rows, pg, pgc, dx):
     """dx = g·k1[c], and the block partials pg = Σ g, pgc = Σ g·(x − mean[c]) (float64), in one pass."""
     n, c, l = x.shape
@@ -135,7 +144,7 @@ def _run_eval_backward(g, x, mean, k1, rows, pg, pgc, dx):
 
 
 # ------------------------------------------------------------------ column form (L small)
-@njit(cache=True, parallel=True, fastmath=_FAST)
+@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
 def _column_moments(x2, shift, rows, p1, p2):
     """p1[b, j] = Σ (x2 − shift[j]),  p2[b, j] = Σ (x2 − shift[j])²  over the rows of block b (float64)."""
     n, m = x2.shape
@@ -151,7 +160,7 @@ def _column_moments(x2, shift, rows, p1, p2):
                 a2[j] += d * d
 
 
-@njit(cache=True, parallel=True, fastmath=_FAST)
+@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
 def _column_grad_sums(g2, x2, mean, rows, pg, pgc):
     """pg[b, j] = Σ g2,  pgc[b, j] = Σ g2·(x2 − mean[j])  over the rows of block b (float64)."""
     n, m = x2.shape
@@ -167,7 +176,7 @@ def _column_grad_sums(g2, x2, mean, rows, pg, pgc):
                 agc[j] += gv * (x2[i, j] - mean[j])
 
 
-@njit(cache=True, parallel=True, fastmath=_FAST)
+@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
 def _column_affine(x2, centre, scale, shift, y2):
     """y2[i, j] = (x2[i, j] − centre[j])·scale[j] + shift[j]; rows in parallel."""
     n, m = x2.shape
@@ -176,7 +185,7 @@ def _column_affine(x2, centre, scale, shift, y2):
             y2[i, j] = (x2[i, j] - centre[j]) * scale[j] + shift[j]
 
 
-@njit(cache=True, parallel=True, fastmath=_FAST)
+@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
 def _column_train_dx(g2, x2, centre, k1, k0, k2, dx2):
     """dx2[i, j] = g2·k1[j] − k0[j] − (x2 − centre[j])·k2[j]; rows in parallel."""
     n, m = x2.shape
@@ -185,7 +194,7 @@ def _column_train_dx(g2, x2, centre, k1, k0, k2, dx2):
             dx2[i, j] = g2[i, j] * k1[j] - k0[j] - (x2[i, j] - centre[j]) * k2[j]
 
 
-@njit(cache=True, parallel=True, fastmath=_FAST)
+@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
 def _column_eval_backward(g2, x2, mean, k1, rows, pg, pgc, dx2):
     """dx2 = g2·k1[j], and the block partials pg = Σ g2, pgc = Σ g2·(x2 − mean[j]) (float64), in one pass."""
     n, m = x2.shape
@@ -215,13 +224,20 @@ def _per_run(v, l: int, column_form: bool, dtype) -> np.ndarray:
     return np.repeat(v, l) if column_form else v
 
 
+def _partials(x: np.ndarray):
+    """(column form?, rows per block, two empty float64 partial-sum arrays [blocks, C·L or C]) for x [N, C, L]."""
+    n, c, l = x.shape
+    column_form = l < MIN_RUN
+    rows, blocks = _blocks(n, c * l)
+    width = c * l if column_form else c
+    return column_form, rows, np.empty((blocks, width)), np.empty((blocks, width))
+
+
 def _moments(x: np.ndarray):
     """(μ, σ²) per channel, float64, from one pass of shifted sums."""
     n, c, l = x.shape
-    column_form = l < MIN_RUN
+    column_form, rows, p1, p2 = _partials(x)
     shift = x[0, :, 0].astype(np.float64)
-    rows, blocks = _blocks(n, c * l)
-    p1, p2 = np.empty((blocks, c * l if column_form else c)), np.empty((blocks, c * l if column_form else c))
     if column_form:
         _column_moments(x.reshape(n, c * l), np.repeat(shift, l), rows, p1, p2)
     else:
@@ -235,9 +251,7 @@ def _moments(x: np.ndarray):
 def _grad_sums(g: np.ndarray, x: np.ndarray, mean: np.ndarray):
     """(Σ g, Σ g·(x − μ)) per channel, float64."""
     n, c, l = x.shape
-    column_form = l < MIN_RUN
-    rows, blocks = _blocks(n, c * l)
-    pg, pgc = np.empty((blocks, c * l if column_form else c)), np.empty((blocks, c * l if column_form else c))
+    column_form, rows, pg, pgc = _partials(x)
     if column_form:
         _column_grad_sums(g.reshape(n, c * l), x.reshape(n, c * l), np.repeat(mean, l), rows, pg, pgc)
     else:
@@ -307,10 +321,7 @@ def batch_norm_eval_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, inv
     Returns (dx = γ·invstd·g [N, C, L], dγ = Σ g·(x − μ)·invstd float64 [C], dβ = Σ g float64 [C]).
     """
     n, c, l = x.shape
-    column_form = l < MIN_RUN
-    rows, blocks = _blocks(n, c * l)
-    width = c * l if column_form else c
-    pg, pgc = np.empty((blocks, width)), np.empty((blocks, width))
+    column_form, rows, pg, pgc = _partials(x)
     k = _per_run(weight * invstd, l, column_form, g.dtype)
     dx = np.empty_like(g)
     if column_form:
