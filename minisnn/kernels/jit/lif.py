@@ -184,6 +184,15 @@ def _saved_backward_row(g_t, psi_t, s_t, g_v, gx_t, v_th, soft_reset, detach_res
         g_v[j] = g_h * dh_dv
 
 
+@njit(cache=True, error_model="numpy")
+def _saved_backward_last_row(g_t, psi_t, g_v, gx_t, dh_dx, dh_dv):
+    """The step t = T−1, where nothing arrives from the future (dL/dV = 0): S is not needed."""
+    for j in range(g_t.size):
+        g_h = g_t[j] * psi_t[j]
+        gx_t[j] = g_h * dh_dx
+        g_v[j] = g_h * dh_dv
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _saved_backward_chunk(c, nchunks, g_seq, s_seq, psi_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq):
     T, M = g_seq.shape
@@ -193,8 +202,9 @@ def _saved_backward_chunk(c, nchunks, g_seq, s_seq, psi_seq, v_th, soft_reset, d
     for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
         i0 = b * BLOCK
         n = min(M, i0 + BLOCK) - i0
-        g_v[:n] = 0.0
-        for t in range(T - 1, -1, -1):
+        _saved_backward_last_row(g_seq[T - 1, i0:i0 + n], psi_seq[T - 1, i0:i0 + n], g_v[:n],
+                                 gx_seq[T - 1, i0:i0 + n], dh_dx, dh_dv)
+        for t in range(T - 2, -1, -1):
             _saved_backward_row(g_seq[t, i0:i0 + n], psi_seq[t, i0:i0 + n], s_seq[t, i0:i0 + n], g_v[:n],
                                 gx_seq[t, i0:i0 + n], v_th, soft_reset, detach_reset, dh_dx, dh_dv)
 
@@ -343,6 +353,8 @@ def lif_backward_saved(g_seq, s_seq, psi_seq, tau, v_threshold, decay_input, lea
     dh_dv = one - one / tau if leaky else one
     dh_dx = one / tau if leaky and decay_input else one
     gx_seq = np.empty_like(g_seq)
+    if g_seq.shape[0] == 0:
+        return gx_seq
     run = _saved_backward_serial if g_seq.size < SERIAL_BELOW else _saved_backward_parallel
     run(g_seq, s_seq, psi_seq, v_th, bool(soft_reset), bool(detach_reset), dh_dx, dh_dv, gx_seq,
         _n_chunks(g_seq.shape[1]))
