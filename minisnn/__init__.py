@@ -8,6 +8,15 @@ Heavy parts (`models`, checkpoint I/O, data, training, plots) load on first use.
 from __future__ import annotations
 
 import importlib
+import os as _os
+
+# Thread hand-off between BLAS and Numba on few cores: idle threads of one pool must not spin
+# while the other pool works (measured ~1.2x on a 2-core training step; see bench/README.md).
+# Only defaults: a value set by the user wins.  OPENBLAS_THREAD_TIMEOUT takes effect only when
+# minisnn is imported before NumPy; OMP_WAIT_POLICY (Numba's OpenMP layer) is read when Numba
+# first runs a parallel kernel.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from .autograd.tensor import Tensor
 from .autograd.function import Function, Context
