@@ -4,7 +4,7 @@
     minisnn eval runs/spikformer-tiny/best.npz             # accuracy on the official test batch
     minisnn models                                         # list registered models
     minisnn download cifar10 --data-dir ~/data             # fetch and verify the dataset
-    minisnn verify CHECKPOINT --model NAME                 # compare against PyTorch (needs torch)
+    minisnn verify CHECKPOINT [--model NAME]               # compare against PyTorch (needs torch)
 
 Bad arguments end with a one-line error and exit status 2.
 """
@@ -102,12 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("dataset", choices=("cifar10", "cifar100"))
     d.add_argument("--data-dir", help="destination folder (default: $MINISNN_DATA_DIR, then the cache)")
 
-    v = sub.add_parser("verify", help="compare a checkpoint's outputs with PyTorch (needs torch)")
-    v.add_argument("checkpoint")
-    v.add_argument("--model", required=True)
+    v = sub.add_parser("verify", help="compare a checkpoint's outputs and gradients with PyTorch (needs torch)",
+                       description="Load CHECKPOINT into minisnn (without torch) and into the PyTorch oracle, run "
+                                   "both on the same batch and print spikes, logits and gradients layer by layer. "
+                                   "Exit status 0: PASS, 1: FAIL, 2: error.")
+    v.add_argument("checkpoint", help="torch.save file (.pth.tar/.pth/.pt/.bin) or .safetensors")
+    v.add_argument("--model", help="registered model to use as is (see `minisnn models`); "
+                                   "default: inferred from the checkpoint's keys and shapes")
+    v.add_argument("--set", dest="model_overrides", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help="model constructor value, e.g. --set num_heads=8 --set T=4 (repeatable)")
     v.add_argument("--batch-size", type=_positive_int, default=2)
     v.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=int, default=0, help="picks the images and the gradient cotangent")
+    v.add_argument("--train", action="store_true", help="compare in training mode (BN batch statistics)")
+    v.add_argument("--no-grads", dest="grads", action="store_false", help="compare the forward pass only")
     return p
 
 
@@ -172,10 +180,15 @@ def _cmd_download(args) -> int:
 
 
 def _cmd_verify(args) -> int:
+    from .nn.module import StateDictError
     from .parity import verify_checkpoint
 
-    report = verify_checkpoint(args.checkpoint, args.model, batch_size=args.batch_size, dtype=args.dtype,
-                               seed=args.seed)
+    try:
+        report = verify_checkpoint(args.checkpoint, args.model, overrides=dict(args.model_overrides),
+                                   batch_size=args.batch_size, dtype=args.dtype, seed=args.seed, grads=args.grads,
+                                   train=args.train)
+    except StateDictError as exc:               # a KeyError: report its message as one line
+        raise CliError(str(exc)) from None
     print(report.format())
     return 0 if report.ok else 1
 

@@ -3,19 +3,38 @@
     report = compare_with_oracle(model, oracle, images, name="msvit-cifar10")
     print(report.format())
 
-Both networks run in the same dtype and mode (eval by default: BN uses its running
-statistics, as when a checkpoint is used).  Neuron outputs are matched by module path:
-the minisnn models use the upstream attribute names, so `stage1.0.tssa.q_lif` is the
-same neuron in both.  Gradients are those of <v, logits> for one random cotangent v.
+Both networks run in the same dtype and mode: eval by default (BN uses its running statistics,
+as when a checkpoint is used), or `train=True` (BN batch statistics; the running statistics
+are then compared after the pass too).  Neurons are matched by module path: the minisnn
+models use the upstream attribute names, so `stage1.0.tssa.q_lif` is the same neuron in both.
+For each neuron the report holds its spikes and its input current; rows follow the oracle's
+execution order.  Gradients are those of <v, logits> for one random cotangent v ~ N(0, 1),
+for every parameter and for the input images.
+
+Nothing here changes either model's outputs: minisnn neurons are observed through an
+instance-level `forward` wrapper (removed afterwards), the oracle through forward hooks.
 Needs torch (imported here, never by `import minisnn`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .report import LayerRow, ParityReport, diff_stats
+from .report import CRITERIA, GradGroup, LayerRow, ParityReport, diff_stats, relative
 
-_TORCH_DTYPES = {"float64": "float64", "float32": "float32"}
+DTYPES = ("float64", "float32")
+
+
+def grad_group(name: str) -> str:
+    """The part of the network a parameter belongs to, for the gradient table.
+
+    `stage1.0.tssa.q_conv.weight` -> `stage1.0.tssa`; `patch_embed1.proj_bn.bias` -> `patch_embed1`;
+    Dy-SViT slope hypernetworks are gathered per block: `blocks.0 slope hypernetworks`.
+    """
+    parts = name.split(".")
+    indexed = len(parts) >= 3 and parts[1].isdigit()
+    if "hyper" in parts:
+        return (".".join(parts[:2]) if indexed else parts[0]) + " slope hypernetworks"
+    return ".".join(parts[:3]) if indexed and len(parts) > 3 else parts[0]
 
 
 def _minisnn_neurons(model) -> dict:
@@ -24,89 +43,200 @@ def _minisnn_neurons(model) -> dict:
     return {name: m for name, m in model.named_modules() if name and is_neuron(m)}
 
 
-def _torch_neurons(oracle, paths) -> dict:
-    mods = dict(oracle.named_modules())
-    return {p: mods[p] for p in paths if p in mods}
+def _torch_neurons(oracle) -> dict:
+    from .oracles.calibrate import neuron_types
+
+    return {name: m for name, m in oracle.named_modules() if isinstance(m, neuron_types())}
+
+
+class _Observer:
+    """Captures (input, output) of every neuron on both sides, and the Dy-SViT slopes."""
+
+    def __init__(self, model, oracle):
+        self.ours_mods, self.theirs_mods = _minisnn_neurons(model), _torch_neurons(oracle)
+        self.ours, self.theirs, self.their_slopes = {}, {}, {}
+        self._handles, self._wrapped, self._flags = [], [], []
+
+    def __enter__(self):
+        for path, m in self.theirs_mods.items():
+            self._handles.append(m.register_forward_hook(self._torch_hook(path)))
+            hyper = getattr(m, "hyper", None)
+            if hyper is not None:
+                self._handles.append(hyper.register_forward_hook(self._slope_hook(path)))
+        for path, m in self.ours_mods.items():
+            m.forward = self._wrap(path, m.forward)
+            self._wrapped.append(m)
+            if hasattr(m, "last_slope"):
+                self._flags.append((m, m.record))
+                m.record = True
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+        for m in self._wrapped:
+            del m.forward
+        for m, flag in self._flags:
+            m.record = flag
+
+    def _torch_hook(self, path):
+        def hook(_mod, inputs, out):
+            self.theirs[path] = (inputs[0].detach().cpu().numpy().copy(), out.detach().cpu().numpy().copy())
+        return hook
+
+    def _slope_hook(self, path):
+        def hook(_mod, _inputs, out):
+            self.their_slopes[path] = out.detach().cpu().numpy().copy()
+        return hook
+
+    def _wrap(self, path, forward):
+        def observed_forward(x, *args, **kwargs):
+            out = forward(x, *args, **kwargs)
+            self.ours[path] = (np.array(getattr(x, "data", x), copy=True), np.array(out.data, copy=True))
+            return out
+        return observed_forward
+
+
+def membrane_margin(neuron, x_seq: np.ndarray, s_seq: np.ndarray) -> np.ndarray:
+    """|H − θ| of an oracle neuron at every element, from its input `x_seq` and its own spikes `s_seq`.
+
+    LIF (SpikingJelly MultiStepLIFNode) over axis 0 of its input, in float64:
+        H[t] = V[t−1] + (X[t] − (V[t−1] − v_reset)) / tau,   V[t] = H[t]·(1 − S[t]) + v_reset·S[t]
+    (soft reset V[t] = H[t] − θ·S[t] when v_reset is None); the reset follows the oracle's own
+    spikes, so the margin describes the oracle's decision.  Dy-SViT neuron: |u − θ| (single step).
+    """
+    x = np.nan_to_num(np.asarray(x_seq, dtype=np.float64), nan=0.0, posinf=1e4, neginf=-1e4)
+    s = np.asarray(s_seq, dtype=np.float64).reshape(x.shape)
+    theta = float(getattr(neuron, "v_threshold", getattr(neuron, "threshold", 1.0)))
+    if not hasattr(neuron, "tau"):
+        return np.abs(x - theta)
+    tau, v_reset = float(neuron.tau), neuron.v_reset
+    decay_input = getattr(neuron, "decay_input", True)
+    rest = 0.0 if v_reset is None else float(v_reset)
+    v = np.full(x.shape[1:], rest)
+    margin = np.empty_like(x)
+    for t in range(x.shape[0]):
+        h = v + (x[t] - (v - rest)) / tau if decay_input else v - (v - rest) / tau + x[t]
+        margin[t] = np.abs(h - theta)
+        v = h - theta * s[t] if v_reset is None else h * (1 - s[t]) + rest * s[t]
+    return margin
+
+
+def _layer_rows(obs: _Observer) -> tuple[list, list]:
+    rows, unmatched = [], []
+    for path, (x_ref, s_ref) in obs.theirs.items():      # oracle execution order
+        if path not in obs.ours:
+            unmatched.append(f"{path} (oracle only)")
+            continue
+        x, s = obs.ours[path]
+        if s.size != s_ref.size or x.size != x_ref.size:
+            unmatched.append(f"{path} (shapes {s.shape} vs {s_ref.shape})")
+            continue
+        s_ref, x_ref = s_ref.reshape(s.shape), x_ref.reshape(x.shape)
+        in_max, in_mean = diff_stats(x, x_ref)
+        slope = None
+        mod = obs.ours_mods[path]
+        if path in obs.their_slopes and getattr(mod, "last_slope", None) is not None:
+            slope = diff_stats(mod.last_slope, obs.their_slopes[path].reshape(mod.last_slope.shape))[0]
+        differ = s != s_ref
+        margin = None
+        if differ.any():
+            x_raw, s_raw = obs.theirs[path]
+            m = membrane_margin(obs.theirs_mods[path], x_raw, s_raw).reshape(s.shape)
+            margin = float(m[differ].max())
+        rows.append(LayerRow(path, tuple(s.shape), float(s.mean()), int(np.count_nonzero(differ)),
+                             in_max, in_mean, slope, margin))
+    unmatched += [f"{p} (minisnn only)" for p in obs.ours if p not in obs.theirs]
+    return rows, unmatched
+
+
+def _compare_grads(report, model, oracle, dtype) -> None:
+    theirs = {n: p.grad for n, p in oracle.named_parameters()}
+    ours = dict(model.named_parameters())
+    refs = {n: g.detach().cpu().numpy() for n, g in theirs.items() if g is not None}
+    floor = CRITERIA[dtype]["grad_floor"] * max([report.grad_scale] + [float(np.abs(g).max()) for g in
+                                                                         refs.values() if g.size])
+    report.grad_scale = floor / CRITERIA[dtype]["grad_floor"]
+    groups: dict[str, list] = {}
+    for name, p in ours.items():
+        g, ref = p.grad, refs.get(name)
+        if g is None and ref is None:
+            report.unused_params.append(name)
+            continue
+        if (g is None) != (ref is None):
+            other = ref if g is None else g
+            if np.any(other != 0):
+                report.grad_presence_mismatch.append(f"{name} ({'oracle' if g is None else 'minisnn'} only)")
+                continue
+        g = np.zeros(p.shape) if g is None else g
+        ref = np.zeros(p.shape) if ref is None else ref
+        groups.setdefault(grad_group(name), []).append((name, relative(g, ref, floor), float(np.abs(ref).max())))
+    for name in theirs:
+        if name not in ours:
+            report.grad_presence_mismatch.append(f"{name} (no such minisnn parameter)")
+    for group, items in groups.items():
+        worst = max(items, key=lambda t: t[1])
+        report.grad_groups.append(GradGroup(group, len(items), max(t[2] for t in items), worst[1], worst[0]))
+    report.grads_checked = True
+
+
+def _compare_buffers(report, model, oracle) -> None:
+    ref = {k: v.detach().cpu().numpy() for k, v in oracle.state_dict().items()
+           if "running_" in k or "num_batches_tracked" in k}
+    ours = model.state_dict()
+    worst, worst_name = 0.0, ""
+    for k, v in ref.items():
+        rel = relative(ours[k], v) if k in ours else float("inf")
+        if rel > worst or not worst_name:
+            worst, worst_name = rel, k
+    report.buffers_rel, report.worst_buffer = worst, worst_name
 
 
 def compare_with_oracle(model, oracle, images: np.ndarray, name: str = "", dtype: str = "float64",
                         grads: bool = True, train: bool = False, seed: int = 0) -> ParityReport:
-    """Forward (and backward) both networks on `images` [B, 3, H, W]; returns a ParityReport."""
+    """Forward (and backward) both networks on `images` [B, C, H, W]; returns a ParityReport.
+
+    Both must hold the same weights already.  `model` and `oracle` are cast to `dtype` in place
+    and left in the requested mode.  In training mode both update their BN running statistics.
+    """
     import torch
 
     from ..autograd.tensor import Tensor
     from ..spiking import reset_net
 
-    if dtype not in _TORCH_DTYPES:
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape [B, C, H, W], got {images.shape}")
     np_dtype = np.dtype(dtype)
     model.to_dtype(np_dtype)
     oracle.to(getattr(torch, dtype))
     model.train(train)
     oracle.train(train)
-
-    neurons = _minisnn_neurons(model)
-    torch_neurons = _torch_neurons(oracle, neurons)
-    captured: dict[str, np.ndarray] = {}
-
-    def hook(path):
-        def fn(_mod, _inp, out):
-            captured[path] = out.detach().cpu().numpy().copy()
-        return fn
-
-    handles = [m.register_forward_hook(hook(p)) for p, m in torch_neurons.items()]
-    saved_flags = {p: m.record for p, m in neurons.items()}
-    try:
-        for m in neurons.values():
-            m.record = True
-        x = images.astype(np_dtype)
-        reset_net(model)
-        _reset_torch(oracle)
-        ours = model(Tensor(x))
-        theirs = oracle(torch.tensor(x))
-        layers = []
-        for path, m in neurons.items():
-            if path not in captured or m.last_s_seq is None:
-                continue
-            a = np.asarray(m.last_s_seq)
-            b = captured[path].reshape(a.shape) if captured[path].size == a.size else None
-            if b is None:
-                continue
-            mx, mean = diff_stats(a, b)
-            layers.append(LayerRow(path, tuple(a.shape), float(np.mean(a == b)), mx, mean, float(a.mean())))
-        lmax, lmean = diff_stats(ours.data, theirs.detach().numpy())
-        report = ParityReport(name, dtype, len(images), lmax, lmean, layers)
-        missing = sorted(set(neurons) - {r.name for r in layers})
-        if missing:
-            report.notes.append(f"{len(missing)} neuron layer(s) without a counterpart: {', '.join(missing[:5])}")
-        if grads:
-            v = np.random.default_rng(seed).standard_normal(ours.shape).astype(np_dtype)
-            model.zero_grad()
-            ours.backward(v)
-            theirs.backward(torch.tensor(v))
-            tgrads = {n: p.grad for n, p in oracle.named_parameters()}
-            worst, worst_name = 0.0, ""
-            for n, p in model.named_parameters():
-                tg = tgrads.get(n)
-                if tg is None and p.grad is None:
-                    continue
-                tg = np.zeros(p.shape) if tg is None else tg.detach().numpy()
-                g = np.zeros(p.shape) if p.grad is None else p.grad
-                rel = float(np.abs(g - tg).max() / (np.abs(tg).max() + 1e-30)) if g.size else 0.0
-                if rel > worst:
-                    worst, worst_name = rel, n
-            report.grads_max_rel, report.worst_grad = worst, worst_name
-        return report
-    finally:
-        for h in handles:
-            h.remove()
-        for p, m in neurons.items():
-            m.record = saved_flags[p]
-        reset_net(model)
-        _reset_torch(oracle)
-
-
-def _reset_torch(oracle) -> None:
-    for m in oracle.modules():
-        if hasattr(m, "reset") and callable(m.reset) and type(m).__name__.endswith("Node"):
-            m.reset()
+    x = images.astype(np_dtype)
+    reset_net(model)
+    with _Observer(model, oracle) as obs:
+        xt = torch.tensor(x, requires_grad=grads)
+        xm = Tensor(x.copy(), requires_grad=grads)
+        model.zero_grad()
+        oracle.zero_grad()
+        theirs = oracle(xt)
+        ours = model(xm)
+    reset_net(model)
+    ref_logits = theirs.detach().cpu().numpy()
+    lmax, lmean = diff_stats(ours.data, ref_logits)
+    report = ParityReport(name or type(model).__name__, dtype, len(images), train, tuple(ref_logits.shape),
+                          lmax, lmean, relative(ours.data, ref_logits))
+    report.layers, report.unmatched_neurons = _layer_rows(obs)
+    if grads:
+        v = np.random.default_rng(seed).standard_normal(ref_logits.shape).astype(np_dtype)
+        ours.backward(v)
+        theirs.backward(torch.tensor(v))
+        dx_ref = xt.grad.numpy()
+        report.grad_scale = float(np.abs(dx_ref).max()) if dx_ref.size else 0.0
+        _compare_grads(report, model, oracle, dtype)          # grad_scale: largest gradient anywhere
+        report.input_grad_rel = relative(xm.grad, dx_ref, CRITERIA[dtype]["grad_floor"] * report.grad_scale)
+    if train:
+        _compare_buffers(report, model, oracle)
+    return report

@@ -1,65 +1,173 @@
 """`minisnn verify`: load a checkpoint into minisnn AND into a PyTorch oracle, compare them.
 
-    report = verify_checkpoint("model_best.pth.tar", "msvit-cifar10")
+    report = verify_checkpoint("model_best.pth.tar")                  # model inferred from the keys
+    report = verify_checkpoint("ckpt.pth", "msvit-cifar10")           # a registered model, as is
+    report = verify_checkpoint("ckpt.pth", overrides={"num_heads": 2, "T": 2})
     print(report.format())
 
-The minisnn side reads the file without torch (`minisnn.load_checkpoint`); the oracle
-side is the PyTorch + SpikingJelly re-implementation in `minisnn.parity.oracles`
-(upstream attribute names, so the checkpoint's keys load unchanged).  Needs torch and,
-for the upstream models, `spikingjelly==0.0.0.0.14`.
+The minisnn side reads the file without torch (`minisnn.load_checkpoint`); the oracle side
+is the PyTorch (+ SpikingJelly) re-implementation in `minisnn.parity.oracles`, given the
+same arrays.  Without `model_name`, the family and configuration come from the keys and
+shapes (`infer.resolve_config`); with it, the registered model is built as registered
+(plus `overrides`) and a checkpoint that does not fit fails with the state_dict error.
+Both networks see the same batch: the MSViT/QKFormer stage-3 neuron runs over the merged
+T·B axis upstream, so outputs depend on the whole batch.
 """
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
-from .compare import compare_with_oracle
+from .compare import DTYPES, compare_with_oracle
+from .infer import Resolved, detect_family, registered_config, resolve_config, shape_config
 from .report import ParityReport
 
+TORCH_HINT = "pip install torch==2.13.0 and, for Spikformer/MSViT/QKFormer, spikingjelly==0.0.0.0.14 --no-deps"
 
-def build_oracle(model_name: str, config: dict):
-    """The PyTorch oracle for a registered model name, built from the minisnn model's `config`."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise ImportError("verify needs PyTorch: pip install torch==2.13.0 (and spikingjelly==0.0.0.0.14 --no-deps)") \
-            from None
+
+def require_torch(family: str = "") -> None:
+    """Raise a one-line ImportError when torch (or SpikingJelly for the upstream oracles) is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise ImportError(f"verify compares against PyTorch, which is not installed: {TORCH_HINT}")
+    if family != "dysvit" and importlib.util.find_spec("spikingjelly") is None:
+        raise ImportError(f"the {family or 'upstream'} oracle needs SpikingJelly, which is not installed: "
+                          f"{TORCH_HINT}")
+
+
+def build_oracle(model_name_or_family: str, config: dict):
+    """The PyTorch oracle for a registered model name or a family, built from a minisnn `config`."""
+    family = model_name_or_family.split("-")[0]
+    require_torch(family)
     from . import oracles
 
-    family = model_name.split("-")[0]
     builders = {"spikformer": oracles.build_spikformer, "msvit": oracles.build_msvit,
                 "qkformer": oracles.build_qkformer, "dysvit": oracles.build_dysvit}
     if family not in builders:
-        raise ValueError(f"no PyTorch oracle for model {model_name!r} (families: {', '.join(builders)})")
-    build = builders[family]
-    params = inspect.signature(build).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        config = {k: v for k, v in config.items() if k in params}
-    return build(**config)
+        raise ValueError(f"no PyTorch oracle for model {model_name_or_family!r} (families: {', '.join(builders)})")
+    return builders[family](**dict(config))
 
 
-def verify_checkpoint(path, model_name: str, batch_size: int = 2, dtype: str = "float64", seed: int = 0,
-                      grads: bool = True) -> ParityReport:
-    """Compare minisnn and the PyTorch oracle on `path`'s weights, on a seeded random batch."""
-    import torch
+def checkpoint_args(path) -> dict:
+    """The fields of the `args` namespace a training script saved next to the weights ({} if none)."""
+    from ..io import detect_format
+    from ..io.torch_zip import TorchZipReader
 
-    from .. import models
+    if detect_format(path) != "torch-zip":
+        return {}
+    with TorchZipReader(path) as reader:
+        tree = reader.load()
+    args = tree.get("args") if isinstance(tree, dict) else None
+    fields = getattr(args, "fields", args)
+    return dict(fields) if isinstance(fields, dict) else {}
+
+
+def sample_images(batch_size: int, img_size: int, in_channels: int, seed: int, normalization: str) -> tuple:
+    """(images float64 [B, C, S, S], description): CIFAR-10 sample images when they fit, else N(0, 1) noise."""
+    rng = np.random.default_rng(seed)
+    if in_channels == 3 and img_size <= 32:
+        from ..data.augment import normalize
+        from ..data.sample import load_sample
+
+        x, _ = load_sample()["val"]
+        idx = rng.choice(len(x), size=batch_size, replace=False)
+        off = (32 - img_size) // 2
+        crop = np.ascontiguousarray(x[idx, :, off:off + img_size, off:off + img_size])
+        where = f"center {img_size}x{img_size} crops of " if img_size < 32 else ""
+        return (normalize(crop, normalization).astype(np.float64),
+                f"{where}{batch_size} CIFAR-10 sample images ({normalization} normalisation, seed {seed})")
+    return (rng.standard_normal((batch_size, in_channels, img_size, img_size)),
+            f"{batch_size} N(0, 1) noise images (seed {seed})")
+
+
+def _resolve(state, path, model_name, overrides) -> Resolved:
+    if model_name is None:
+        return resolve_config(state, args=checkpoint_args(path), overrides=overrides)
+    family, cfg = registered_config(model_name)
+    unknown = [k for k in overrides if k not in cfg]
+    if unknown:
+        raise ValueError(f"--set {unknown[0]}: model {model_name!r} has no argument {unknown[0]!r}; "
+                         f"it accepts: {', '.join(cfg)}")
+    source = {k: f"--model {model_name}" for k in cfg}
+    source.update({k: "--set" for k in overrides})
+    return Resolved(family, {**cfg, **overrides}, source, model_name if not overrides else None)
+
+
+def _load_into(model, state, resolved: Resolved, model_name):
+    from ..nn.module import StateDictError
+
+    try:
+        return model.load_state_dict(state)
+    except StateDictError as exc:
+        hint = ""
+        family = detect_family(state)
+        if family is not None:
+            try:
+                shapes = shape_config(state, family)
+                hint = (f" [the checkpoint's keys are those of {family} with "
+                        f"{', '.join(f'{k}={v}' for k, v in shapes.items())}"
+                        + ("; omit --model to infer the configuration" if model_name else "") + "]")
+            except ValueError:
+                pass
+        raise StateDictError(f"{exc}{hint}") from None
+
+
+def verify_checkpoint(path, model_name: str | None = None, overrides: dict | None = None, batch_size: int = 2,
+                      dtype: str = "float64", seed: int = 0, grads: bool = True, train: bool = False,
+                      images: np.ndarray | None = None) -> ParityReport:
+    """Compare minisnn and the PyTorch oracle on `path`'s weights; returns the ParityReport.
+
+    model_name: a registered model (`minisnn models`) to use as is; None infers it from the checkpoint.
+    overrides: constructor values (e.g. {"T": 2, "num_heads": 2}), as `--set KEY=VALUE`.
+    images: the batch to use (default: `batch_size` CIFAR-10 sample images, or noise when they do not fit).
+    """
     from ..io import load_checkpoint
 
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     state = load_checkpoint(path)
-    if "head.weight" not in state:
-        raise ValueError(f"{path} has no 'head.weight': not a classifier checkpoint of the seed models")
-    num_classes = int(state["head.weight"].shape[0])
-    model = models.create(model_name, num_classes=num_classes)
-    result = model.load_state_dict(state)
-    oracle = build_oracle(model_name, dict(model.config))
+    overrides = dict(overrides or {})
+    if images is not None:
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise ValueError(f"images must have shape [B, C, H, W], got {images.shape}")
+        family = registered_config(model_name)[0] if model_name else detect_family(state)
+        if family != "dysvit":                  # the upstream models take any size that is a multiple of 4
+            overrides.setdefault("img_size", int(images.shape[-1]))
+    resolved = _resolve(state, path, model_name, overrides)
+    require_torch(resolved.family)
+    import torch
+
+    from .infer import model_class
+
+    model = model_class(resolved.family)(**resolved.config)
+    result = _load_into(model, state, resolved, model_name)
+    oracle = build_oracle(resolved.family, resolved.config)
     own = oracle.state_dict()
     oracle.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items() if k in own}, strict=True)
-    size = int(model.config.get("img_size", 32))
-    images = np.random.default_rng(seed).standard_normal((batch_size, 3, size, size))
-    report = compare_with_oracle(model, oracle, images, name=model_name, dtype=dtype, grads=grads, seed=seed)
+
+    cfg = resolved.config
+    if images is None:
+        size = int(cfg.get("img_size", 32))
+        norm = "dysvit" if resolved.family == "dysvit" else "upstream"
+        images, what = sample_images(batch_size, size, int(cfg.get("in_channels", 3)), seed, norm)
+    else:
+        what = f"{len(images)} given images"
+    report = compare_with_oracle(model, oracle, images, name=resolved.label, dtype=dtype, grads=grads,
+                                 train=train, seed=seed)
+    report.header.append(f"checkpoint: {path}: {state.summary()}")
+    report.header.append("configuration: " + ", ".join(
+        f"{k}={v!r} ({resolved.source[k]})" for k, v in cfg.items() if resolved.source.get(k) != "default"))
+    defaults = [f"{k}={v!r}" for k, v in cfg.items() if resolved.source.get(k) == "default"]
+    if defaults:
+        report.header.append("defaults: " + ", ".join(defaults))
+    report.header.append(f"input: {what}")
     if result.get("ignored"):
-        report.notes.append(f"checkpoint keys accepted and unused: {len(result['ignored'])} "
-                            f"({', '.join(result['ignored'][:3])}{', ...' if len(result['ignored']) > 3 else ''})")
+        report.notes.append(f"checkpoint keys accepted and not used: {', '.join(result['ignored'])}")
+    if resolved.family in ("msvit", "qkformer") and cfg.get("stage3_proj_lif", "merged") == "merged" \
+            and len(images) > 1 and cfg.get("depth", 4) > 2:
+        report.notes.append("stage-3 proj_lif runs over the merged T·B axis (upstream quirk): outputs depend on "
+                            "the whole batch; both sides saw the same batch")
     return report
