@@ -18,8 +18,9 @@ Neuron: tau = 2, v_threshold = 1, hard reset to 0, detach_reset = True, sigmoid 
 Numba and torch use the same number of threads.  Every time is the minimum over interleaved
 repetitions (the machine may be shared).  The bandwidth line is a large `np.copyto` and a
 Numba streaming copy; "GB/s" for the kernel counts the bytes it must move: forward reads x
-and writes s; in training the forward also writes ψ = p'(H − θ) and the backward reads
-dL/ds, s and ψ and writes dL/dx (4 bytes per element each, float32).  The
+and writes s; in training the forward also writes q = ±ψ, ψ = p'(H − θ) with the spike in
+the sign bit, and the backward reads dL/ds and q and writes dL/dx (4 bytes per element
+each, float32).  The
 "kernel, recompute" row is the general backward (`lif_backward`, used when gradients for
 the slope or τ are wanted), which reads x and dL/ds instead and recomputes H and ψ.
 """
@@ -105,8 +106,8 @@ def kernel_fns(x, g, alpha, module, recompute=False):
             module.lif_forward(x, alpha, *NEURON, SIGMOID, False)
             module.lif_backward(g, x, alpha, *NEURON, True, SIGMOID, False, False, False)
         else:
-            s, psi = module.lif_forward_with_psi(x, alpha, *NEURON, SIGMOID, False)
-            module.lif_backward_saved(g, s, psi, *NEURON[:2], *NEURON[3:], True)
+            s, q = module.lif_forward_with_psi(x, alpha, *NEURON, SIGMOID, False)
+            module.lif_backward_saved(g, q, *NEURON[:2], *NEURON[3:], True)
 
     return fwd, fwd_bwd
 
@@ -170,7 +171,7 @@ def main():
         for name in timed[0]:
             rows.append((shape, name, timed[0][name], timed[1][name]))
         nbytes = x.nbytes
-        moved = {0: 2 * nbytes, 1: 3 * nbytes + 4 * nbytes}  # fwd+bwd: x→s,ψ  then  g,s,ψ→dx
+        moved = {0: 2 * nbytes, 1: 3 * nbytes + 3 * nbytes}  # fwd+bwd: x→s,q  then  g,q→dx
         for phase, label in ((0, "fwd"), (1, "fwd+bwd")):
             gbs = moved[phase] / (timed[phase]["kernel"] * 1e-3) / 1e9
             print(f"{list(shape)} kernel {label}: {moved[phase] / 1e6:.0f} MB moved, {gbs:.1f} GB/s "

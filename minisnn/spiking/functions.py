@@ -130,9 +130,10 @@ class LIFFunction(Function):
     (broadcastable to x_seq).  Options: v_threshold, v_reset (None: soft reset),
     decay_input, leaky, detach_reset, kind, smooth.  Equations: `kernels/reference/lif.py`.
 
-    When only x_seq needs a gradient and the reset needs no H (detached, or soft), the
-    forward also saves ψ = p'(H − θ) and backward runs `lif_backward_saved` from the
-    spikes and ψ; otherwise backward recomputes everything from x_seq (`lif_backward`).
+    When only x_seq needs a gradient and the reset needs no H (soft, or detached with
+    binary spikes), the forward also saves ψ = p'(H − θ) with each spike in its sign bit
+    and backward runs `lif_backward_saved` from that one array; otherwise backward
+    recomputes everything from x_seq (`lif_backward`).
     """
 
     @staticmethod
@@ -145,15 +146,15 @@ class LIFFunction(Function):
         v_r = 0.0 if soft else float(v_reset)
         need_x, need_tau, need_slope = ctx.needs_input_grad
         ctx.saved_path = (grad_mode.is_grad_enabled() and need_x and not (need_tau or need_slope)
-                          and (soft or detach_reset))
+                          and (soft or (detach_reset and not smooth)))
         ctx.shapes = (x_seq.shape, slope.shape, np.shape(tau), np.asarray(tau).dtype)
         ctx.args = (tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky), soft)
         ctx.options = (bool(detach_reset), int(kind), bool(smooth))
         args = (x2, alpha, tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky), soft, int(kind),
                 bool(smooth))
         if ctx.saved_path:
-            s2, psi = kernels.lif_forward_with_psi(*args)
-            ctx.save_for_backward(s2, psi)
+            s2, q2 = kernels.lif_forward_with_psi(*args)
+            ctx.save_for_backward(q2)
         else:
             s2 = kernels.lif_forward(*args)
             ctx.save_for_backward(x2, alpha)
@@ -166,9 +167,9 @@ class LIFFunction(Function):
         detach_reset, kind, smooth = ctx.options
         need_x, need_tau, need_slope = ctx.needs_input_grad
         if ctx.saved_path:
-            s2, psi = ctx.saved_tensors
-            g2 = np.ascontiguousarray(g, dtype=s2.dtype).reshape(s2.shape)
-            gx = kernels.lif_backward_saved(g2, s2, psi, tau_value, v_th, decay_input, leaky, soft, detach_reset)
+            (q2,) = ctx.saved_tensors
+            g2 = np.ascontiguousarray(g, dtype=q2.dtype).reshape(q2.shape)
+            gx = kernels.lif_backward_saved(g2, q2, tau_value, v_th, decay_input, leaky, soft, detach_reset)
             return gx.reshape(x_shape), None, None
         x2, alpha = ctx.saved_tensors
         g2 = np.ascontiguousarray(g, dtype=x2.dtype).reshape(x2.shape)

@@ -18,7 +18,7 @@ def warm_spiking_kernels():
                 jit_lif.lif_forward(x, alpha, 2.0, 1.0, 0.0, True, True, False, 0, smooth)
                 s, psi = jit_lif.lif_forward_with_psi(x, alpha, 2.0, 1.0, 0.0, True, True, False, 0, smooth)
                 jit_lif.lif_backward(g, x, alpha, 2.0, 1.0, 0.0, True, True, False, True, 0, smooth, True, True)
-        jit_lif.lif_backward_saved(g, s, psi, 2.0, 1.0, True, True, False, True)
+        jit_lif.lif_backward_saved(g, psi, 2.0, 1.0, True, True, False, True)
         a = np.array([2.0], dtype)
         jit_surrogate.surrogate_primitive(x, a, 0)
         jit_surrogate.spike_backward(g, x, a, 0, True)

@@ -6,7 +6,8 @@ small buffer that stays in cache.  The inner loop runs over the neurons of a blo
 (contiguous memory, SIMD-vectorised); the loop over T is outside it.  Arithmetic is
 done in the dtype of `x_seq`, in the same order as the reference, so spikes agree
 bit for bit.  `lif_backward` recomputes H from `x_seq` (one read) rather than loading
-a stored copy; `lif_backward_saved` reads the S and ψ that the forward saved.
+a stored copy; `lif_backward_saved` reads dL/ds and the sign-packed ψ (q, spike in the
+sign bit) that the forward saved: two arrays in, one out.
 """
 from __future__ import annotations
 
@@ -140,7 +141,7 @@ def _n_chunks(M):
 @njit(cache=True, error_model="numpy", inline="always")
 def _forward_chunk(c, nchunks, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth,
                    s_seq, psi_seq):
-    """Forward for the blocks of chunk c (and ψ = p'(H − θ) when psi_seq is not empty);
+    """Forward for the blocks of chunk c (and q = ±ψ, ψ = p'(H − θ), when psi_seq is not empty);
     returns how many final membranes are not finite."""
     T, M = x_seq.shape
     keep_psi = psi_seq.size > 0
@@ -166,35 +167,47 @@ def _forward_chunk(c, nchunks, x_seq, alpha, tau, v_th, vr, decay_input, leaky, 
                           tau, v_th, vr, decay_input, leaky, soft_reset)
             if keep_psi:
                 surrogate_block(DERIVATIVE, kind, h[:n], v_th, a[:n], psi_seq[t, i0:i0 + n])
+                _mark_fired_row(h[:n], v_th, psi_seq[t, i0:i0 + n])
         nonfinite += _count_nonfinite(v_b)
     return nonfinite
 
 
 @njit(cache=True, error_model="numpy")
-def _saved_backward_row(g_t, psi_t, s_t, g_v, gx_t, v_th, soft_reset, detach_reset, dh_dx, dh_dv):
-    """One BPTT step from the saved S[t] and ψ[t] (no H needed: detached hard reset or soft reset)."""
+def _mark_fired_row(h_t, v_th, q_t):
+    """q ← −q where H ≥ θ: the spike goes into the sign bit of ψ (ψ = 0 becomes −0.0)."""
+    for j in range(q_t.size):
+        if h_t[j] >= v_th:
+            q_t[j] = -q_t[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _saved_backward_row(g_t, q_t, g_v, gx_t, v_th, soft_reset, detach_reset, dh_dx, dh_dv):
+    """One BPTT step from the saved q[t] = ±ψ[t] (no H needed: detached hard reset or soft reset)."""
     one = g_t.dtype.type(1.0)
+    zero = g_t.dtype.type(0.0)
     for j in range(g_t.size):
+        psi = abs(q_t[j])
         if soft_reset:
             g_s = g_t[j] if detach_reset else g_t[j] - g_v[j] * v_th  # ∂V/∂S = −θ
-            g_h = g_s * psi_t[j] + g_v[j]
+            g_h = g_s * psi + g_v[j]
         else:
-            g_h = g_t[j] * psi_t[j] + g_v[j] * (one - s_t[j])
+            s = one if np.signbit(q_t[j]) else zero
+            g_h = g_t[j] * psi + g_v[j] * (one - s)
         gx_t[j] = g_h * dh_dx
         g_v[j] = g_h * dh_dv
 
 
 @njit(cache=True, error_model="numpy")
-def _saved_backward_last_row(g_t, psi_t, g_v, gx_t, dh_dx, dh_dv):
+def _saved_backward_last_row(g_t, q_t, g_v, gx_t, dh_dx, dh_dv):
     """The step t = T−1, where nothing arrives from the future (dL/dV = 0): S is not needed."""
     for j in range(g_t.size):
-        g_h = g_t[j] * psi_t[j]
+        g_h = g_t[j] * abs(q_t[j])
         gx_t[j] = g_h * dh_dx
         g_v[j] = g_h * dh_dv
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _saved_backward_chunk(c, nchunks, g_seq, s_seq, psi_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq):
+def _saved_backward_chunk(c, nchunks, g_seq, q_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq):
     T, M = g_seq.shape
     nblocks = (M + BLOCK - 1) // BLOCK
     per_chunk = (nblocks + nchunks - 1) // nchunks
@@ -202,10 +215,10 @@ def _saved_backward_chunk(c, nchunks, g_seq, s_seq, psi_seq, v_th, soft_reset, d
     for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
         i0 = b * BLOCK
         n = min(M, i0 + BLOCK) - i0
-        _saved_backward_last_row(g_seq[T - 1, i0:i0 + n], psi_seq[T - 1, i0:i0 + n], g_v[:n],
+        _saved_backward_last_row(g_seq[T - 1, i0:i0 + n], q_seq[T - 1, i0:i0 + n], g_v[:n],
                                  gx_seq[T - 1, i0:i0 + n], dh_dx, dh_dv)
         for t in range(T - 2, -1, -1):
-            _saved_backward_row(g_seq[t, i0:i0 + n], psi_seq[t, i0:i0 + n], s_seq[t, i0:i0 + n], g_v[:n],
+            _saved_backward_row(g_seq[t, i0:i0 + n], q_seq[t, i0:i0 + n], g_v[:n],
                                 gx_seq[t, i0:i0 + n], v_th, soft_reset, detach_reset, dh_dx, dh_dv)
 
 
@@ -281,15 +294,15 @@ def _forward_serial(x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset,
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _saved_backward_parallel(g_seq, s_seq, psi_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq, nchunks):
+def _saved_backward_parallel(g_seq, q_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq, nchunks):
     for c in prange(nchunks):
-        _saved_backward_chunk(c, nchunks, g_seq, s_seq, psi_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq)
+        _saved_backward_chunk(c, nchunks, g_seq, q_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq)
 
 
 @njit(cache=True, error_model="numpy")
-def _saved_backward_serial(g_seq, s_seq, psi_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq, nchunks):
+def _saved_backward_serial(g_seq, q_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq, nchunks):
     for c in range(nchunks):
-        _saved_backward_chunk(c, nchunks, g_seq, s_seq, psi_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq)
+        _saved_backward_chunk(c, nchunks, g_seq, q_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -340,12 +353,13 @@ def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, sof
 
 
 def lif_forward_with_psi(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
-    """(s_seq, ψ = p'(H − θ)) [T, M] each (contract: reference.lif)."""
+    """(s_seq, q_seq) [T, M] each, q = ψ = p'(H − θ) with the sign bit set where H ≥ θ
+    (contract: reference.lif)."""
     return _forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth, True)
 
 
-def lif_backward_saved(g_seq, s_seq, psi_seq, tau, v_threshold, decay_input, leaky, soft_reset, detach_reset):
-    """dL/dx_seq from the forward's saved spikes and ψ (contract: reference.lif)."""
+def lif_backward_saved(g_seq, q_seq, tau, v_threshold, decay_input, leaky, soft_reset, detach_reset):
+    """dL/dx_seq from the forward's sign-packed ψ, q_seq (contract: reference.lif)."""
     if not (soft_reset or detach_reset):
         raise ValueError("lif_backward_saved needs H for a hard reset that is not detached; use lif_backward")
     dt = g_seq.dtype.type
@@ -356,7 +370,7 @@ def lif_backward_saved(g_seq, s_seq, psi_seq, tau, v_threshold, decay_input, lea
     if g_seq.shape[0] == 0:
         return gx_seq
     run = _saved_backward_serial if g_seq.size < SERIAL_BELOW else _saved_backward_parallel
-    run(g_seq, s_seq, psi_seq, v_th, bool(soft_reset), bool(detach_reset), dh_dx, dh_dv, gx_seq,
+    run(g_seq, q_seq, v_th, bool(soft_reset), bool(detach_reset), dh_dx, dh_dv, gx_seq,
         _n_chunks(g_seq.shape[1]))
     return gx_seq
 

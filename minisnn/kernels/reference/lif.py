@@ -25,8 +25,16 @@ Two backward kernels:
   α and τ, a hard reset that is not detached);
 * `lif_backward_saved` is the common training case (detached hard reset or soft reset,
   gradient for x only): `lif_forward_with_psi` also writes ψ[t] = p'(H[t] − θ), and
-  backward then needs only S[t] and ψ[t].  This moves the costly surrogate
-  evaluation into the forward pass, where it overlaps with the memory traffic.
+  backward then needs only ψ[t] and, for the hard reset, whether the neuron fired.
+  This moves the costly surrogate evaluation into the forward pass, where it overlaps
+  with the memory traffic.  The spike travels in the sign bit of ψ (ψ ≥ 0 for every
+  surrogate), so backward reads one saved array instead of two:
+
+      q[t] = −ψ[t] where H[t] ≥ θ,   +ψ[t] elsewhere;   ψ[t] = |q[t]|,  fired = signbit(q[t])
+
+  ψ = 0 with a spike is stored as −0.0, which still has its sign bit set.  The sign
+  marks H[t] ≥ θ, which is S[t] for binary spikes; with smooth spikes S is not 0/1,
+  so a hard reset in smooth mode must use `lif_backward` (the soft reset ignores the sign).
 
 Kernel contract (shared with `minisnn.kernels.jit.lif`):
 
@@ -102,20 +110,29 @@ def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, sof
     return _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth)[1]
 
 
+def _pack_spike_sign(psi, fired):
+    """q = −ψ where fired, +ψ elsewhere (ψ ≥ 0; −0.0 keeps the sign of a spike with ψ = 0)."""
+    return np.where(fired, -psi, psi)
+
+
 def lif_forward_with_psi(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
-    """(s_seq, ψ) [T, M] each, ψ[t] = p'(H[t] − θ; α): what `lif_backward_saved` needs."""
+    """(s_seq, q_seq) [T, M] each: the spikes, and ψ[t] = p'(H[t] − θ; α) with the sign bit
+    set where H[t] ≥ θ (q = −ψ there): all that `lif_backward_saved` needs."""
     h_seq, s_seq = _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth)
-    psi_seq = np.empty_like(x_seq)
+    v_th = x_seq.dtype.type(v_threshold)
+    q_seq = np.empty_like(x_seq)
     for t in range(x_seq.shape[0]):
-        psi_seq[t] = surrogate_derivative(h_seq[t] - x_seq.dtype.type(v_threshold), _slope_at(alpha, t), kind)
-    return s_seq, psi_seq
+        psi = surrogate_derivative(h_seq[t] - v_th, _slope_at(alpha, t), kind)
+        q_seq[t] = _pack_spike_sign(psi, h_seq[t] >= v_th)
+    return s_seq, q_seq
 
 
-def lif_backward_saved(g_seq, s_seq, psi_seq, tau, v_threshold, decay_input, leaky, soft_reset, detach_reset):
-    """dL/dx_seq [T, M] from the forward's spikes and ψ, without H.
+def lif_backward_saved(g_seq, q_seq, tau, v_threshold, decay_input, leaky, soft_reset, detach_reset):
+    """dL/dx_seq [T, M] from the forward's sign-packed ψ (q_seq), without H or S.
 
-    Valid when H is not needed: a detached hard reset, or a soft reset (∂V/∂S = −θ is a
-    constant); no gradient for α or τ.  The same recursion as `lif_backward`.
+    ψ[t] = |q[t]|; the hard reset's 1 − S[t] is 0 where signbit(q[t]), 1 elsewhere.
+    Valid when H is not needed: a detached hard reset with binary spikes, or a soft reset
+    (∂V/∂S = −θ is a constant); no gradient for α or τ.  The same recursion as `lif_backward`.
     """
     if not (soft_reset or detach_reset):
         raise ValueError("lif_backward_saved needs H for a hard reset that is not detached; use lif_backward")
@@ -126,11 +143,13 @@ def lif_backward_saved(g_seq, s_seq, psi_seq, tau, v_threshold, decay_input, lea
     gx_seq = np.empty_like(g_seq)
     g_v = np.zeros(g_seq.shape[1:], dtype=g_seq.dtype)
     for t in range(g_seq.shape[0] - 1, -1, -1):
+        psi = np.abs(q_seq[t])
         if soft_reset:
             g_s = g_seq[t] if detach_reset else g_seq[t] - g_v * v_th
-            g_h = g_s * psi_seq[t] + g_v
+            g_h = g_s * psi + g_v
         else:
-            g_h = g_seq[t] * psi_seq[t] + g_v * (one - s_seq[t])
+            s = np.signbit(q_seq[t]).astype(g_seq.dtype)
+            g_h = g_seq[t] * psi + g_v * (one - s)
         gx_seq[t] = g_h * dh_dx
         g_v = g_h * dh_dv
     return gx_seq
