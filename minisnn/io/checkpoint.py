@@ -124,10 +124,13 @@ def _select(tree, path: str, key: str | None):
 
 
 def _weight_refs(weights: Mapping, path: str, wrapper: str | None):
-    """(name -> ref in file order, dropped non-tensor names, stripped prefix or None)."""
-    refs: OrderedDict[str, object] = OrderedDict()
+    """(name -> ref in file order, dropped non-tensor names, stripped prefix or None).
+
+    The 'module.' prefix (DataParallel) is removed only when every tensor name carries it and
+    no name would become empty, so a lone key that happens to start with it is kept as is.
+    """
+    tensors: list = []
     dropped = []
-    stripped = None
     for name, value in weights.items():
         label = f"{wrapper}.{name}" if wrapper else str(name)
         if not isinstance(value, _TENSOR_REFS):
@@ -135,14 +138,18 @@ def _weight_refs(weights: Mapping, path: str, wrapper: str | None):
             continue
         if not isinstance(name, str):
             raise CheckpointError(path, f"tensor key {name!r} is not a string")
-        if name.startswith(PREFIX):
-            name, stripped = name[len(PREFIX):], PREFIX
+        tensors.append((name, value))
+    if not tensors:
+        raise CheckpointError(path, "contains no tensors" + (f" under {wrapper!r}" if wrapper else ""))
+    strip = all(n.startswith(PREFIX) and len(n) > len(PREFIX) for n, _ in tensors)
+    refs: OrderedDict[str, object] = OrderedDict()
+    for name, value in tensors:
+        if strip:
+            name = name[len(PREFIX):]
         if name in refs:
             raise CheckpointError(path, f"two tensors are named {name!r} once the '{PREFIX}' prefix is removed")
         refs[name] = value
-    if not refs:
-        raise CheckpointError(path, "contains no tensors" + (f" under {wrapper!r}" if wrapper else ""))
-    return refs, dropped, stripped
+    return refs, dropped, (PREFIX if strip else None)
 
 
 def _source_label(fmt: str, wrapper: str | None) -> str:
