@@ -111,5 +111,5 @@ def config_for(model: str, **overrides) -> TrainConfig:
     base["model"] = model
     if base.get("mixup_alpha", 0) > 0 and overrides.get("mixup_off_epochs") is None:
         epochs = base.get("epochs", TrainConfig.epochs)
-        base["mixup_off_epochs"] = max(1, epochs // 7)  # the card turns mixup off for the last 15 of ~100 epochs
+        base["mixup_off_epochs"] = max(1, round(0.15 * epochs))  # the card: off for the last 15 of 100 epochs
     return TrainConfig(**base).validate()
