@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .report import CRITERIA, GradGroup, LayerRow, ParityReport, diff_stats, relative
+from .report import CRITERIA, GradGroup, LayerRow, ParityReport, PoolRow, diff_stats, relative
 
 DTYPES = ("float64", "float32")
 
@@ -35,6 +35,12 @@ def grad_group(name: str) -> str:
     if "hyper" in parts:
         return (".".join(parts[:2]) if indexed else parts[0]) + " slope hypernetworks"
     return ".".join(parts[:3]) if indexed and len(parts) > 3 else parts[0]
+
+
+def _minisnn_pools(model) -> dict:
+    from ..nn import MaxPool2d
+
+    return {name: m for name, m in model.named_modules() if isinstance(m, MaxPool2d)}
 
 
 def _minisnn_neurons(model) -> dict:
@@ -53,8 +59,13 @@ class _Observer:
     """Captures (input, output) of every neuron on both sides, and the Dy-SViT slopes."""
 
     def __init__(self, model, oracle):
+        import torch
+
         self.ours_mods, self.theirs_mods = _minisnn_neurons(model), _torch_neurons(oracle)
         self.ours, self.theirs, self.their_slopes = {}, {}, {}
+        self.pool_mods = _minisnn_pools(model)
+        self.their_pool_mods = {n: m for n, m in oracle.named_modules() if isinstance(m, torch.nn.MaxPool2d)}
+        self.pool_in, self.their_pool_in = {}, {}
         self._handles, self._wrapped, self._flags = [], [], []
 
     def __enter__(self):
@@ -63,6 +74,11 @@ class _Observer:
             hyper = getattr(m, "hyper", None)
             if hyper is not None:
                 self._handles.append(hyper.register_forward_hook(self._slope_hook(path)))
+        for path, m in self.their_pool_mods.items():
+            self._handles.append(m.register_forward_hook(self._pool_hook(path)))
+        for path, m in self.pool_mods.items():
+            m.forward = self._wrap_pool(path, m.forward)
+            self._wrapped.append(m)
         for path, m in self.ours_mods.items():
             m.forward = self._wrap(path, m.forward)
             self._wrapped.append(m)
@@ -88,6 +104,17 @@ class _Observer:
         def hook(_mod, _inputs, out):
             self.their_slopes[path] = out.detach().cpu().numpy().copy()
         return hook
+
+    def _pool_hook(self, path):
+        def hook(_mod, inputs, _out):
+            self.their_pool_in[path] = inputs[0].detach().cpu().numpy().copy()
+        return hook
+
+    def _wrap_pool(self, path, forward):
+        def observed_forward(x, *args, **kwargs):
+            self.pool_in[path] = np.array(getattr(x, "data", x), copy=True)
+            return forward(x, *args, **kwargs)
+        return observed_forward
 
     def _wrap(self, path, forward):
         def observed_forward(x, *args, **kwargs):
@@ -122,6 +149,22 @@ def membrane_margin(neuron, x_seq: np.ndarray, s_seq: np.ndarray) -> np.ndarray:
     return margin
 
 
+def _origin_margin(neuron, x_raw: np.ndarray, s_raw: np.ndarray, s_ours: np.ndarray) -> float:
+    """Largest oracle margin |H − θ| over the spikes where a difference starts.
+
+    A LIF element that fires differently at step t also carries a different membrane into t+1, so only
+    its first differing step is an origin; later differences of the same element are inherited.
+    """
+    m = membrane_margin(neuron, x_raw, s_raw)
+    differ = s_ours.reshape(s_raw.shape) != s_raw
+    if not hasattr(neuron, "tau"):
+        return float(m[differ].max())
+    first = np.argmax(differ, axis=0)                     # first differing step of every element
+    any_diff = differ.any(axis=0)
+    at_first = np.take_along_axis(m, first[None], axis=0)[0]
+    return float(at_first[any_diff].max())
+
+
 def _layer_rows(obs: _Observer) -> tuple[list, list]:
     rows, unmatched = [], []
     for path, (x_ref, s_ref) in obs.theirs.items():      # oracle execution order
@@ -141,13 +184,38 @@ def _layer_rows(obs: _Observer) -> tuple[list, list]:
         differ = s != s_ref
         margin = None
         if differ.any():
-            x_raw, s_raw = obs.theirs[path]
-            m = membrane_margin(obs.theirs_mods[path], x_raw, s_raw).reshape(s.shape)
-            margin = float(m[differ].max())
+            margin = _origin_margin(obs.theirs_mods[path], *obs.theirs[path], s)
         rows.append(LayerRow(path, tuple(s.shape), float(s.mean()), int(np.count_nonzero(differ)),
                              in_max, in_mean, slope, margin))
     unmatched += [f"{p} (minisnn only)" for p in obs.ours if p not in obs.theirs]
     return rows, unmatched
+
+
+def _pool_rows(obs: _Observer) -> list:
+    """Max-pool layers: in how many windows the two inputs have their maximum at a different position.
+
+    Both inputs go through the same rule (PyTorch's: first maximum in row-major order), so a
+    difference means the inputs order the window's candidates differently; `gap` is how far apart
+    (in the oracle's input) the two chosen candidates are: rounding-level for near-equal candidates.
+    """
+    from ..kernels.reference.pool import max_pool2d_forward
+
+    rows = []
+    for path, x_ref in obs.their_pool_in.items():
+        if path not in obs.pool_in or obs.pool_in[path].shape != x_ref.shape:
+            continue
+        mod = obs.pool_mods[path]
+        k, st, pad = (int(np.ravel(v)[0]) for v in (mod.kernel_size, mod.stride, mod.padding))
+        idx_ref = max_pool2d_forward(x_ref.astype(np.float64), k, k, st, st, pad, pad)[1]
+        idx = max_pool2d_forward(obs.pool_in[path].astype(np.float64), k, k, st, st, pad, pad)[1]
+        differ = idx != idx_ref
+        gap = None
+        if differ.any():
+            planes = x_ref.reshape(x_ref.shape[0] * x_ref.shape[1], -1).astype(np.float64)
+            flat = lambda ix: np.take_along_axis(planes, ix.reshape(planes.shape[0], -1), axis=1)  # noqa: E731
+            gap = float(np.abs(flat(idx_ref) - flat(idx))[differ.reshape(planes.shape[0], -1)].max())
+        rows.append(PoolRow(path, int(idx.size), int(np.count_nonzero(differ)), gap))
+    return rows
 
 
 def _compare_grads(report, model, oracle, dtype) -> None:
@@ -192,6 +260,33 @@ def _compare_buffers(report, model, oracle) -> None:
     report.buffers_rel, report.worst_buffer = worst, worst_name
 
 
+def oracle_spikes(oracle, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Output spikes of every oracle neuron on `images` (one forward pass in the oracle's dtype, no gradient)."""
+    import torch
+
+    out, handles = {}, []
+    for path, m in _torch_neurons(oracle).items():
+        handles.append(m.register_forward_hook(
+            lambda _m, _i, o, path=path: out.__setitem__(path, o.detach().cpu().numpy().copy())))
+    dtype = next(oracle.parameters()).dtype
+    try:
+        with torch.no_grad():
+            oracle(torch.tensor(np.asarray(images)).to(dtype))
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+def spike_difference(a: dict, b: dict) -> tuple[int, int]:
+    """(differing, total) spikes over the neurons present in both spike dicts."""
+    differ = total = 0
+    for path in a.keys() & b.keys():
+        differ += int(np.count_nonzero(a[path] != b[path].reshape(a[path].shape)))
+        total += a[path].size
+    return differ, total
+
+
 def compare_with_oracle(model, oracle, images: np.ndarray, name: str = "", dtype: str = "float64",
                         grads: bool = True, train: bool = False, seed: int = 0) -> ParityReport:
     """Forward (and backward) both networks on `images` [B, C, H, W]; returns a ParityReport.
@@ -229,6 +324,7 @@ def compare_with_oracle(model, oracle, images: np.ndarray, name: str = "", dtype
     report = ParityReport(name or type(model).__name__, dtype, len(images), train, tuple(ref_logits.shape),
                           lmax, lmean, relative(ours.data, ref_logits))
     report.layers, report.unmatched_neurons = _layer_rows(obs)
+    report.pools = _pool_rows(obs)
     if grads:
         v = np.random.default_rng(seed).standard_normal(ref_logits.shape).astype(np_dtype)
         ours.backward(v)

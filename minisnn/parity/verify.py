@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compare import DTYPES, compare_with_oracle
+from .compare import DTYPES, compare_with_oracle, oracle_spikes, spike_difference
 from .infer import Resolved, detect_family, registered_config, resolve_config, shape_config
 from .report import ParityReport
 
@@ -155,8 +155,16 @@ def verify_checkpoint(path, model_name: str | None = None, overrides: dict | Non
         images, what = sample_images(batch_size, size, int(cfg.get("in_channels", 3)), seed, norm)
     else:
         what = f"{len(images)} given images"
+    reference = None
+    if dtype != "float64" and not train:        # how far PyTorch itself moves from float64 on this batch
+        oracle64 = build_oracle(resolved.family, resolved.config).to(torch.float64).eval()
+        oracle64.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items() if k in own})
+        reference = oracle_spikes(oracle64, images)
+        del oracle64
     report = compare_with_oracle(model, oracle, images, name=resolved.label, dtype=dtype, grads=grads,
                                  train=train, seed=seed)
+    if reference is not None:
+        report.reference = spike_difference(oracle_spikes(oracle.eval(), images), reference)
     report.header.append(f"checkpoint: {path}: {state.summary()}")
     report.header.append("configuration: " + ", ".join(
         f"{k}={v!r} ({resolved.source[k]})" for k, v in cfg.items() if resolved.source.get(k) != "default"))

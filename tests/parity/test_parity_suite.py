@@ -25,7 +25,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("spikingjelly")
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import example, given, settings, strategies as st  # noqa: E402
 
 import minisnn  # noqa: E402
 from minisnn.parity import compare_with_oracle  # noqa: E402
@@ -104,15 +104,20 @@ def run_example(family: str, cfg: dict, style: str, train: bool, seed: int) -> N
 
 
 def check_float32(r32) -> None:
-    """No flip: every value within the float32 tolerances.  Flips: the first layer with any differing
-    spike has them all within rounding distance of the threshold (later layers inherit the change, and in
-    these narrow random networks one flip can spread to more than 0.1 % of all spikes: docs/parity.md)."""
+    """No flip: values within the float32 tolerances (gradients too unless a max-pool window routes its
+    gradient elsewhere, which is allowed only between candidates at rounding distance).  Flips: the first
+    layer with any differing spike has them all within rounding distance of the threshold (later layers
+    inherit the change, and in these narrow random networks one flip can spread to more than 0.1 % of
+    all spikes: docs/parity.md)."""
     c = CRITERIA["float32"]
     first = r32.first_divergence
     if first is None:
         assert r32.agreement == 1.0
         assert r32.logits_rel <= c["logits_rtol"], r32.format()
-        assert r32.grads_rel <= c["grad_rtol"] and r32.input_grad_rel <= c["grad_rtol"], r32.format()
+        if r32.pool_differing == 0:
+            assert r32.grads_rel <= c["grad_rtol"] and r32.input_grad_rel <= c["grad_rtol"], r32.format()
+        else:
+            assert max(p.gap for p in r32.pools if p.differing) <= c["rounding_margin"], r32.format()
         assert r32.ok, r32.format()
     else:
         assert first.flip_margin <= c["rounding_margin"], r32.format()
@@ -134,6 +139,10 @@ def test_spikformer_parity(cfg, style, train, seed):
 
 @settings(max_examples=EXAMPLES)
 @_given("msvit")
+# found by the suite: in float32 one max-pool window's two best candidates differ by 1.2e-7 and the
+# implementations order them differently, so the gradient goes to another position (docs/parity.md)
+@example(cfg={"T": 3, "img_size": 32, "mlp_ratio": 4, "num_classes": 3, "attn_threshold": 0.75, "embed_dim": 48,
+              "num_heads": 2, "depth": 2, "stage3_proj_lif": "merged", "B": 1}, style="timm", train=False, seed=1155)
 def test_msvit_parity(cfg, style, train, seed):
     run_example("msvit", cfg, style, train, seed)
 

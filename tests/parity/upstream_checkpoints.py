@@ -1,7 +1,8 @@
 """Random-weight oracles that fire, saved the way the upstream training scripts save them.
 
 * `timm`:  timm `CheckpointSaver` (Spikformer/MSViT/QKFormer CIFAR `train.py`):
-           {'epoch', 'arch', 'state_dict', 'optimizer', 'version': 2, 'args': argparse.Namespace, 'amp_scaler', 'metric'}
+           {'epoch', 'arch', 'state_dict', 'optimizer', 'version': 2, 'args': argparse.Namespace,
+            'amp_scaler', 'metric'}
 * `mae`:   MAE-style `misc.save_model` (MSViT/QKFormer ImageNet): {'model', 'optimizer', 'epoch', 'scaler', 'args'}
 * `hf`:    a bare state_dict in `pytorch_model.bin`, as on a Hugging Face model card (Dy-SViT).
 
@@ -98,8 +99,9 @@ def _args(family: str, kwargs: dict) -> argparse.Namespace:
     fields = dict(model=ARCH.get(family, "dysvit"), lr=5e-4, epochs=300, batch_size=64, mixup=0.5, seed=42,
                   aa="rand-m9-n1-mstd0.4-inc1", num_classes=kwargs.get("num_classes", 10))
     if family != "dysvit":
-        fields.update(time_step=kwargs["T"], dim=kwargs["embed_dim"], layer=kwargs["depth"],
-                      num_heads=kwargs["num_heads"] if family == "spikformer" else 8, mlp_ratio=kwargs["mlp_ratio"])
+        heads = kwargs["num_heads"] if family == "spikformer" else 8     # MSViT/QKFormer hard-code 8 upstream
+        fields.update(time_step=kwargs["T"], dim=kwargs["embed_dim"], layer=kwargs["depth"], num_heads=heads,
+                      mlp_ratio=kwargs.get("mlp_ratio", 4))
     return argparse.Namespace(**fields)
 
 

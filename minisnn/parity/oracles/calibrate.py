@@ -136,8 +136,8 @@ def perturb_hypernetworks(model: nn.Module, seed: int = 0, std: float = 0.5) -> 
     for name, mod in model.named_modules():
         if isinstance(mod, dysvit.Hyper):
             for lin, scale in ((mod.fc1, std), (mod.fc2, 4 * std)):
-                w = torch.randn(lin.weight.shape, generator=gen, dtype=torch.float64) * scale / lin.weight.shape[1] ** 0.5
-                lin.weight.copy_(w.to(lin.weight.dtype))
+                w = torch.randn(lin.weight.shape, generator=gen, dtype=torch.float64)
+                lin.weight.copy_((w * scale / lin.weight.shape[1] ** 0.5).to(lin.weight.dtype))
     return model
 
 
