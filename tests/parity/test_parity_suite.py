@@ -16,6 +16,7 @@ image size, stage-3 mode / slope and stability switches), every example:
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from .upstream_checkpoints import (BUILDERS, MODELS, STYLES, calibrated_oracle, 
                                    save_like_upstream, split)
 
 WRAPPER = {"timm": "state_dict", "mae": "model", "hf": None}
-EXAMPLES = 6
+EXAMPLES = int(os.environ.get("MINISNN_PARITY_EXAMPLES", "6"))     # per family; raise it for a thorough run
 
 
 def _load_oracle_like_upstream(family, kwargs, path, style, dtype):
