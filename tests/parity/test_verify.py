@@ -123,6 +123,17 @@ def test_torch_missing_is_a_one_line_error(checkpoints, capsys, monkeypatch):
     assert "PyTorch, which is not installed" in err and "pip install torch" in err
 
 
+def test_safetensors_checkpoint(checkpoints, tmp_path, capsys):
+    from minisnn import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(load_checkpoint(checkpoints["qkformer"][0]), path)
+    assert checkpoint_args(path) == {}
+    rc, out, _ = run_cli(capsys, path, "--set", "num_heads=2", "--set", "T=2", "--set", "img_size=16", "--no-grads")
+    assert rc == 0 and out.splitlines()[-1] == "PASS"
+    assert "T=2 (--set)" in out and "safetensors" in out
+
+
 def test_checkpoint_args_are_read_without_torch(checkpoints):
     args = checkpoint_args(checkpoints["spikformer"][0])
     assert args["time_step"] == 2 and args["model"] == "spikformer"
