@@ -442,18 +442,8 @@ def calibrate_bn(model: nn.Module, x: torch.Tensor, mean: float = 1.5, std: floa
     return model
 
 
-@torch.no_grad()
 def lif_firing_rates(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     """Mean output (spike rate) of every LIF node on input `x`, keyed by module path."""
-    rates, hooks = {}, []
-    for name, mod in model.named_modules():
-        if isinstance(mod, MultiStepLIFNode):
-            hooks.append(mod.register_forward_hook(
-                lambda m, i, o, name=name: rates.__setitem__(name, float(o.float().mean()))))
-    try:
-        model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-        sj_functional.reset_net(model)
-    return rates
+    from .calibrate import firing_rates
+
+    return firing_rates(model, x)
