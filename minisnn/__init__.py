@@ -32,12 +32,13 @@ _LAZY_MODULES = {"models", "io", "data", "train", "viz", "kernels", "spiking"}
 _LAZY_ATTRS = {
     "load_checkpoint": ("minisnn.io", "load_checkpoint"),
     "save_checkpoint": ("minisnn.io", "save_checkpoint"),
+    "pretrained": ("minisnn.train.export", "pretrained"),
 }
 
 __all__ = [
     "Tensor", "Function", "Context", "no_grad", "enable_grad", "is_grad_enabled",
     "gradcheck", "GradcheckError", "functional", "F", "nn", "optim",
-    "load_checkpoint", "save_checkpoint", "models",
+    "load_checkpoint", "save_checkpoint", "pretrained", "models",
 ]
 
 

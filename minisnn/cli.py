@@ -2,7 +2,8 @@
 
     minisnn train --model spikformer-tiny --epochs 10     # train on CIFAR-10 (or the embedded sample)
     minisnn eval runs/spikformer-tiny/best.npz             # accuracy on the official test batch
-    minisnn models                                         # list registered models
+    minisnn export runs/dysvit-tiny/best.npz small.npz     # weights-only copy of a checkpoint
+    minisnn models                                         # list registered models and pretrained weights
     minisnn download cifar10 --data-dir ~/data             # fetch and verify the dataset
     minisnn verify CHECKPOINT [--model NAME]               # compare against PyTorch (needs torch)
 
@@ -96,7 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=_positive_int)
     e.add_argument("--no-progress", action="store_true")
 
-    sub.add_parser("models", help="list registered models")
+    x = sub.add_parser("export", help="write a weights-only copy of a training checkpoint (.npz)")
+    x.add_argument("checkpoint")
+    x.add_argument("out")
+    x.add_argument("--data-dir", help="the CIFAR-10 it was trained on: records which training images it never saw")
+    x.add_argument("--note", dest="notes", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                   help="metadata stored with the weights, e.g. --note test_acc=0.68 (repeatable)")
+    sub.add_parser("models", help="list registered models and the pretrained weights shipped")
 
     d = sub.add_parser("download", help="download and verify CIFAR-10/100")
     d.add_argument("dataset", choices=("cifar10", "cifar100"))
@@ -163,11 +170,24 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from pathlib import Path
+
+    from .train import export_weights
+
+    path = export_weights(args.checkpoint, args.out, notes=dict(args.notes), data_dir=args.data_dir)
+    print(f"wrote {path} ({Path(path).stat().st_size / 2**20:.2f} MiB)")
+    return 0
+
+
 def _cmd_models(args) -> int:
     from . import models
+    from .train import pretrained_names, pretrained_path
 
     for name in models.names():
         print(f"{name:28s} {models.describe(name)}")
+    for name in pretrained_names():
+        print(f"pretrained: {name:16s} minisnn.pretrained({name!r}) or `minisnn eval {pretrained_path(name)}`")
     return 0
 
 
@@ -193,8 +213,8 @@ def _cmd_verify(args) -> int:
     return 0 if report.ok else 1
 
 
-_COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "models": _cmd_models, "download": _cmd_download,
-             "verify": _cmd_verify}
+_COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "export": _cmd_export, "models": _cmd_models,
+             "download": _cmd_download, "verify": _cmd_verify}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,11 +7,12 @@ from .state import load_state
 
 
 def load_trained(path: str | os.PathLike):
-    """Return (model in eval mode, checkpoint state) for a `last.npz`/`best.npz` written by the trainer."""
+    """Return (model in eval mode, checkpoint state) for a `last.npz`/`best.npz` written by the trainer
+    or a weights-only file written by `export_weights`."""
     from .. import models
 
     st = load_state(path)
-    if st.get("kind") != "train" or "model_name" not in st:
+    if st.get("kind") not in ("train", "weights") or "model_name" not in st:
         raise ValueError(f"{path} is not a checkpoint written by `minisnn train`")
     overrides = dict(st["config"].get("model_overrides") or {})
     overrides["num_classes"] = len(st["classes"])

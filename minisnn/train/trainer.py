@@ -144,6 +144,8 @@ class Trainer:
     def resume(self, path: str | os.PathLike | None = None) -> None:
         path = Path(path) if path else self.out / "last.npz"
         st = load_state(path)
+        if st.get("kind") == "weights":
+            raise ValueError(f"{path} holds exported weights only (no optimiser state): it cannot be resumed")
         if st.get("model_name") != self.cfg.model:
             raise ValueError(f"{path} was trained as {st.get('model_name')!r}, not {self.cfg.model!r}")
         self.model.load_state_dict(st["model"])

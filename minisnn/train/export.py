@@ -1,0 +1,94 @@
+"""Slim, weights-only copies of training checkpoints, and the pretrained models shipped in the package.
+
+A training checkpoint (`last.npz`, `best.npz`) also holds the optimiser's moments, which
+triple its size.  `export_weights` keeps what inference needs: the model name and its
+constructor overrides, the float32 state_dict, the normalisation and class names, the
+validation history, plus optional notes (the test accuracy, the command that made it).
+The result loads with `load_trained` and evaluates with `minisnn eval` like any checkpoint,
+but cannot be resumed.
+
+    minisnn export runs/dysvit-tiny/best.npz dysvit-tiny-cifar10.npz --note test_acc=0.68
+    model = minisnn.pretrained("dysvit-tiny-cifar10")
+"""
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .state import load_state, save_state
+
+WEIGHTS_KIND = "weights"
+
+
+def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, notes: dict | None = None,
+                   data_dir: str | os.PathLike | None = None) -> Path:
+    """Write the weights of a trainer checkpoint (float32) and its metadata to `out` (.npz).
+
+    With `data_dir` (the CIFAR-10 the model was trained on), the notes also record
+    `heldout_indices`: the positions, in the 50,000 concatenated training images, of the
+    validation split the model never trained on, so images from it can be told apart later.
+    """
+    st = load_state(checkpoint)
+    if st.get("kind") not in ("train", WEIGHTS_KIND) or "model_name" not in st:
+        raise ValueError(f"{checkpoint} is not a checkpoint written by `minisnn train`")
+    model = {k: (v.astype(np.float32) if np.issubdtype(v.dtype, np.floating) else v)
+             for k, v in st["model"].items()}
+    slim = {
+        "kind": WEIGHTS_KIND,
+        "model_name": st["model_name"],
+        "config": st["config"],
+        "model_config": st.get("model_config", {}),
+        "model": model,
+        "epoch": int(st["epoch"]),
+        "history": st.get("history", []),
+        "best_acc": float(st.get("best_acc", -1.0)),
+        "classes": list(st["classes"]),
+        "normalization": st["normalization"],
+        "notes": {**st.get("notes", {}), **(notes or {})},
+    }
+    if not str(out).endswith(".npz"):
+        raise ValueError(f"export writes an .npz file, got {str(out)!r}")
+    if data_dir is not None:
+        slim["notes"]["heldout_indices"] = heldout_indices(data_dir, st["config"])
+    return save_state(slim, out)
+
+
+def heldout_indices(data_dir, config: dict) -> np.ndarray:
+    """Positions of the validation split `minisnn train` carved with this config (int32, sorted)."""
+    from ..data import find_dataset_dir, load_cifar10
+    from ..data.split import stratified_split
+
+    _, train_y, _, _, _ = load_cifar10(find_dataset_dir(data_dir, "cifar10"))
+    _, val_idx = stratified_split(train_y, config.get("val_size", 5000), config.get("seed", 0))
+    return np.sort(val_idx).astype(np.int32)
+
+
+def pretrained_names() -> list[str]:
+    """Names of the pretrained models shipped in `minisnn/assets/pretrained/`."""
+    folder = _pretrained_folder()
+    return sorted(p.stem for p in folder.glob("*.npz")) if folder.is_dir() else []
+
+
+def pretrained_path(name: str) -> Path:
+    path = _pretrained_folder() / f"{name}.npz"
+    if not path.exists():
+        raise ValueError(f"no pretrained model {name!r}; shipped: {', '.join(pretrained_names()) or 'none'}")
+    return path
+
+
+def pretrained(name: str = "dysvit-tiny-cifar10"):
+    """A shipped trained model in eval mode; `.pretrained_info` holds its notes and validation history."""
+    from .restore import load_trained
+
+    model, st = load_trained(pretrained_path(name))
+    model.pretrained_info = {"name": name, "model": st["model_name"], "epoch": int(st["epoch"]),
+                             "normalization": st["normalization"], "classes": list(st["classes"]),
+                             "history": st.get("history", []), **st.get("notes", {})}
+    return model
+
+
+def _pretrained_folder() -> Path:
+    return Path(str(resources.files("minisnn") / "assets" / "pretrained"))
