@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from minisnn import Tensor, gradcheck
 from minisnn import functional as F
@@ -105,17 +105,31 @@ def test_conv1d_gradcheck(k, stride, padding):
     gradcheck(lambda x, w, b: F.conv1d(x, w, b, stride=stride, padding=padding), [x, w, b])
 
 
-def test_im2col_col2im_are_adjoint():
-    """<im2col(x), c> == <x, col2im(c)> for every x, c: col2im is the transpose of im2col."""
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((2, 3, 7, 6))
-    kh, kw, sh, sw = 3, 2, 2, 1
-    ho, wo = (7 - kh) // sh + 1, (6 - kw) // sw + 1
-    cols = conv_ops.im2col(x, kh, kw, sh, sw, np.empty((3, kh, kw, 2, ho, wo)))
-    c = rng.standard_normal(cols.shape)
-    back = conv_ops.col2im(c, sh, sw, np.zeros_like(x))
-    assert np.isclose(np.sum(cols * c), np.sum(x * back), rtol=1e-12)
-    assert cols[1, 2, 1, 0, 1, 3] == x[0, 1, 1 * sh + 2, 3 * sw + 1]
+@pytest.mark.parametrize("backend", ["reference", "jit"])
+@settings(deadline=None, max_examples=25)
+@given(m=st.integers(1, 3), c=st.integers(1, 5), h=st.integers(1, 8), w=st.integers(1, 8), kh=st.integers(1, 4),
+       kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2))
+def test_im2col_col2im_are_adjoint(backend, m, c, h, w, kh, kw, sh, sw, ph, pw):
+    """<im2col(x), d> == <x, col2im(d)> for every x, d (col2im is the transpose of im2col); jit == reference."""
+    import importlib
+    reference = importlib.import_module("minisnn.kernels.reference.conv")
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    assume(ho >= 1 and wo >= 1)
+    impl = importlib.import_module(f"minisnn.kernels.{backend}.conv")
+    rng = np.random.default_rng(m * 1000 + c * 100 + h * 10 + w)
+    x = rng.standard_normal((m, h, w, c))
+    cols = impl.im2col_rows(x, kh, kw, sh, sw, ph, pw, np.empty((m * ho * wo, kh * kw * c)))
+    d = rng.standard_normal(cols.shape)
+    back = impl.col2im_rows(d, kh, kw, sh, sw, ph, pw, np.full_like(x, np.nan))
+    assert np.isclose(np.sum(cols * d), np.sum(x * back), rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(cols, reference.im2col_rows(x, kh, kw, sh, sw, ph, pw, np.empty_like(cols)))
+    np.testing.assert_allclose(back, reference.col2im_rows(d, kh, kw, sh, sw, ph, pw, np.empty_like(x)),
+                               rtol=1e-12, atol=1e-12)
+    # one entry by its definition: row (n, i, j), column (p, q, channel)
+    n, i, j, p, q, ch = m - 1, ho - 1, wo - 1, kh - 1, kw - 1, c - 1
+    r, col = i * sh + p - ph, j * sw + q - pw
+    expected = x[n, r, col, ch] if 0 <= r < h and 0 <= col < w else 0.0
+    assert cols[(n * ho + i) * wo + j, (p * kw + q) * c + ch] == expected
 
 
 @pytest.mark.parametrize("k, padding", [(3, 1), (1, 0)])
