@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -67,17 +68,11 @@ def main():
                 params = r["params"]
                 for mode in ("train", "infer"):
                     times[impl][mode] += r[mode]
-        ips = {impl: {m: args.batch_size / _median(t) for m, t in d.items()} for impl, d in times.items()}
+        ips = {impl: {m: args.batch_size / statistics.median(t) for m, t in d.items()} for impl, d in times.items()}
         mt, tt = ips["minisnn"]["train"], ips["torch"]["train"]
         mi, ti = ips["minisnn"]["infer"], ips["torch"]["infer"]
         print(f"{name:22s} {params:9,d} | {mt:11.1f} {tt:12.1f} {mt / tt:6.2f} | {mi:11.1f} {ti:12.1f} {mi / ti:6.2f}",
               flush=True)
-
-
-def _median(values):
-    v = sorted(values)
-    n = len(v)
-    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
 
 
 def _worker(args) -> dict:

@@ -31,7 +31,7 @@ from minisnn import data as D
 from minisnn.data.augment import normalization_stats
 from minisnn import models
 from minisnn.parity import build_oracle
-from minisnn.train import TrainConfig, config_for, save_state
+from minisnn.train import TrainConfig, config_for, export
 
 
 def parse():
@@ -158,14 +158,9 @@ def main():
 
 def write_weights(state: dict, cfg: TrainConfig, history: list, classes, out: str, notes: dict):
     """Save a state_dict in minisnn's weights format (loads with `minisnn eval` / `load_trained`)."""
-    best = max((h["val_acc"] for h in history), default=-1.0)
-    model = models.create(cfg.model, **cfg.model_overrides)
-    model.load_state_dict(state)             # checks every key and shape before writing
-    save_state({"kind": "weights", "model_name": cfg.model, "config": cfg.to_dict(), "model_config": {},
-                "model": {k: np.asarray(v, dtype=np.float32) if np.asarray(v).dtype.kind == "f" else np.asarray(v)
-                          for k, v in state.items()},
-                "epoch": len(history), "history": history, "best_acc": best, "classes": list(classes),
-                "normalization": cfg.normalization, "notes": notes}, out)
+    models.create(cfg.model, **cfg.model_overrides).load_state_dict(state)   # checks every key and shape first
+    export.write_weights(out, model_name=cfg.model, config=cfg.to_dict(), model=state, classes=classes,
+                         normalization=cfg.normalization, history=history, notes=notes)
 
 
 if __name__ == "__main__":

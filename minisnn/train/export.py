@@ -34,26 +34,40 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, notes:
     st = load_state(checkpoint)
     if st.get("kind") not in ("train", WEIGHTS_KIND) or "model_name" not in st:
         raise ValueError(f"{checkpoint} is not a checkpoint written by `minisnn train`")
-    model = {k: (v.astype(np.float32) if np.issubdtype(v.dtype, np.floating) else v)
-             for k, v in st["model"].items()}
-    slim = {
-        "kind": WEIGHTS_KIND,
-        "model_name": st["model_name"],
-        "config": st["config"],
-        "model_config": st.get("model_config", {}),
-        "model": model,
-        "epoch": int(st["epoch"]),
-        "history": st.get("history", []),
-        "best_acc": float(st.get("best_acc", -1.0)),
-        "classes": list(st["classes"]),
-        "normalization": st["normalization"],
-        "notes": {**st.get("notes", {}), **(notes or {})},
-    }
+    notes = {**st.get("notes", {}), **(notes or {})}
+    if data_dir is not None:
+        notes["heldout_indices"] = heldout_indices(data_dir, st["config"])
+    return write_weights(out, model_name=st["model_name"], config=st["config"], model=st["model"],
+                         classes=st["classes"], normalization=st["normalization"], history=st.get("history", []),
+                         epoch=int(st["epoch"]), best_acc=float(st.get("best_acc", -1.0)), notes=notes,
+                         model_config=st.get("model_config", {}))
+
+
+def write_weights(out, *, model_name: str, config: dict, model: dict, classes, normalization, history=(),
+                  epoch: int | None = None, best_acc: float | None = None, notes: dict | None = None,
+                  model_config: dict | None = None) -> Path:
+    """Write a weights-only file (float32 state_dict + metadata) that `load_trained` and `minisnn eval` read.
+
+    epoch defaults to the length of `history`, best_acc to its best `val_acc` (-1 without history).
+    """
     if not str(out).endswith(".npz"):
         raise ValueError(f"export writes an .npz file, got {str(out)!r}")
-    if data_dir is not None:
-        slim["notes"]["heldout_indices"] = heldout_indices(data_dir, st["config"])
-    return save_state(slim, out)
+    history = list(history)
+    weights = {k: (np.asarray(v, dtype=np.float32) if np.asarray(v).dtype.kind == "f" else np.asarray(v))
+               for k, v in model.items()}
+    return save_state({
+        "kind": WEIGHTS_KIND,
+        "model_name": model_name,
+        "config": config,
+        "model_config": model_config or {},
+        "model": weights,
+        "epoch": len(history) if epoch is None else epoch,
+        "history": history,
+        "best_acc": max((h["val_acc"] for h in history), default=-1.0) if best_acc is None else best_acc,
+        "classes": list(classes),
+        "normalization": normalization,
+        "notes": dict(notes or {}),
+    }, out)
 
 
 def heldout_indices(data_dir, config: dict) -> np.ndarray:

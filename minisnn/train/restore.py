@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from .export import WEIGHTS_KIND
 from .state import load_state
 
 
@@ -12,7 +13,7 @@ def load_trained(path: str | os.PathLike):
     from .. import models
 
     st = load_state(path)
-    if st.get("kind") not in ("train", "weights") or "model_name" not in st:
+    if st.get("kind") not in ("train", WEIGHTS_KIND) or "model_name" not in st:
         raise ValueError(f"{path} is not a checkpoint written by `minisnn train`")
     overrides = dict(st["config"].get("model_overrides") or {})
     overrides["num_classes"] = len(st["classes"])

@@ -26,6 +26,7 @@ from .. import functional as F
 from ..autograd.grad_mode import no_grad
 from .config import TrainConfig
 from .state import load_state, save_state
+from .export import WEIGHTS_KIND
 
 
 def _bn_buffers(model) -> dict:
@@ -144,7 +145,7 @@ class Trainer:
     def resume(self, path: str | os.PathLike | None = None) -> None:
         path = Path(path) if path else self.out / "last.npz"
         st = load_state(path)
-        if st.get("kind") == "weights":
+        if st.get("kind") == WEIGHTS_KIND:
             raise ValueError(f"{path} holds exported weights only (no optimiser state): it cannot be resumed")
         if st.get("model_name") != self.cfg.model:
             raise ValueError(f"{path} was trained as {st.get('model_name')!r}, not {self.cfg.model!r}")

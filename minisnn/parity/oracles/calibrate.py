@@ -57,12 +57,7 @@ def firing_rates(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
         if isinstance(mod, neuron_types()):
             hooks.append(mod.register_forward_hook(
                 lambda m, i, o, name=name: rates.__setitem__(name, float(o.double().mean()))))
-    try:
-        model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-        sj_functional.reset_net(model)
+    upstream.forward_with_hooks(model, x, hooks)
     return rates
 
 

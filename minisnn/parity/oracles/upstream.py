@@ -433,13 +433,18 @@ def calibrate_bn(model: nn.Module, x: torch.Tensor, mean: float = 1.5, std: floa
         if isinstance(mod, nn.modules.batchnorm._BatchNorm):
             hooks.append(mod.register_forward_pre_hook(pre_hook(name)))
     model.eval()
+    forward_with_hooks(model, x, hooks)
+    return model
+
+
+def forward_with_hooks(model: nn.Module, x: torch.Tensor, hooks: list) -> torch.Tensor:
+    """model(x), then remove `hooks` and reset every neuron's state, even if the forward raised."""
     try:
-        model(x)
+        return model(x)
     finally:
         for h in hooks:
             h.remove()
         sj_functional.reset_net(model)
-    return model
 
 
 def lif_firing_rates(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
