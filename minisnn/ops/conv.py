@@ -10,7 +10,9 @@ was copied from (col2im, `kernels.col2im_rows`).  Pixels as the long GEMM dimens
 1.3-2.5x faster in OpenBLAS than the [O, K] @ [K, pixels] orientation (measured in conv.md).
 
 The batch is processed in chunks of a few images, so `cols` stays a few MiB (cache
-sized, reused between chunks) instead of kh·kw times the whole input.  A 1×1 kernel
+sized, reused between chunks) instead of kh·kw times the whole input.  Each chunk moves
+between the layers' channels-first layout and the GEMMs' pixel-major one with
+`kernels.swap_last_axes` (a tiled, parallel transpose).  A 1×1 kernel
 without padding needs no im2col at all: y[n] = W₂ @ x[n] is a plain batched matmul.
 Conv1d runs the same code on [N, C, 1, L] views.
 """
@@ -93,9 +95,14 @@ def weight_rows(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(o, -1)
 
 
-def channels_last(x: np.ndarray) -> np.ndarray:
-    """[n, C, H, W] -> contiguous [n, H, W, C]."""
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+def _buffer(size: int, dtype) -> np.ndarray:
+    """A flat scratch array, sliced per chunk as `_view(buf, shape)`."""
+    return np.empty(size, dtype=dtype)
+
+
+def _view(buf: np.ndarray, *shape: int) -> np.ndarray:
+    """The first prod(shape) numbers of a flat scratch array, seen with `shape`."""
+    return buf[: int(np.prod(shape))].reshape(shape)
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0)) -> np.ndarray:
@@ -107,15 +114,18 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0
         y = np.matmul(w2, xs.reshape(geo.n, geo.c, geo.pixels))
     else:
         w_rows_t = weight_rows(w).T                                    # [K, O]
+        x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, geo.h * geo.w)
         y = np.empty((geo.n, geo.o, geo.pixels), dtype=x.dtype)
-        cols_buf = np.empty(geo.chunk * geo.pixels * geo.k, dtype=x.dtype)
-        prod_buf = np.empty(geo.chunk * geo.pixels * geo.o, dtype=x.dtype)
+        x_buf = _buffer(geo.chunk * geo.h * geo.w * geo.c, x.dtype)
+        cols_buf = _buffer(geo.chunk * geo.pixels * geo.k, x.dtype)
+        prod_buf = _buffer(geo.chunk * geo.pixels * geo.o, x.dtype)
         for start, stop in geo.chunks():
-            rows = (stop - start) * geo.pixels
-            cols = kernels.im2col_rows(channels_last(x[start:stop]), geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw,
-                                       cols_buf[: rows * geo.k].reshape(rows, geo.k))
-            prod = np.matmul(cols, w_rows_t, out=prod_buf[: rows * geo.o].reshape(rows, geo.o))  # [pixels, O]
-            y[start:stop] = prod.reshape(stop - start, geo.pixels, geo.o).transpose(0, 2, 1)
+            m = stop - start
+            x_last = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, geo.h * geo.w, geo.c))
+            cols = kernels.im2col_rows(x_last.reshape(m, geo.h, geo.w, geo.c), geo.kh, geo.kw, geo.sh, geo.sw,
+                                       geo.ph, geo.pw, _view(cols_buf, m * geo.pixels, geo.k))
+            prod = np.matmul(cols, w_rows_t, out=_view(prod_buf, m * geo.pixels, geo.o))  # [pixels, O]
+            kernels.swap_last_axes(prod.reshape(m, geo.pixels, geo.o), y[start:stop])
     if b is not None:
         y += b[:, None]
     return y.reshape(geo.n, geo.o, geo.ho, geo.wo)
@@ -149,25 +159,31 @@ def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding
             dw = dw2.reshape(w.shape)
     elif need_x or need_w:
         w_rows = weight_rows(w)                                          # [O, K]
-        cols_buf = np.empty(geo.chunk * geo.pixels * geo.k, dtype=x.dtype)
+        hw = geo.h * geo.w
+        g3 = np.ascontiguousarray(g3)
+        cols_buf = _buffer(geo.chunk * geo.pixels * geo.k, x.dtype)
+        g_buf = _buffer(geo.chunk * geo.pixels * geo.o, x.dtype)
+        x_buf = _buffer(geo.chunk * hw * geo.c, x.dtype)               # x, then dx, channels last
         if need_w:
+            x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, hw)
             dw_rows_t = np.zeros((geo.k, geo.o), dtype=x.dtype)         # dW₂ᵀ [K, O]
         if need_x:
             dx = np.empty_like(x)
-            dx_buf = np.empty(geo.chunk * geo.h * geo.w * geo.c, dtype=x.dtype)
+            dx3 = dx.reshape(geo.n, geo.c, hw)
         for start, stop in geo.chunks():
             m = stop - start
             rows = m * geo.pixels
-            g_rows = np.ascontiguousarray(g3[start:stop].transpose(0, 2, 1)).reshape(rows, geo.o)  # [pixels, O]
+            g_rows = kernels.swap_last_axes(g3[start:stop], _view(g_buf, m, geo.pixels, geo.o)).reshape(rows, geo.o)
             if need_w:
-                cols = kernels.im2col_rows(channels_last(x[start:stop]), geo.kh, geo.kw, geo.sh, geo.sw, geo.ph,
-                                           geo.pw, cols_buf[: rows * geo.k].reshape(rows, geo.k))
+                x_last = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, hw, geo.c))
+                cols = kernels.im2col_rows(x_last.reshape(m, geo.h, geo.w, geo.c), geo.kh, geo.kw, geo.sh, geo.sw,
+                                           geo.ph, geo.pw, _view(cols_buf, rows, geo.k))
                 dw_rows_t += cols.T @ g_rows
             if need_x:
-                dcols = np.matmul(g_rows, w_rows, out=cols_buf[: rows * geo.k].reshape(rows, geo.k))
+                dcols = np.matmul(g_rows, w_rows, out=_view(cols_buf, rows, geo.k))
                 dx_last = kernels.col2im_rows(dcols, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw,
-                                              dx_buf[: m * geo.h * geo.w * geo.c].reshape(m, geo.h, geo.w, geo.c))
-                dx[start:stop] = dx_last.transpose(0, 3, 1, 2)
+                                              _view(x_buf, m, geo.h, geo.w, geo.c))
+                kernels.swap_last_axes(dx_last.reshape(m, hw, geo.c), dx3[start:stop])
         if need_w:
             dw = np.ascontiguousarray(dw_rows_t.T.reshape(geo.o, geo.kh, geo.kw, geo.c).transpose(0, 3, 1, 2))
     return dx, dw, db

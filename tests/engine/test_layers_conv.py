@@ -132,6 +132,21 @@ def test_im2col_col2im_are_adjoint(backend, m, c, h, w, kh, kw, sh, sw, ph, pw):
     assert cols[(n * ho + i) * wo + j, (p * kw + q) * c + ch] == expected
 
 
+@pytest.mark.parametrize("backend", ["reference", "jit"])
+@settings(deadline=None, max_examples=25)
+@given(m=st.integers(1, 3), a=st.integers(1, 70), b=st.integers(1, 70), dtype=st.sampled_from([np.float32, np.float64]))
+def test_swap_last_axes_is_the_transpose(backend, m, a, b, dtype):
+    """out[n, j, i] == x[n, i, j] for shapes that are not multiples of the tile, into a slice of a bigger array."""
+    import importlib
+    impl = importlib.import_module(f"minisnn.kernels.{backend}.conv")
+    x = np.random.default_rng(a * 100 + b).standard_normal((m, a, b)).astype(dtype)
+    big = np.full((m + 1, b, a), np.nan, dtype=dtype)
+    out = impl.swap_last_axes(x, big[1:])
+    assert out is not None and np.shares_memory(out, big)
+    np.testing.assert_array_equal(big[1:], x.transpose(0, 2, 1))
+    assert np.isnan(big[0]).all()
+
+
 @pytest.mark.parametrize("k, padding", [(3, 1), (1, 0)])
 def test_conv_keeps_float32(k, padding):
     rng = np.random.default_rng(3)

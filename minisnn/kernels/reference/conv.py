@@ -1,4 +1,4 @@
-"""im2col / col2im for convolution, NumPy reference (the specification of `jit.conv`).
+"""im2col / col2im and the layout swap for convolution, NumPy reference (the specification of `jit.conv`).
 
 Channels-last, pixel-major ("rows") layout: the images come as x [m, H, W, C], and there is
 one row per output pixel and one column per (tap, channel),
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["im2col_rows", "col2im_rows"]
+__all__ = ["im2col_rows", "col2im_rows", "swap_last_axes"]
 
 
 def im2col_rows(x, kh, kw, sh, sw, ph, pw, out):
@@ -41,3 +41,13 @@ def col2im_rows(dcols, kh, kw, sh, sw, ph, pw, dx):
             dx_pad[:, p:p + sh * (ho - 1) + 1:sh, q:q + sw * (wo - 1) + 1:sw] += d[:, :, :, p, q]
     dx[...] = dx_pad[:, ph:ph + h, pw:pw + w]
     return dx
+
+
+def swap_last_axes(a, out):
+    """a [m, A, B] -> out [m, B, A] (written in place and returned): out[n, j, i] = a[n, i, j].
+
+    Moves a chunk between the channels-first layout of the layers ([m, C, H·W]) and the
+    channels-last / pixel-major layout of the GEMMs ([m, H·W, C]), in either direction.
+    """
+    out[...] = a.transpose(0, 2, 1)
+    return out
