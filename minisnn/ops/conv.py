@@ -24,6 +24,7 @@ from .. import kernels
 from ..autograd.function import Function
 
 CHUNK_BYTES = 16 << 20  # target size of one chunk's column matrix (measured best of 4-64 MiB)
+PER_IMAGE_PIXELS = 256  # 1×1 weight gradient: per-image GEMMs from this many output pixels up (conv.md)
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -152,10 +153,15 @@ def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding
         if need_w:
             dw2 = np.zeros((geo.o, geo.k), dtype=x.dtype)
             xs3 = xs.reshape(geo.n, geo.c, geo.pixels)
-            for start, stop in geo.chunks():
-                g_rows = g3[start:stop].transpose(1, 0, 2).reshape(geo.o, -1)  # [O, m·pixels]
-                x_rows = xs3[start:stop].transpose(1, 0, 2).reshape(geo.c, -1)  # [C, m·pixels]
-                dw2 += g_rows @ x_rows.T
+            if geo.pixels >= PER_IMAGE_PIXELS:  # dW₂ = Σ_n g[n] · x[n]ᵀ, one GEMM per image, no copies
+                product = np.empty_like(dw2)
+                for n in range(geo.n):
+                    dw2 += np.matmul(g3[n], xs3[n].T, out=product)
+            else:  # few pixels per image: gather a chunk's pixels into one long GEMM
+                for start, stop in geo.chunks():
+                    g_rows = g3[start:stop].transpose(1, 0, 2).reshape(geo.o, -1)  # [O, m·pixels]
+                    x_rows = xs3[start:stop].transpose(1, 0, 2).reshape(geo.c, -1)  # [C, m·pixels]
+                    dw2 += g_rows @ x_rows.T
             dw = dw2.reshape(w.shape)
     elif need_x or need_w:
         w_rows = weight_rows(w)                                          # [O, K]

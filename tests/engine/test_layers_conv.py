@@ -44,7 +44,8 @@ def conv2d_cases(draw):
     n, c, o = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 5))
     return dict(n=n, c=c, o=o, h=h, w=w, k=(kh, kw), stride=(sh, sw), padding=(ph, pw),
                 bias=draw(st.booleans()), seed=draw(st.integers(0, 2**31)),
-                chunk_bytes=draw(st.sampled_from([1, 300, 1 << 30])))
+                chunk_bytes=draw(st.sampled_from([1, 300, 1 << 30])),
+                per_image_pixels=draw(st.sampled_from([1, 1 << 30])))
 
 
 @given(case=conv2d_cases(), dtype=dtypes)
@@ -53,8 +54,9 @@ def test_conv2d_matches_torch(case, dtype):
     x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
     wt = rng.standard_normal((case["o"], case["c"]) + case["k"])
     b = rng.standard_normal(case["o"]) if case["bias"] else None
-    old = conv_ops.CHUNK_BYTES
+    old = conv_ops.CHUNK_BYTES, conv_ops.PER_IMAGE_PIXELS
     conv_ops.CHUNK_BYTES = case["chunk_bytes"]  # 1 → one image per chunk; 300 → uneven chunks; huge → one chunk
+    conv_ops.PER_IMAGE_PIXELS = case["per_image_pixels"]  # 1×1 weight gradient: per image (1) or per chunk
     try:
         run_both(
             lambda x, w, b: F.conv2d(x, w, b, stride=case["stride"], padding=case["padding"]),
@@ -62,7 +64,7 @@ def test_conv2d_matches_torch(case, dtype):
             [x, wt, b], dtype, seed=case["seed"],
         )
     finally:
-        conv_ops.CHUNK_BYTES = old
+        conv_ops.CHUNK_BYTES, conv_ops.PER_IMAGE_PIXELS = old
 
 
 @given(
@@ -91,6 +93,7 @@ def test_conv1d_matches_torch(n, c, o, length, k, stride, padding, bias, seed, d
 @pytest.mark.parametrize("chunk_bytes", [1, 1 << 30])
 def test_conv2d_gradcheck(k, stride, padding, bias, chunk_bytes, monkeypatch):
     monkeypatch.setattr(conv_ops, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv_ops, "PER_IMAGE_PIXELS", 1 if chunk_bytes == 1 else 1 << 30)  # both 1×1 dW forms
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 2, 5, 4))
     w = rng.standard_normal((3, 2) + k)
