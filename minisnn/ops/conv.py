@@ -96,14 +96,17 @@ def weight_rows(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(o, -1)
 
 
-def _buffer(size: int, dtype) -> np.ndarray:
-    """A flat scratch array, sliced per chunk as `_view(buf, shape)`."""
-    return np.empty(size, dtype=dtype)
-
-
 def _view(buf: np.ndarray, *shape: int) -> np.ndarray:
     """The first prod(shape) numbers of a flat scratch array, seen with `shape`."""
     return buf[: int(np.prod(shape))].reshape(shape)
+
+
+def _chunk_columns(x3, start: int, stop: int, geo: _Geometry, x_buf, cols_buf) -> np.ndarray:
+    """cols [m·pixels, K] of images start..stop of x3 [N, C, H·W]: channels last into x_buf, then im2col."""
+    m = stop - start
+    x_last = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, geo.h * geo.w, geo.c))
+    return kernels.im2col_rows(x_last.reshape(m, geo.h, geo.w, geo.c), geo.kh, geo.kw, geo.sh, geo.sw,
+                               geo.ph, geo.pw, _view(cols_buf, m * geo.pixels, geo.k))
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0)) -> np.ndarray:
@@ -117,14 +120,12 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0
         w_rows_t = weight_rows(w).T                                    # [K, O]
         x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, geo.h * geo.w)
         y = np.empty((geo.n, geo.o, geo.pixels), dtype=x.dtype)
-        x_buf = _buffer(geo.chunk * geo.h * geo.w * geo.c, x.dtype)
-        cols_buf = _buffer(geo.chunk * geo.pixels * geo.k, x.dtype)
-        prod_buf = _buffer(geo.chunk * geo.pixels * geo.o, x.dtype)
+        x_buf = np.empty(geo.chunk * geo.h * geo.w * geo.c, x.dtype)
+        cols_buf = np.empty(geo.chunk * geo.pixels * geo.k, x.dtype)
+        prod_buf = np.empty(geo.chunk * geo.pixels * geo.o, x.dtype)
         for start, stop in geo.chunks():
             m = stop - start
-            x_last = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, geo.h * geo.w, geo.c))
-            cols = kernels.im2col_rows(x_last.reshape(m, geo.h, geo.w, geo.c), geo.kh, geo.kw, geo.sh, geo.sw,
-                                       geo.ph, geo.pw, _view(cols_buf, m * geo.pixels, geo.k))
+            cols = _chunk_columns(x3, start, stop, geo, x_buf, cols_buf)
             prod = np.matmul(cols, w_rows_t, out=_view(prod_buf, m * geo.pixels, geo.o))  # [pixels, O]
             kernels.swap_last_axes(prod.reshape(m, geo.pixels, geo.o), y[start:stop])
     if b is not None:
@@ -167,9 +168,9 @@ def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding
         w_rows = weight_rows(w)                                          # [O, K]
         hw = geo.h * geo.w
         g3 = np.ascontiguousarray(g3)
-        cols_buf = _buffer(geo.chunk * geo.pixels * geo.k, x.dtype)
-        g_buf = _buffer(geo.chunk * geo.pixels * geo.o, x.dtype)
-        x_buf = _buffer(geo.chunk * hw * geo.c, x.dtype)               # x, then dx, channels last
+        cols_buf = np.empty(geo.chunk * geo.pixels * geo.k, x.dtype)
+        g_buf = np.empty(geo.chunk * geo.pixels * geo.o, x.dtype)
+        x_buf = np.empty(geo.chunk * hw * geo.c, x.dtype)               # x, then dx, channels last
         if need_w:
             x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, hw)
             dw_rows_t = np.zeros((geo.k, geo.o), dtype=x.dtype)         # dW₂ᵀ [K, O]
@@ -181,9 +182,7 @@ def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding
             rows = m * geo.pixels
             g_rows = kernels.swap_last_axes(g3[start:stop], _view(g_buf, m, geo.pixels, geo.o)).reshape(rows, geo.o)
             if need_w:
-                x_last = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, hw, geo.c))
-                cols = kernels.im2col_rows(x_last.reshape(m, geo.h, geo.w, geo.c), geo.kh, geo.kw, geo.sh, geo.sw,
-                                           geo.ph, geo.pw, _view(cols_buf, rows, geo.k))
+                cols = _chunk_columns(x3, start, stop, geo, x_buf, cols_buf)
                 dw_rows_t += cols.T @ g_rows
             if need_x:
                 dcols = np.matmul(g_rows, w_rows, out=_view(cols_buf, rows, geo.k))
