@@ -3,8 +3,8 @@ from .config import TrainConfig, config_for, FAMILY_DEFAULTS
 from .state import save_state, load_state
 from .trainer import Trainer, evaluate, accuracy
 from .restore import load_trained, evaluate_checkpoint
-from .export import export_weights, pretrained, pretrained_names
+from .export import export_weights, pretrained, pretrained_names, pretrained_path
 
 __all__ = ["TrainConfig", "config_for", "FAMILY_DEFAULTS", "save_state", "load_state", "Trainer", "evaluate",
            "accuracy", "load_trained", "evaluate_checkpoint", "export_weights", "pretrained",
-           "pretrained_names"]
+           "pretrained_names", "pretrained_path"]
