@@ -4,11 +4,13 @@
     python bench/bench_layers.py --threads 1     # numba, BLAS and torch on 1 thread
     python bench/bench_layers.py --quick         # small sizes, a few seconds (smoke test)
     python bench/bench_layers.py --only bn       # rows whose name contains "bn"
+    python bench/bench_layers.py --only conv --no-winograd   # 3×3 convs on im2col instead of Winograd
 
 Rows (float32; the sizes of a dim-256 spiking ViT at T·B = 64 and of the conv stems):
     BatchNorm1d train on [64·64, 256] (token matrix) and [256, 384, 64] ([T·B, C, N]);
     BatchNorm2d train on [32, 192, 32, 32]; the same two layouts in eval mode;
     linear [64·64, 256] -> 1024; conv2d 3×3 96 -> 192 (padding 1) and 1×1 192 -> 192 on 32×32;
+    the 3×3 convs of qkformer-small's stem at T·B = 128 (48->96 and 96->96 on 32×32, 192->192 on 16×16);
     max_pool2d kernel 3, stride 2, padding 1 on [32, 192, 32, 32].
 "fwd" is one forward call (autograd off); "f+b" is a forward with autograd on plus the backward
 of a fixed random cotangent into the input and the parameters.  The candidates run interleaved
@@ -30,6 +32,7 @@ def parse_args():
     p.add_argument("--reps", type=int, default=15, help="interleaved rounds per row (default 15)")
     p.add_argument("--quick", action="store_true", help="small sizes and 3 rounds, for a smoke test")
     p.add_argument("--only", default="", help="run only rows whose name contains this text")
+    p.add_argument("--no-winograd", action="store_true", help="run 3×3 convs on im2col (ops/winograd.md)")
     return p.parse_args()
 
 
@@ -46,6 +49,9 @@ from minisnn import functional as F  # noqa: E402
 import torch  # noqa: E402  (the comparison needs it)
 
 torch.set_num_threads(ARGS.threads)
+if ARGS.no_winograd:
+    from minisnn.ops import winograd
+    winograd.MIN_CHANNELS = 1 << 30
 
 
 def blas_info() -> str:
@@ -147,6 +153,9 @@ def cases(quick: bool, rng):
     yield layer(f"linear [{tokens}, 256] -> 1024", nn.Linear(256, 1024), torch.nn.Linear(256, 1024), (tokens, 256))
     yield layer(f"conv2d 3x3 96->192 [{32 // s}, 96, 32, 32]", nn.Conv2d(96, 192, 3, padding=1),
                 torch.nn.Conv2d(96, 192, 3, padding=1), (32 // s, 96, 32, 32))
+    for c, o, size in ((48, 96, 32), (96, 96, 32), (192, 192, 16)):
+        yield layer(f"conv2d 3x3 {c}->{o} [{128 // s}, {c}, {size}, {size}]", nn.Conv2d(c, o, 3, padding=1),
+                    torch.nn.Conv2d(c, o, 3, padding=1), (128 // s, c, size, size))
     yield layer(f"conv2d 1x1 192->192 [{32 // s}, 192, 32, 32]", nn.Conv2d(192, 192, 1),
                 torch.nn.Conv2d(192, 192, 1), (32 // s, 192, 32, 32))
     x = rng.standard_normal((32 // s, 192, 32, 32)).astype(np.float32)
@@ -179,6 +188,8 @@ def main():
 
         print(f"{case.name:<40}{cell('fo'):>16}{cell('ft'):>16}{med['fo'] / med['ft']:7.2f}"
               f"{cell('bo'):>16}{cell('bt'):>16}{med['bo'] / med['bt']:7.2f}", flush=True)
+    if ARGS.no_winograd:
+        print("3×3 convs ran on im2col (--no-winograd)")
     print(f"ratio = minisnn median / torch median (below 1: minisnn is faster); "
           f"load average at the end {os.getloadavg()[0]:.2f}")
 

@@ -1,0 +1,154 @@
+"""Winograd F(2×2, 3×3): the tile kernels (jit == reference, adjointness), and conv2d through them
+against PyTorch (forward and every gradient) and against float64 finite differences."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from minisnn import Tensor, gradcheck
+from minisnn import functional as F
+from minisnn.kernels import jit, reference
+from minisnn.ops import conv as conv_ops
+from minisnn.ops import winograd
+
+from ..conftest import tol
+
+JIT = jit.winograd
+REF = reference.winograd
+
+images = st.fixed_dictionaries(dict(
+    m=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 5),
+    ph=st.integers(0, 2), pw=st.integers(0, 2), seed=st.integers(0, 2**31),
+    dtype=st.sampled_from([np.float64, np.float32]),
+))
+
+
+def _sizes(case):
+    ho, wo = case["h"] + 2 * case["ph"] - 2, case["w"] + 2 * case["pw"] - 2
+    return ho, wo, ((ho + 1) // 2) * ((wo + 1) // 2)
+
+
+@given(case=images)
+def test_input_tiles_jit_equals_reference(case):
+    ho, wo, tiles = _sizes(case)
+    if ho < 1 or wo < 1:
+        return
+    x = np.random.default_rng(case["seed"]).standard_normal((case["m"], case["h"], case["w"], case["c"]))
+    x = x.astype(case["dtype"])
+    shape = (16, case["m"] * tiles, case["c"])
+    a = JIT.winograd_input_tiles(x, case["ph"], case["pw"], np.full(shape, np.nan, case["dtype"]))
+    b = REF.winograd_input_tiles(x, case["ph"], case["pw"], np.full(shape, np.nan, case["dtype"]))
+    np.testing.assert_array_equal(a, b)
+
+
+@given(case=images)
+def test_output_transform_and_its_adjoint(case):
+    """jit == reference for both, and ⟨out(M), g⟩ = ⟨M, adjoint(g)⟩ for random M and g."""
+    ho, wo, tiles = _sizes(case)
+    if ho < 1 or wo < 1:
+        return
+    rng = np.random.default_rng(case["seed"])
+    m, o, dtype = case["m"], case["c"], case["dtype"]
+    mt = rng.standard_normal((16, m * tiles, o)).astype(dtype)
+    g = rng.standard_normal((m, ho, wo, o)).astype(dtype)
+    y_jit = JIT.winograd_output_tiles(mt, ho, wo, np.full((m, ho, wo, o), np.nan, dtype))
+    y_ref = REF.winograd_output_tiles(mt, ho, wo, np.full((m, ho, wo, o), np.nan, dtype))
+    np.testing.assert_array_equal(y_jit, y_ref)
+    d_jit = JIT.winograd_output_tiles_adjoint(g, np.full(mt.shape, np.nan, dtype))
+    d_ref = REF.winograd_output_tiles_adjoint(g, np.full(mt.shape, np.nan, dtype))
+    np.testing.assert_array_equal(d_jit, d_ref)
+    lhs = float(np.vdot(y_ref.astype(np.float64), g.astype(np.float64)))
+    rhs = float(np.vdot(mt.astype(np.float64), d_ref.astype(np.float64)))
+    assert lhs == pytest.approx(rhs, rel=1e-4 if dtype == np.float32 else 1e-12, abs=1e-6)
+
+
+def test_one_tile_is_the_direct_convolution():
+    """Aᵀ[(G w Gᵀ) ⊙ (Bᵀ d B)]A on a single 4×4 tile equals the four 3×3 correlations it stands for."""
+    rng = np.random.default_rng(0)
+    d, w = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
+    v = REF.winograd_input_tiles(d[None, :, :, None], 0, 0, np.empty((16, 1, 1)))
+    u = winograd.weight_tiles(w[None, None])
+    y = REF.winograd_output_tiles(v * u, 2, 2, np.empty((1, 2, 2, 1)))[0, :, :, 0]
+    direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * w) for j in range(2)] for i in range(2)])
+    np.testing.assert_allclose(y, direct, rtol=1e-13, atol=1e-13)
+
+
+def test_weight_transform_adjoint():
+    rng = np.random.default_rng(1)
+    w, du = rng.standard_normal((5, 4, 3, 3)), rng.standard_normal((16, 4, 5))
+    assert np.vdot(winograd.weight_tiles(w), du) == pytest.approx(np.vdot(w, winograd.weight_tiles_adjoint(du)),
+                                                                 rel=1e-12)
+
+
+@pytest.fixture
+def always_winograd(monkeypatch):
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+
+
+@pytest.mark.parametrize("kernel_backend", ["jit", "reference"])
+@given(n=st.integers(1, 3), c=st.integers(1, 5), o=st.integers(1, 5), h=st.integers(1, 9), w=st.integers(1, 9),
+       ph=st.integers(0, 2), pw=st.integers(0, 2), bias=st.booleans(), seed=st.integers(0, 2**31),
+       chunk_bytes=st.sampled_from([1, 1000, 1 << 30]), dtype=st.sampled_from([np.float64, np.float32]))
+def test_winograd_conv2d_matches_torch(kernel_backend, n, c, o, h, w, ph, pw, bias, seed,
+                                       chunk_bytes, dtype):
+    torch = pytest.importorskip("torch")
+    from minisnn import kernels
+
+    if h + 2 * ph < 3 or w + 2 * pw < 3:
+        return
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, 3, 3)),
+              rng.standard_normal(o) if bias else None]
+    rtol, atol = tol(dtype)
+    old = winograd.CHUNK_BYTES, winograd.MIN_CHANNELS, kernels.backend()
+    winograd.CHUNK_BYTES = chunk_bytes  # 1 → one image per chunk; 1000 → uneven chunks; huge → one chunk
+    winograd.MIN_CHANNELS = 1           # every case takes the Winograd path
+    kernels.set_backend(kernel_backend)
+    try:
+        assert winograd.use_winograd((o, c, 3, 3), (1, 1), (ph, pw))
+        mine = [None if a is None else Tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+        ref = [None if a is None else torch.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+        out = F.conv2d(*mine, padding=(ph, pw))
+        expected = torch.nn.functional.conv2d(*ref, padding=(ph, pw))
+        np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=rtol, atol=atol)
+        cot = rng.standard_normal(out.shape).astype(dtype)
+        out.backward(cot)
+        expected.backward(torch.from_numpy(cot))
+    finally:
+        winograd.CHUNK_BYTES, winograd.MIN_CHANNELS = old[:2]
+        kernels.set_backend(old[2])
+    for i, (a, b) in enumerate(zip(mine, ref)):
+        if a is not None:
+            assert a.grad.dtype == dtype
+            np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"gradient {i}")
+
+
+@pytest.mark.parametrize("padding", [(1, 1), (0, 2), (2, 0)])
+def test_winograd_conv2d_gradcheck(always_winograd, padding):
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.standard_normal((2, 3, 5, 6)), requires_grad=True)
+    w = Tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    b = Tensor(rng.standard_normal(4), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=padding), (x, w, b))
+
+
+def test_dispatch_rule():
+    """Only 3×3, stride 1, padding ≤ 2, with MIN_CHANNELS in and out, takes the Winograd path."""
+    c = winograd.MIN_CHANNELS
+    assert winograd.use_winograd((c, c, 3, 3), (1, 1), (1, 1))
+    assert not winograd.use_winograd((c, c - 1, 3, 3), (1, 1), (1, 1))   # e.g. the RGB stem
+    assert not winograd.use_winograd((c, c, 3, 3), (2, 2), (1, 1))
+    assert not winograd.use_winograd((c, c, 1, 1), (1, 1), (0, 0))
+    assert not winograd.use_winograd((c, c, 3, 3), (1, 1), (3, 3))
+
+
+def test_backward_computes_only_what_is_needed(always_winograd):
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    g = rng.standard_normal((2, 4, 6, 6))
+    dx, dw = winograd.winograd_conv2d_backward(g, x, w, (1, 1), need_x=False, need_w=True)
+    assert dx is None and dw.shape == w.shape
+    dx, dw = winograd.winograd_conv2d_backward(g, x, w, (1, 1), need_x=True, need_w=False)
+    assert dw is None and dx.shape == x.shape
+    assert conv_ops.conv2d_forward(x, w, None, (1, 1), (1, 1)).shape == (2, 4, 6, 6)
