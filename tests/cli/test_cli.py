@@ -11,7 +11,7 @@ import pytest
 
 from minisnn import models
 from minisnn.cli import main
-from tests.data.synthetic import write_cifar10
+from ..data.synthetic import write_cifar10
 
 
 def run(capsys, *argv):
