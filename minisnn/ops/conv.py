@@ -25,6 +25,7 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import Function
 from . import winograd
+from .scratch import chunk_images, view as _view
 
 CHUNK_BYTES = 16 << 20  # target size of one chunk's column matrix (measured best of 4-64 MiB)
 PER_IMAGE_PIXELS = 256  # 1×1 weight gradient: per-image GEMMs from this many output pixels up (conv.md)
@@ -82,8 +83,7 @@ class _Geometry:
         self.wo = output_size(self.w, self.kw, self.sw, self.pw)
         self.k = self.c * self.kh * self.kw  # rows of the column matrix
         self.pixels = self.ho * self.wo  # output pixels per image
-        per_image = self.k * self.pixels * itemsize
-        self.chunk = int(max(1, min(self.n, CHUNK_BYTES // max(per_image, 1))))
+        self.chunk = chunk_images(self.n, self.k * self.pixels * itemsize, CHUNK_BYTES)
 
     def chunks(self):
         for start in range(0, self.n, self.chunk):
@@ -97,11 +97,6 @@ def weight_rows(w: np.ndarray) -> np.ndarray:
     """W [O, C, kh, kw] -> W₂ [O, kh·kw·C], the column order of `kernels.im2col_rows` (channels last)."""
     o = w.shape[0]
     return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(o, -1)
-
-
-def _view(buf: np.ndarray, *shape: int) -> np.ndarray:
-    """The first prod(shape) numbers of a flat scratch array, seen with `shape`."""
-    return buf[: int(np.prod(shape))].reshape(shape)
 
 
 def _chunk_columns(x3, start: int, stop: int, geo: _Geometry, x_buf, cols_buf) -> np.ndarray:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from .scratch import chunk_images, view as _view
 
 CHUNK_BYTES = 16 << 20  # target size of one chunk's transformed tiles [16, tiles, channels]
 MIN_CHANNELS = 16       # fewer input (or, for ∂x, output) channels: im2col's longer GEMMs win (winograd.md)
@@ -52,14 +53,6 @@ def _tiles(ho: int, wo: int) -> int:
     return ((ho + 1) // 2) * ((wo + 1) // 2)
 
 
-def _view(buf: np.ndarray, *shape: int) -> np.ndarray:
-    return buf[: int(np.prod(shape))].reshape(shape)
-
-
-def _chunk(n: int, per_image: int, itemsize: int) -> int:
-    return int(max(1, min(n, CHUNK_BYTES // max(per_image * itemsize, 1))))
-
-
 def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf):
     """Winograd convolution of channels-last images x_last [m, H, W, C] with U [16, C, O] into out_last [m, Ho, Wo, O]."""
     m, h, w, c = x_last.shape
@@ -75,7 +68,7 @@ def _convolve(a3, u, shape, padding, out3):
     n, c, _ = a3.shape
     (h, w), o = shape, u.shape[2]
     ho, wo = h + 2 * padding[0] - 2, w + 2 * padding[1] - 2
-    chunk = _chunk(n, 16 * _tiles(ho, wo) * max(c, o), a3.itemsize)
+    chunk = chunk_images(n, 16 * _tiles(ho, wo) * max(c, o) * a3.itemsize, CHUNK_BYTES)
     a_buf = np.empty(chunk * h * w * c, a3.dtype)
     y_buf = np.empty(chunk * ho * wo * o, a3.dtype)
     v_buf = np.empty(chunk * 16 * _tiles(ho, wo) * c, a3.dtype)
@@ -111,7 +104,7 @@ def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, paddin
         return None, None
     g3 = np.ascontiguousarray(g).reshape(n, o, ho * wo)
     tiles = max(_tiles(ho, wo), _tiles(h, wd))                     # per image, for either pass
-    chunk = _chunk(n, 16 * tiles * max(c, o), x.itemsize)
+    chunk = chunk_images(n, 16 * tiles * max(c, o) * x.itemsize, CHUNK_BYTES)
     g_buf = np.empty(chunk * ho * wo * o, x.dtype)
     x_buf = np.empty(chunk * h * wd * c, x.dtype)                  # x, then ∂L/∂x, channels last
     c_buf = np.empty(chunk * 16 * tiles * c, x.dtype)              # V of x, then ∂L/∂x's M
