@@ -1,6 +1,6 @@
 """Winograd F(2×2, 3×3) tile transforms, Numba version of `reference.winograd` (same names,
-signatures and results up to rounding; the transforms only add and subtract, so in
-practice they agree bit for bit).
+signatures and results: the transforms only add and subtract, in the reference's order, so
+both agree bit for bit, which the tests check).
 
 Rows of tiles run in parallel (`prange` over image × tile row); every thread writes its
 own tiles, so there are no write conflicts.  The inner loop runs over channels, which are
@@ -10,8 +10,8 @@ where it covers the padding), transforms it there column by column, then row by 
 the output: every loop touches at most eight rows.  Transforming straight from the image
 into the 16 output rows was 5-7× slower (32 memory streams in one loop, measured in
 `ops/winograd.md`).  The output transforms test each of the four outputs on tiles that
-overhang the cropped edge; other tiles write directly.  Each 4-point transform is written out (Bᵀ has entries 0, ±1; Aᵀ too), so the
-kernels only add and subtract.
+overhang the cropped edge; other tiles write directly.  Each 4-point transform is written
+out (Bᵀ and Aᵀ have entries 0 and ±1).
 """
 from __future__ import annotations
 
@@ -73,6 +73,14 @@ def winograd_input_tiles(x, ph, pw, out):
 
 
 @njit(cache=True, inline="always")
+def _output_tile_place(t, tj, th, tw, ho, wo):
+    """Tile (row t of all images' tile rows, column tj): image n, first output pixel (i0, j0),
+    how many of its 2 rows and 2 columns lie inside Ho × Wo, and its index in the tile arrays."""
+    i0, j0 = 2 * (t % th), 2 * tj
+    return t // th, i0, j0, min(2, ho - i0), min(2, wo - j0), t * tw + tj
+
+
+@njit(cache=True, inline="always")
 def _output_tile(mt, tile, o):
     """The 2×2 outputs Aᵀ M A of one tile and one output channel."""
     r00, r10 = _at(mt[0, tile, o], mt[4, tile, o], mt[8, tile, o], mt[12, tile, o])
@@ -90,13 +98,8 @@ def winograd_output_tiles(mt, ho, wo, out):
     th = (ho + 1) // 2
     tw = (wo + 1) // 2
     for t in prange(m * th):
-        n = t // th
-        i0 = 2 * (t % th)
-        rows = min(2, ho - i0)
         for tj in range(tw):
-            j0 = 2 * tj
-            cols = min(2, wo - j0)
-            tile = t * tw + tj
+            n, i0, j0, rows, cols, tile = _output_tile_place(t, tj, th, tw, ho, wo)
             if rows == 2 and cols == 2:
                 for o in range(o_count):
                     out[n, i0, j0, o], out[n, i0, j0 + 1, o], out[n, i0 + 1, j0, o], out[n, i0 + 1, j0 + 1, o] = \
@@ -132,13 +135,8 @@ def winograd_output_tiles_adjoint(g, out):
     tw = (wo + 1) // 2
     zero = np.zeros(1, dtype=g.dtype)[0]
     for t in prange(m * th):
-        n = t // th
-        i0 = 2 * (t % th)
-        rows = min(2, ho - i0)
         for tj in range(tw):
-            j0 = 2 * tj
-            cols = min(2, wo - j0)
-            tile = t * tw + tj
+            n, i0, j0, rows, cols, tile = _output_tile_place(t, tj, th, tw, ho, wo)
             if rows == 2 and cols == 2:
                 for o in range(o_count):
                     _adjoint_tile(g[n, i0, j0, o], g[n, i0, j0 + 1, o], g[n, i0 + 1, j0, o], g[n, i0 + 1, j0 + 1, o],
