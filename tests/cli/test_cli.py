@@ -1,7 +1,7 @@
 """The `minisnn` command as a user meets it: listings, one-line errors, a train → eval round trip.
 
-Most calls go through `minisnn.cli.main(argv)` in this process; the thread option re-executes
-Python, so it is tested in a subprocess.
+Every call goes through `minisnn.cli.main(argv)` in this process; the thread option, which
+re-executes Python, is tested with `os.execve` replaced by a recorder.
 """
 from __future__ import annotations
 

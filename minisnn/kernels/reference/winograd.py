@@ -37,9 +37,8 @@ def winograd_input_tiles(x, ph, pw, out):
     """x [m, H, W, C] -> out [16, m·th·tw, C] (written in place and returned): V = Bᵀ d B for every 4×4 tile d."""
     m, h, w, c = x.shape
     th, tw = _tiles(h + 2 * ph - 2, w + 2 * pw - 2)
-    x_pad = np.zeros((m, 2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)  # zeros around x, enough rows for every tile
-    rows, cols = min(h, 2 * th + 2 - ph), min(w, 2 * tw + 2 - pw)
-    x_pad[:, ph:ph + rows, pw:pw + cols] = x[:, :rows, :cols]
+    x_pad = np.zeros((m, 2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)  # 2·th + 2 >= H + 2·ph: room for x and every tile
+    x_pad[:, ph:ph + h, pw:pw + w] = x
     d = sliding_window_view(x_pad, (4, 4), axis=(1, 2))[:, ::2, ::2]  # [m, th, tw, C, 4, 4]
     bt = BT.astype(x.dtype)
     rows = np.einsum("ia,mtucab->mtucib", bt, d)             # Bᵀ d: down the columns first ...
