@@ -8,14 +8,12 @@ from hypothesis import given, strategies as st
 
 from minisnn import Tensor, gradcheck
 from minisnn import functional as F
-from minisnn.kernels import jit, reference
+from minisnn.kernels.jit import winograd as JIT
+from minisnn.kernels.reference import winograd as REF
 from minisnn.ops import conv as conv_ops
 from minisnn.ops import winograd
 
 from ..conftest import tol
-
-JIT = jit.winograd
-REF = reference.winograd
 
 images = st.fixed_dictionaries(dict(
     m=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 5),
