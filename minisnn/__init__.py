@@ -3,7 +3,25 @@
     import minisnn
     from minisnn import Tensor, nn, functional as F
 
-Heavy parts (`models`, checkpoint I/O, data, training, plots) load on first use.
+    model = minisnn.pretrained("dysvit-tiny-cifar10")   # a trained spiking ViT (65.7 % on CIFAR-10)
+    minisnn.predict(model, images).names                # uint8 images in, class names out
+
+What is here (the names below the line load on first use, so `import minisnn` stays light):
+
+    Tensor, Function, Context        the autograd engine (minisnn.autograd)
+    gradcheck, GradcheckError        finite-difference gradient checks (use float64)
+    no_grad, enable_grad, is_grad_enabled
+    functional (F), nn, optim        differentiable ops, layers and modules, AdamW and schedules
+    ---------------------------------------------------------------------------------
+    spiking                          LIF / IF / ParametricLIF neurons, surrogates, spike, reset_net
+    models                           the model registry: models.names(), models.create(name)
+    pretrained(name)                 a shipped trained model, in eval mode
+    predict(model, images)           classify uint8 images with the model's own normalisation
+    load_checkpoint, save_checkpoint PyTorch checkpoint files read and written without torch (minisnn.io)
+    io, data, train, viz, kernels    checkpoint formats, CIFAR-10 loading, the trainer, plots, Numba kernels
+    parity                           comparisons with the PyTorch reference models (needs torch)
+
+The command line is `minisnn` (`minisnn --help`).
 """
 from __future__ import annotations
 
@@ -28,17 +46,19 @@ from . import nn, optim
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = {"models", "io", "data", "train", "viz", "kernels", "spiking"}
+_LAZY_MODULES = {"models", "io", "data", "train", "viz", "kernels", "spiking", "parity"}
 _LAZY_ATTRS = {
     "load_checkpoint": ("minisnn.io", "load_checkpoint"),
     "save_checkpoint": ("minisnn.io", "save_checkpoint"),
     "pretrained": ("minisnn.train.export", "pretrained"),
+    "predict": ("minisnn.inference", "predict"),
 }
 
 __all__ = [
     "Tensor", "Function", "Context", "no_grad", "enable_grad", "is_grad_enabled",
     "gradcheck", "GradcheckError", "functional", "F", "nn", "optim",
-    "load_checkpoint", "save_checkpoint", "pretrained", "models",
+    "load_checkpoint", "save_checkpoint", "pretrained", "predict",
+    "models", "spiking", "io", "data", "train", "viz", "kernels", "parity",
 ]
 
 

@@ -15,6 +15,9 @@ import argparse
 import os
 import sys
 
+from . import __version__
+
+TRAIN_DEFAULT_MODEL = "spikformer-tiny"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
@@ -58,44 +61,81 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _examples() -> str:
+    """The example lines of this module's docstring, for `minisnn --help`."""
+    lines = [line for line in (__doc__ or "").splitlines() if line.startswith("    minisnn ")]
+    return "examples:\n" + "\n".join(lines)
+
+
+def _train_epilog() -> str:
+    """The defaults of `minisnn train`: the common ones, then each model family's recipe."""
+    from .train.config import FAMILY_DEFAULTS, TrainConfig
+
+    base = TrainConfig()
+    shown = ("epochs", "batch_size", "lr", "min_lr", "warmup_epochs", "weight_decay", "label_smoothing",
+             "crop_padding", "val_size", "seed")
+    lines = ["defaults: " + ", ".join(f"{k.replace('_', '-')} {getattr(base, k)}" for k in shown),
+             "each model family changes some of them (its paper's recipe, shortened for a CPU):"]
+    for family, recipe in FAMILY_DEFAULTS.items():
+        lines.append(f"  {family}-*: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in recipe.items()))
+    lines += ["", "examples:",
+              "  minisnn train                                          # spikformer-tiny, 10 epochs",
+              "  minisnn train --model dysvit-tiny --epochs 12 --lr 2e-3 --threads 2 --data-dir DATA",
+              "  minisnn train --model dysvit-tiny --out runs/a --resume # continue an interrupted run"]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="minisnn", description="Spiking vision transformers in NumPy/Numba.")
+    p = _Parser(prog="minisnn", description="Spiking vision transformers in NumPy/Numba.", epilog=_examples(),
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"minisnn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a model on CIFAR-10")
-    t.add_argument("--model", default="spikformer-tiny", help="registered model name (see `minisnn models`)")
-    t.add_argument("--epochs", type=_positive_int)
-    t.add_argument("--batch-size", type=_positive_int)
-    t.add_argument("--lr", type=_number)
-    t.add_argument("--min-lr", type=_number)
-    t.add_argument("--warmup-epochs", type=_number)
-    t.add_argument("--weight-decay", type=_number)
-    t.add_argument("--clip-grad", type=_number, help="global gradient-norm clip (default: family recipe)")
-    t.add_argument("--label-smoothing", type=_number)
+    t = sub.add_parser("train", help="train a model on CIFAR-10", epilog=_train_epilog(),
+                       description="Train a registered model on CIFAR-10 (or on the embedded 2,500-image sample "
+                                   "when no dataset is found). Options left out take the model family's recipe "
+                                   "(listed below).", formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--model", default=TRAIN_DEFAULT_MODEL,
+                   help=f"registered model name (default: {TRAIN_DEFAULT_MODEL}; list: `minisnn models`)")
+    t.add_argument("--epochs", type=_positive_int, help="number of epochs")
+    t.add_argument("--batch-size", type=_positive_int, help="training images per step")
+    t.add_argument("--lr", type=_number, help="peak learning rate of AdamW")
+    t.add_argument("--min-lr", type=_number, help="learning rate at the end of the cosine decay")
+    t.add_argument("--warmup-epochs", type=_number, help="epochs of linear warm-up (fractions allowed)")
+    t.add_argument("--weight-decay", type=_number, help="AdamW weight decay (not applied to norms and biases)")
+    t.add_argument("--clip-grad", type=_number, help="global gradient-norm clip (default: the family's; none "
+                                                     "for most)")
+    t.add_argument("--label-smoothing", type=_number, help="label smoothing of the cross-entropy, in [0, 1)")
     t.add_argument("--mixup", dest="mixup_alpha", type=_number, help="mixup alpha (0 = off)")
     t.add_argument("--cutmix", dest="cutmix_alpha", type=_number, help="cutmix alpha (0 = off)")
-    t.add_argument("--mixup-off-epochs", type=int, help="turn mixup off for the last N epochs")
-    t.add_argument("--crop-padding", type=int)
-    t.add_argument("--no-flip", dest="flip", action="store_const", const=False)
-    t.add_argument("--normalization", choices=("upstream", "dysvit"))
-    t.add_argument("--val-size", type=int)
+    t.add_argument("--mixup-off-epochs", type=int, help="turn mixup off for the last N epochs "
+                                                        "(default: 15 %% of the epochs when mixup is on)")
+    t.add_argument("--crop-padding", type=int, help="pixels of zero padding for the random crop (0 = no crop)")
+    t.add_argument("--no-flip", dest="flip", action="store_const", const=False,
+                   help="no random horizontal flips")
+    t.add_argument("--normalization", choices=("upstream", "dysvit"),
+                   help="per-channel mean/std of the inputs (default: the family's)")
+    t.add_argument("--val-size", type=int, help="training images held out for validation (seeded, stratified)")
     t.add_argument("--train-limit", type=_positive_int, help="use only the first N training images")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--data-dir", help="CIFAR-10 folder (default: $MINISNN_DATA_DIR, then the cache)")
-    t.add_argument("--out", help="output folder (default runs/MODEL)")
+    t.add_argument("--seed", type=int, help="seeds the split, the initialisation and the batch order")
+    t.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ (default: $MINISNN_DATA_DIR, then "
+                                      "~/.cache/minisnn, then the embedded sample)")
+    t.add_argument("--out", help="output folder (default: runs/MODEL)")
     t.add_argument("--set", dest="model_overrides", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="model constructor override, e.g. --set T=2 (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
-    t.add_argument("--threads", type=_positive_int, help="Numba/BLAS threads")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--threads", type=_positive_int, help="Numba/BLAS threads (default: all cores)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     e = sub.add_parser("eval", help="evaluate a training checkpoint on the CIFAR-10 test batch")
-    e.add_argument("checkpoint")
-    e.add_argument("--data-dir")
-    e.add_argument("--split", choices=("test", "val"), default="test")
-    e.add_argument("--batch-size", type=_positive_int, default=256)
-    e.add_argument("--threads", type=_positive_int)
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("checkpoint", help="last.npz / best.npz written by `minisnn train`, or exported weights")
+    e.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ (default: $MINISNN_DATA_DIR, then "
+                                      "~/.cache/minisnn)")
+    e.add_argument("--split", choices=("test", "val"), default="test",
+                   help="the official test batch, or the run's validation split (default: test)")
+    e.add_argument("--batch-size", type=_positive_int, default=256, help="images per forward pass (default: 256)")
+    e.add_argument("--threads", type=_positive_int, help="Numba/BLAS threads (default: all cores)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     x = sub.add_parser("export", help="write a weights-only copy of a training checkpoint (.npz)")
     x.add_argument("checkpoint")

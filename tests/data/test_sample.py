@@ -14,7 +14,8 @@ from minisnn.data import make_sample, sample
 
 from .synthetic import CIFAR10_NAMES, write_cifar10
 
-REAL_CIFAR = Path(os.environ.get("MINISNN_TEST_CIFAR", "/work/shared/data/cifar-10-batches-py"))
+# The real batches, where the test run has them (CI points MINISNN_DATA_DIR at them).
+REAL_CIFAR = Path(os.environ.get("MINISNN_DATA_DIR") or "~/.cache/minisnn").expanduser() / "cifar-10-batches-py"
 
 
 @given(arrays(np.uint8, st.tuples(st.integers(1, 3), st.just(3), st.integers(1, 6), st.integers(1, 6))))

@@ -21,10 +21,7 @@ def full_models():
 
 @pytest.mark.parametrize("family", sorted(FULL))
 def test_rebuilt_key_list_matches_spec(family):
-    keys = spec_keys(family)
-    if keys is None:
-        pytest.skip("shared/spec/upstream_models.md is not present; the rebuilt list is used directly")
-    assert expected_keys(family) == keys
+    assert expected_keys(family) == spec_keys(family)
 
 
 @pytest.mark.parametrize("family", sorted(FULL))

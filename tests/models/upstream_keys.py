@@ -1,29 +1,23 @@
 """Expected upstream state_dict structure of the three CIFAR-10 models.
 
-`spec_keys(letter)` parses Appendix A/B/C of shared/spec/upstream_models.md (None when the
-spec is not present); `expected_keys(family)` rebuilds the same lists from a compact,
-independent description of the upstream modules, used when the spec is absent and checked
-against the spec when it is present.
+`spec_keys(family)` reads the key lists that the upstream code's `state_dict()` prints, recorded
+in tests/models/data/upstream_keys_<family>.txt (one "key [shape]" a line); `expected_keys(family)`
+rebuilds the same lists from a compact, independent description of the upstream modules, and a
+test checks that the two agree.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "upstream_models.md"
-APPENDIX = {"msvit": "A", "spikformer": "B", "qkformer": "C"}
+RECORDED = Path(__file__).resolve().parent / "data"
 PARAM_COUNTS = {"spikformer": 9_330_874, "msvit": 7_558_762, "qkformer": 6_706_234}
 
 
 def spec_keys(family: str):
-    """[(key, shape)] from the spec's appendix for `family`, or None without the spec."""
-    if not SPEC.exists():
-        return None
-    text = SPEC.read_text(encoding="utf-8")
-    start = text.index(f"## Appendix {APPENDIX[family]}")
-    block = text[start:].split("```")[1]
+    """[(key, shape)] of the upstream `family` model's state_dict, as recorded."""
     rows = []
-    for line in block.strip().splitlines():
+    for line in (RECORDED / f"upstream_keys_{family}.txt").read_text(encoding="utf-8").splitlines():
         key, shape = line.split(" ", 1)
         rows.append((key, tuple(int(v) for v in re.findall(r"\d+", shape))))
     return rows
@@ -99,5 +93,5 @@ def expected_keys(family: str):
 
 
 def upstream_keys(family: str):
-    """The spec's list when the spec is present, else the rebuilt one."""
-    return spec_keys(family) or expected_keys(family)
+    """The recorded upstream list (equal to the rebuilt one: test_structure checks it)."""
+    return spec_keys(family)
