@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 
+from tqdm.auto import tqdm
+
 from .cifar import file_md5
 from .locate import check_dataset_name, find_dataset_dir, resolve_root, DataNotFoundError
 
@@ -59,8 +61,11 @@ def _open(url: str, offset: int, timeout: float):
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
-def _transfer(url: str, part: Path, timeout: float, chunk_size: int, bar) -> tuple[int, int | None]:
-    """One attempt: append to (or restart) `part`.  Returns (bytes on disk, expected total or None)."""
+def _transfer(url: str, part: Path, timeout: float, chunk_size: int, progress: bool, bars: list) -> tuple[int, int | None]:
+    """One attempt: append to (or restart) `part`.  Returns (bytes on disk, expected total or None).
+
+    The progress bar is made when the server first answers (kept in `bars` for the next attempts),
+    so a machine without network sees no empty bar."""
     offset = part.stat().st_size if part.exists() else 0
     try:
         resp = _open(url, offset, timeout)
@@ -76,6 +81,9 @@ def _transfer(url: str, part: Path, timeout: float, chunk_size: int, bar) -> tup
         else:  # the server sent the whole file
             offset, mode = 0, "wb"
         total = offset + int(length) if length is not None else None
+        if progress and not bars:
+            bars.append(tqdm(unit="B", unit_scale=True, desc=part.name.removesuffix(".part")))
+        bar = bars[0] if bars else None
         if bar is not None:
             bar.reset(total=total)
             bar.update(offset)
@@ -95,15 +103,12 @@ def fetch(url: str, dest, md5: str | None = None, *, retries: int = 3, timeout: 
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(unit="B", unit_scale=True, desc=dest.name)
+    bars: list = []
     problem = "no attempt made"
     try:
         for _ in range(retries + 1):
             try:
-                size, total = _transfer(url, part, timeout, chunk_size, bar)
+                size, total = _transfer(url, part, timeout, chunk_size, progress, bars)
             except (urllib.error.URLError, HTTPException, ConnectionError, TimeoutError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
                 continue
@@ -112,10 +117,12 @@ def fetch(url: str, dest, md5: str | None = None, *, retries: int = 3, timeout: 
             problem = f"the transfer stopped at {size:,} of {total:,} bytes"
         else:
             have = part.stat().st_size if part.exists() else 0
-            raise DownloadError(f"could not download {url} after {retries + 1} attempts ({problem}); "
-                                f"{have:,} bytes kept in {part}, run again to resume")
+            kept = (f"{have:,} bytes kept in {part}, run again to resume" if have else
+                    "nothing was downloaded: check the network, or fetch the archive by hand and unpack it "
+                    f"into {dest.parent}")
+            raise DownloadError(f"could not download {url} after {retries + 1} attempts ({problem}); {kept}")
     finally:
-        if bar is not None:
+        for bar in bars:
             bar.close()
     if md5 is not None:
         got = file_md5(part)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -244,3 +245,14 @@ def test_symlinked_folder_cannot_redirect_extraction(tmp_path):
     with pytest.raises(D.UnsafeArchiveError, match="would land outside"):
         D.safe_extract(path, target)
     assert list(outside.iterdir()) == []
+
+
+def test_no_network_says_nothing_was_downloaded_and_shows_no_empty_bar(tmp_path, capsys):
+    """A refused connection (as without network): no progress bar, no claim about a .part file."""
+    with socket.socket() as s:                     # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(D.DownloadError, match="nothing was downloaded") as err:
+        D.fetch(f"http://127.0.0.1:{port}/cifar-10-python.tar.gz", tmp_path / "a.tar.gz", retries=1, progress=True)
+    assert "bytes kept" not in str(err.value) and not (tmp_path / "a.tar.gz.part").exists()
+    assert capsys.readouterr().err == ""
