@@ -60,44 +60,37 @@ def _blocks(n: int, row_values: int) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------ run form (L large)
+# With d = x − centre[c], the two block sums are  Σ u  and  Σ u·d,  where u = d for the moments
+# (g is None: Σ d, Σ d²) and u = g for the gradient sums (Σ g, Σ g·(x − μ)).  When dx is given,
+# dx = g·k1[c] is written in the same pass (eval-mode backward).  `g is None` and `dx is None`
+# are decided when Numba compiles each signature, so every use gets a loop without the other's work.
 @njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
-def _run_moments(x, shift, rows, p1, p2):
-    """p1[b, c] = Σ (x − shift[c]),  p2[b, c] = Σ (x − shift[c])²  over the rows of block b (float64)."""
+def _run_sums(g, x, centre, rows, p1, p2, k1=None, dx=None):
+    """p1[b, c] = Σ u,  p2[b, c] = Σ u·(x − centre[c])  over the rows of block b (float64); see above."""
     n, c, l = x.shape
     for b in prange(p1.shape[0]):
         p1[b, :] = 0.0
         p2[b, :] = 0.0
         for i in range(b * rows, min(n, (b + 1) * rows)):
             for ch in range(c):
-                k0 = shift[ch]
+                mu = centre[ch]
+                if dx is not None:
+                    a = k1[ch]
                 s1 = 0.0
                 s2 = 0.0
                 for k in range(l):
-                    d = x[i, ch, k] - k0
-                    s1 += d
-                    s2 += d * d
+                    d = x[i, ch, k] - mu
+                    if g is None:
+                        u = d
+                    else:
+                        gv = g[i, ch, k]
+                        if dx is not None:
+                            dx[i, ch, k] = gv * a
+                        u = np.float64(gv)
+                    s1 += u
+                    s2 += u * d
                 p1[b, ch] += s1
                 p2[b, ch] += s2
-
-
-@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
-def _run_grad_sums(g, x, mean, rows, pg, pgc):
-    """pg[b, c] = Σ g,  pgc[b, c] = Σ g·(x − mean[c])  over the rows of block b (float64)."""
-    n, c, l = x.shape
-    for b in prange(pg.shape[0]):
-        pg[b, :] = 0.0
-        pgc[b, :] = 0.0
-        for i in range(b * rows, min(n, (b + 1) * rows)):
-            for ch in range(c):
-                mu = mean[ch]
-                sg = 0.0
-                sgc = 0.0
-                for k in range(l):
-                    gv = np.float64(g[i, ch, k])
-                    sg += gv
-                    sgc += gv * (x[i, ch, k] - mu)
-                pg[b, ch] += sg
-                pgc[b, ch] += sgc
 
 
 @njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
@@ -122,31 +115,10 @@ def _run_train_dx(g, x, centre, k1, k0, k2, dx):
             dx[i, ch, k] = g[i, ch, k] * a - b0 - (x[i, ch, k] - m) * b2
 
 
-@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
-def _run_eval_backward(g, x, mean, k1, rows, pg, pgc, dx):
-    """dx = g·k1[c], and the block partials pg = Σ g, pgc = Σ g·(x − mean[c]) (float64), in one pass."""
-    n, c, l = x.shape
-    for b in prange(pg.shape[0]):
-        pg[b, :] = 0.0
-        pgc[b, :] = 0.0
-        for i in range(b * rows, min(n, (b + 1) * rows)):
-            for ch in range(c):
-                mu, a = mean[ch], k1[ch]
-                sg = 0.0
-                sgc = 0.0
-                for k in range(l):
-                    gv = g[i, ch, k]
-                    dx[i, ch, k] = gv * a
-                    sg += gv
-                    sgc += np.float64(gv) * (x[i, ch, k] - mu)
-                pg[b, ch] += sg
-                pgc[b, ch] += sgc
-
-
 # ------------------------------------------------------------------ column form (L small)
 @njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
-def _column_moments(x2, shift, rows, p1, p2):
-    """p1[b, j] = Σ (x2 − shift[j]),  p2[b, j] = Σ (x2 − shift[j])²  over the rows of block b (float64)."""
+def _column_sums(g2, x2, centre, rows, p1, p2, k1=None, dx2=None):
+    """`_run_sums` on the [N, C·L] view: p1[b, j] = Σ u,  p2[b, j] = Σ u·(x2 − centre[j]) (float64)."""
     n, m = x2.shape
     for b in prange(p1.shape[0]):
         a1 = p1[b]
@@ -155,25 +127,16 @@ def _column_moments(x2, shift, rows, p1, p2):
         a2[:] = 0.0
         for i in range(b * rows, min(n, (b + 1) * rows)):
             for j in range(m):
-                d = x2[i, j] - shift[j]
-                a1[j] += d
-                a2[j] += d * d
-
-
-@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
-def _column_grad_sums(g2, x2, mean, rows, pg, pgc):
-    """pg[b, j] = Σ g2,  pgc[b, j] = Σ g2·(x2 − mean[j])  over the rows of block b (float64)."""
-    n, m = x2.shape
-    for b in prange(pg.shape[0]):
-        ag = pg[b]
-        agc = pgc[b]
-        ag[:] = 0.0
-        agc[:] = 0.0
-        for i in range(b * rows, min(n, (b + 1) * rows)):
-            for j in range(m):
-                gv = np.float64(g2[i, j])
-                ag[j] += gv
-                agc[j] += gv * (x2[i, j] - mean[j])
+                d = x2[i, j] - centre[j]
+                if g2 is None:
+                    u = d
+                else:
+                    gv = g2[i, j]
+                    if dx2 is not None:
+                        dx2[i, j] = gv * k1[j]
+                    u = np.float64(gv)
+                a1[j] += u
+                a2[j] += u * d
 
 
 @njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
@@ -192,23 +155,6 @@ def _column_train_dx(g2, x2, centre, k1, k0, k2, dx2):
     for i in prange(n):
         for j in range(m):
             dx2[i, j] = g2[i, j] * k1[j] - k0[j] - (x2[i, j] - centre[j]) * k2[j]
-
-
-@njit(cache=True, parallel=PARALLEL, fastmath=_FAST)
-def _column_eval_backward(g2, x2, mean, k1, rows, pg, pgc, dx2):
-    """dx2 = g2·k1[j], and the block partials pg = Σ g2, pgc = Σ g2·(x2 − mean[j]) (float64), in one pass."""
-    n, m = x2.shape
-    for b in prange(pg.shape[0]):
-        ag = pg[b]
-        agc = pgc[b]
-        ag[:] = 0.0
-        agc[:] = 0.0
-        for i in range(b * rows, min(n, (b + 1) * rows)):
-            for j in range(m):
-                gv = g2[i, j]
-                dx2[i, j] = gv * k1[j]
-                ag[j] += gv
-                agc[j] += np.float64(gv) * (x2[i, j] - mean[j])
 
 
 # ------------------------------------------------------------------ shared steps
@@ -233,30 +179,32 @@ def _partials(x: np.ndarray):
     return column_form, rows, np.empty((blocks, width)), np.empty((blocks, width))
 
 
-def _moments(x: np.ndarray):
-    """(μ, σ²) per channel, float64, from one pass of shifted sums."""
+def _block_sums(g, x: np.ndarray, centre: np.ndarray, k1=None, dx=None):
+    """(Σ u, Σ u·(x − centre)) per channel, float64, with u = g, or u = x − centre when g is None.
+
+    centre: float64 [C]; with k1 [C] (g's dtype) and dx given, dx = g·k1[c] is written in the same pass.
+    """
     n, c, l = x.shape
     column_form, rows, p1, p2 = _partials(x)
+    if column_form:
+        def flat(a):
+            return None if a is None else a.reshape(n, c * l)
+        k1 = None if k1 is None else np.repeat(k1, l)
+        _column_sums(flat(g), flat(x), np.repeat(centre, l), rows, p1, p2, k1, flat(dx))
+    else:
+        _run_sums(g, x, centre, rows, p1, p2, k1, dx)
+    return _channel_totals(p1, c, l, column_form), _channel_totals(p2, c, l, column_form)
+
+
+def _moments(x: np.ndarray):
+    """(μ, σ²) per channel, float64, from one pass of shifted sums."""
+    n, l = x.shape[0], x.shape[2]
     shift = x[0, :, 0].astype(np.float64)
-    if column_form:
-        _column_moments(x.reshape(n, c * l), np.repeat(shift, l), rows, p1, p2)
-    else:
-        _run_moments(x, shift, rows, p1, p2)
+    sum_d, sum_dd = _block_sums(None, x, shift)
     m = n * l
-    d = _channel_totals(p1, c, l, column_form) / m  # μ − K
-    var = np.maximum(_channel_totals(p2, c, l, column_form) / m - d * d, 0.0)
+    d = sum_d / m  # μ − K
+    var = np.maximum(sum_dd / m - d * d, 0.0)
     return shift + d, var
-
-
-def _grad_sums(g: np.ndarray, x: np.ndarray, mean: np.ndarray):
-    """(Σ g, Σ g·(x − μ)) per channel, float64."""
-    n, c, l = x.shape
-    column_form, rows, pg, pgc = _partials(x)
-    if column_form:
-        _column_grad_sums(g.reshape(n, c * l), x.reshape(n, c * l), np.repeat(mean, l), rows, pg, pgc)
-    else:
-        _run_grad_sums(g, x, mean, rows, pg, pgc)
-    return _channel_totals(pg, c, l, column_form), _channel_totals(pgc, c, l, column_form)
 
 
 def _affine(x: np.ndarray, centre, scale, shift) -> np.ndarray:
@@ -293,7 +241,7 @@ def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, in
     """
     n, c, l = x.shape
     m = n * l
-    sum_g, sum_gc = _grad_sums(g, x, mean)
+    sum_g, sum_gc = _block_sums(g, x, mean)
     k = weight * invstd
     column_form = l < MIN_RUN
     vecs = [_per_run(v, l, column_form, g.dtype)
@@ -320,14 +268,6 @@ def batch_norm_eval_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, inv
 
     Returns (dx = γ·invstd·g [N, C, L], dγ = Σ g·(x − μ)·invstd float64 [C], dβ = Σ g float64 [C]).
     """
-    n, c, l = x.shape
-    column_form, rows, pg, pgc = _partials(x)
-    k = _per_run(weight * invstd, l, column_form, g.dtype)
     dx = np.empty_like(g)
-    if column_form:
-        _column_eval_backward(g.reshape(n, c * l), x.reshape(n, c * l), np.repeat(mean, l), k, rows, pg, pgc,
-                              dx.reshape(n, c * l))
-    else:
-        _run_eval_backward(g, x, mean, k, rows, pg, pgc, dx)
-    sum_g, sum_gc = _channel_totals(pg, c, l, column_form), _channel_totals(pgc, c, l, column_form)
+    sum_g, sum_gc = _block_sums(g, x, mean, (weight * invstd).astype(g.dtype), dx)
     return dx, sum_gc * invstd, sum_g
