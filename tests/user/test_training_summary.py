@@ -1,0 +1,36 @@
+"""The closing lines of `minisnn train` tell a newcomer what happened and what to do next."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from minisnn.cli import README_RECIPE, README_RESULT, training_summary
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _trainer(test_split):
+    data = SimpleNamespace(source="embedded CIFAR-10 sample", test=test_split)
+    return SimpleNamespace(cfg=SimpleNamespace(model="dysvit-tiny"), out=Path("runs/x"), train_x=[0] * 2000,
+                           data=data)
+
+
+def test_a_short_sample_run_explains_its_low_accuracy_and_how_to_reproduce_the_readme():
+    text = training_summary(_trainer(None), [{"epoch": 1, "val_acc": 0.12}])
+    assert "dysvit-tiny" in text and "2,000 images" in text and "embedded CIFAR-10 sample" in text
+    assert "runs/x/best.npz" in text and "curves.png" in text and "metrics.jsonl" in text
+    assert "minisnn eval runs/x/best.npz --split val" in text
+    assert "low accuracy is expected" in text and README_RECIPE in text and "minisnn download cifar10" in text
+
+
+def test_a_full_run_points_to_the_test_split_without_the_sample_note():
+    hist = [{"epoch": e, "val_acc": a} for e, a in ((1, 0.4), (2, 0.6), (3, 0.55), (4, 0.58))]
+    text = training_summary(_trainer(("x", "y")), hist)
+    assert "60.00% (epoch 2)" in text and "minisnn eval runs/x/best.npz" in text
+    assert "--split val" not in text and README_RECIPE not in text
+
+
+def test_the_readme_states_the_result_and_recipe_the_command_quotes():
+    readme = README.read_text(encoding="utf-8")
+    assert README_RECIPE in readme
+    assert README_RESULT.split(" CIFAR-10")[0] in readme      # "65.7 %"
