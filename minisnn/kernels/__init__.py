@@ -6,47 +6,57 @@ Every kernel exists twice, with the same name and signature:
 * `minisnn.kernels.jit.<module>.<name>`: a Numba version (`cache=True`, no fastmath in
   threshold or surrogate code), which must agree with the reference.
 
-The rest of the library calls kernels through this package (`kernels.lif_forward(...)`),
-so one switch picks the implementation for everything:
+The rest of the library calls kernels through this package, looking the name up at each call
+(`kernels.lif_forward(...)`), so one switch picks the implementation for everything:
 
-    MINISNN_KERNELS=reference python ...   # run the whole library on the NumPy references
+    MINISNN_KERNELS=reference python ...      # run the whole library on the NumPy references
     minisnn.kernels.set_backend("reference")  # the same at run time ("jit" to go back)
 
-Each backend package re-exports the names listed in its modules' `__all__`.
+The kernel names below are imported from the references, so a reader (or an IDE) following
+`kernels.lif_forward` lands on its specification.  `set_backend`, run once at import with the
+environment's choice ("jit" unless MINISNN_KERNELS says otherwise), rebinds every one of these
+names to the function of the same module and name in the chosen backend; the Numba modules are
+imported only when "jit" is chosen.  Kernels assume valid, C-contiguous input: checking it is
+the job of the public functions that call them (`docs/engineering.md`).
+
+Adding a kernel: define it in `reference/<module>.py` and `jit/<module>.py`, list it in both
+`__all__`, and add its name to the module's import line below (`tests/test_kernels_dispatch.py`
+checks these lines against the modules' `__all__`).
 """
 from __future__ import annotations
 
 import importlib
 import os
-import pkgutil
 
-_BACKENDS = ("jit", "reference")
-_exports: dict[str, dict[str, object]] = {}
+from .reference.attention import (head_column_sum_backward, head_column_sum_forward, head_token_mask_backward,
+                                  head_token_mask_forward, ssa_backward, ssa_forward)
+from .reference.conv import col2im_rows, im2col_rows, swap_last_axes
+from .reference.lif import lif_backward, lif_backward_saved, lif_forward, lif_forward_with_psi
+from .reference.norm import (batch_norm_eval_backward, batch_norm_eval_forward, batch_norm_train_backward,
+                             batch_norm_train_forward)
+from .reference.pool import max_pool2d_backward, max_pool2d_forward
+from .reference.surrogate import spike_backward, surrogate_d_alpha, surrogate_derivative, surrogate_primitive
+from .reference.winograd import winograd_input_tiles, winograd_output_tiles, winograd_output_tiles_adjoint
+
+BACKENDS = ("jit", "reference")
+MODULES = ("attention", "conv", "lif", "norm", "pool", "surrogate", "winograd")  # the kernel modules of each backend
+
 _backend = ""
-
-
-def _collect(backend: str) -> dict[str, object]:
-    if backend not in _exports:
-        pkg = importlib.import_module(f"{__name__}.{backend}")
-        names: dict[str, object] = {}
-        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-            mod = importlib.import_module(f"{pkg.__name__}.{info.name}")
-            for name in getattr(mod, "__all__", ()):
-                names[name] = getattr(mod, name)
-        _exports[backend] = names
-    return _exports[backend]
 
 
 def set_backend(name: str) -> None:
     """Select `"jit"` (Numba, the default) or `"reference"` (NumPy) for every kernel."""
     global _backend
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown kernel backend {name!r}; choose one of {', '.join(_BACKENDS)}")
-    reference = _collect("reference")
-    chosen = _collect(name)
-    missing = sorted(set(reference) - set(chosen))
-    if missing:
-        raise RuntimeError(f"kernel backend {name!r} lacks {', '.join(missing)}")
+    if name not in BACKENDS:
+        raise ValueError(f"unknown kernel backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    chosen: dict[str, object] = {}
+    for module in MODULES:
+        spec = importlib.import_module(f"{__name__}.reference.{module}")
+        impl = importlib.import_module(f"{__name__}.{name}.{module}")
+        missing = sorted(set(spec.__all__) - set(impl.__all__))
+        if missing:
+            raise RuntimeError(f"kernel backend {name!r} lacks {', '.join(missing)} (module {module})")
+        chosen.update((kernel, getattr(impl, kernel)) for kernel in spec.__all__)
     globals().update(chosen)
     _backend = name
 
