@@ -270,3 +270,49 @@ def dropout(x, p: float = 0.5, training: bool = True, rng: np.random.Generator |
     if not training or p == 0.0:
         return x if isinstance(x, Tensor) else Tensor(x)
     return _dropout.Dropout.apply(x, p=p, rng=rng)
+
+
+# ------------------------------------------------------------- Tensor operators and methods
+def _reflected(fn):
+    """The reflected operator method (`other ∘ self`, e.g. `2 - x`): fn with its operands swapped."""
+    def method(self, other):
+        return fn(other, self)
+    method.__name__ = method.__qualname__ = f"reflected_{fn.__name__}"
+    return method
+
+
+def _varargs_shape(fn):
+    """The method form of reshape/permute/expand: `x.reshape(2, 3)` and `x.reshape((2, 3))` alike."""
+    def method(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return fn(self, shape)
+    method.__name__ = method.__qualname__ = fn.__name__
+    return method
+
+
+def _reversed_axes(x) -> Tensor:
+    """x.T: all axes in reverse order."""
+    return permute(x, tuple(range(x.ndim - 1, -1, -1)))
+
+
+# Tensor's differentiable operators and methods, bound here once (autograd/tensor.py says so):
+# `x + y` calls add(x, y), `2 - x` calls sub(2, x), `x.sum(axis=1)` calls sum(x, axis=1).
+TENSOR_METHODS = {
+    "__add__": add, "__radd__": _reflected(add),
+    "__sub__": sub, "__rsub__": _reflected(sub),
+    "__mul__": mul, "__rmul__": _reflected(mul),
+    "__truediv__": div, "__rtruediv__": _reflected(div),
+    "__pow__": pow, "__rpow__": _reflected(pow),
+    "__matmul__": matmul, "__rmatmul__": _reflected(matmul),
+    "__neg__": neg, "__abs__": abs, "__getitem__": getitem,
+    "sum": sum, "mean": mean, "max": max, "var": var,
+    "reshape": _varargs_shape(reshape), "permute": _varargs_shape(permute), "expand": _varargs_shape(broadcast_to),
+    "transpose": transpose, "flatten": flatten,
+    "exp": exp, "log": log, "sqrt": sqrt, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "abs": abs,
+    "astype": cast,
+    "T": property(_reversed_axes),
+}
+for _name, _method in TENSOR_METHODS.items():
+    setattr(Tensor, _name, _method)
+del _name, _method

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import grad_mode
+from .tensor import Tensor
 
 
 class Context:
@@ -63,8 +64,6 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .tensor import Tensor
-
         raw = []
         inputs = []
         for a in args:

@@ -7,6 +7,15 @@
 Dtype policy: Python numbers and lists become float32; NumPy arrays keep their
 dtype (float64 stays float64 end to end, integer labels stay integer).  Scalars
 mixed into an operation take the dtype of the Tensor they meet.
+
+This file defines the data, the gradient, `backward` and the comparisons (which give
+plain boolean arrays, not Tensors).  The differentiable operators and methods
+(`+ - * / ** @ -x abs(x) x[i]`, `sum`, `mean`, `max`, `var`, `reshape`, `permute`,
+`transpose`, `flatten`, `expand`, `exp`, `log`, `sqrt`, `tanh`, `sigmoid`, `relu`, `abs`,
+`astype`, `.T`) are the functions of `minisnn.functional`, attached to Tensor in one table
+at the end of `functional.py` (`TENSOR_METHODS`): `x + y` is `F.add(x, y)`, `x.sum(1)` is
+`F.sum(x, 1)`.  `import minisnn` (which runs first whenever any part of the package is
+imported) loads `functional`, so every Tensor has them.
 """
 from __future__ import annotations
 
@@ -38,6 +47,7 @@ class Tensor:
 
     Attributes: `data` (np.ndarray), `grad` (np.ndarray or None, same shape),
     `requires_grad` (bool), `name` (optional label used in error messages).
+    Operators and array methods: see the module docstring (`functional.TENSOR_METHODS`).
     """
 
     __array_priority__ = 1000  # so `ndarray + Tensor` defers to Tensor.__radd__
@@ -104,11 +114,6 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    def astype(self, dtype) -> "Tensor":
-        from .. import functional as F
-
-        return F.cast(self, dtype)
-
     def __repr__(self) -> str:
         flag = ", requires_grad=True" if self.requires_grad else ""
         body = np.array2string(self.data, precision=4, threshold=20, prefix="Tensor(")
@@ -136,67 +141,7 @@ class Tensor:
                 raise ValueError(f"gradient shape {grad.shape} does not match tensor shape {self.shape}")
         run_backward(self, grad)
 
-    # ---------------------------------------------------------- operators
-    def __add__(self, other):
-        from .. import functional as F
-        return F.add(self, other)
-
-    def __radd__(self, other):
-        from .. import functional as F
-        return F.add(other, self)
-
-    def __sub__(self, other):
-        from .. import functional as F
-        return F.sub(self, other)
-
-    def __rsub__(self, other):
-        from .. import functional as F
-        return F.sub(other, self)
-
-    def __mul__(self, other):
-        from .. import functional as F
-        return F.mul(self, other)
-
-    def __rmul__(self, other):
-        from .. import functional as F
-        return F.mul(other, self)
-
-    def __truediv__(self, other):
-        from .. import functional as F
-        return F.div(self, other)
-
-    def __rtruediv__(self, other):
-        from .. import functional as F
-        return F.div(other, self)
-
-    def __neg__(self):
-        from .. import functional as F
-        return F.neg(self)
-
-    def __pow__(self, exponent):
-        from .. import functional as F
-        return F.pow(self, exponent)
-
-    def __rpow__(self, base):
-        from .. import functional as F
-        return F.pow(base, self)
-
-    def __abs__(self):
-        from .. import functional as F
-        return F.abs(self)
-
-    def __matmul__(self, other):
-        from .. import functional as F
-        return F.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        from .. import functional as F
-        return F.matmul(other, self)
-
-    def __getitem__(self, index):
-        from .. import functional as F
-        return F.getitem(self, index)
-
+    # ---------------------------------------------------------- comparisons
     # comparisons give plain boolean arrays (not differentiable)
     def __gt__(self, other):
         return self.data > _raw(other)
@@ -209,82 +154,6 @@ class Tensor:
 
     def __le__(self, other):
         return self.data <= _raw(other)
-
-    # ------------------------------------------------------------- methods
-    def sum(self, axis=None, keepdims=False):
-        from .. import functional as F
-        return F.sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        from .. import functional as F
-        return F.mean(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        from .. import functional as F
-        return F.max(self, axis=axis, keepdims=keepdims)
-
-    def var(self, axis=None, keepdims=False, unbiased=False):
-        from .. import functional as F
-        return F.var(self, axis=axis, keepdims=keepdims, unbiased=unbiased)
-
-    def reshape(self, *shape):
-        from .. import functional as F
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return F.reshape(self, shape)
-
-    def permute(self, *axes):
-        from .. import functional as F
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return F.permute(self, axes)
-
-    def transpose(self, a: int = -2, b: int = -1):
-        from .. import functional as F
-        return F.transpose(self, a, b)
-
-    def flatten(self, start: int = 0, end: int = -1):
-        from .. import functional as F
-        return F.flatten(self, start, end)
-
-    def expand(self, *shape):
-        from .. import functional as F
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return F.broadcast_to(self, shape)
-
-    def exp(self):
-        from .. import functional as F
-        return F.exp(self)
-
-    def log(self):
-        from .. import functional as F
-        return F.log(self)
-
-    def sqrt(self):
-        from .. import functional as F
-        return F.sqrt(self)
-
-    def tanh(self):
-        from .. import functional as F
-        return F.tanh(self)
-
-    def sigmoid(self):
-        from .. import functional as F
-        return F.sigmoid(self)
-
-    def relu(self):
-        from .. import functional as F
-        return F.relu(self)
-
-    def abs(self):
-        from .. import functional as F
-        return F.abs(self)
-
-    @property
-    def T(self):
-        from .. import functional as F
-        return F.permute(self, tuple(range(self.ndim - 1, -1, -1)))
 
 
 def _raw(x):

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..autograd.broadcast import unbroadcast
 from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 
 
 class Reshape(Function):
@@ -64,8 +65,6 @@ class BroadcastTo(Function):
 
 def _index_arrays(index):
     """Unwrap Tensors used as indices."""
-    from ..autograd.tensor import Tensor
-
     if isinstance(index, Tensor):
         return index.data
     if isinstance(index, tuple):

@@ -79,6 +79,24 @@ def test_comparisons_give_plain_boolean_arrays():
     np.testing.assert_array_equal(x < Tensor(np.array([2.0, 2.0, 2.0])), [True, False, False])
 
 
+@pytest.mark.parametrize("name", sorted(F.TENSOR_METHODS))
+def test_operators_are_the_functional_table(name):
+    """Every differentiable operator/method of Tensor is the entry of `F.TENSOR_METHODS` (bound once)."""
+    assert Tensor.__dict__[name] is F.TENSOR_METHODS[name]
+
+
+def test_reflected_operators_keep_the_operand_order():
+    x = Tensor(np.array([2.0, 4.0]))
+    for got, want in [(10 - x, [8.0, 6.0]), (8 / x, [4.0, 2.0]), (2 ** x, [4.0, 16.0]), (1 + x, [3.0, 5.0]),
+                      (3 * x, [6.0, 12.0]), (np.array([[1.0, 1.0]]) @ x, [6.0]), (x - 1, [1.0, 3.0])]:
+        assert isinstance(got, Tensor)
+        np.testing.assert_array_equal(got.data, want)
+    m = Tensor(np.arange(6.0).reshape(2, 3))
+    assert m.reshape(3, 2).shape == m.reshape((3, 2)).shape == (3, 2)
+    assert m.permute(1, 0).shape == m.T.shape == (3, 2)
+    assert m[:, None].expand(2, 4, 3).shape == (2, 4, 3)
+
+
 def test_item_numpy_repr():
     t = Tensor(np.array([[2.5]]), requires_grad=True)
     assert t.item() == 2.5
