@@ -115,19 +115,24 @@ def cast(x, dtype) -> Tensor:
 
 # -------------------------------------------------------------------- reductions
 def sum(x, axis=None, keepdims: bool = False) -> Tensor:
-    return _red.Sum.apply(x, axis=axis, keepdims=keepdims)
+    return _red.Sum.apply(x, axes=_red.reduction_axes(axis, x.ndim), keepdims=keepdims)
 
 
 def mean(x, axis=None, keepdims: bool = False) -> Tensor:
-    return _red.Mean.apply(x, axis=axis, keepdims=keepdims)
+    return _red.Mean.apply(x, axes=_red.reduction_axes(axis, x.ndim), keepdims=keepdims)
 
 
 def max(x, axis=None, keepdims: bool = False) -> Tensor:
-    return _red.Max.apply(x, axis=axis, keepdims=keepdims)
+    axes = _red.reduction_axes(axis, x.ndim)
+    _red.check_max(x.shape, axes)
+    return _red.Max.apply(x, axes=axes, keepdims=keepdims)
 
 
 def var(x, axis=None, keepdims: bool = False, unbiased: bool = False) -> Tensor:
-    return _red.Var.apply(x, axis=axis, keepdims=keepdims, unbiased=unbiased)
+    """Variance over `axis` (biased unless `unbiased`, i.e. ddof = 1)."""
+    axes = _red.reduction_axes(axis, x.ndim)
+    _red.check_var(x.shape, axes, unbiased)
+    return _red.Var.apply(x, axes=axes, keepdims=keepdims, unbiased=unbiased)
 
 
 # ------------------------------------------------------------------------ shapes
@@ -145,7 +150,7 @@ def flatten(x, start: int = 0, end: int = -1) -> Tensor:
 
 
 def permute(x, axes) -> Tensor:
-    return _shape.Permute.apply(x, tuple(axes))
+    return _shape.Permute.apply(x, _shape.check_permute(tuple(axes), x.ndim))
 
 
 def transpose(x, a: int = -2, b: int = -1) -> Tensor:
@@ -167,6 +172,7 @@ def getitem(x, index) -> Tensor:
 
 
 def concatenate(xs, axis: int = 0) -> Tensor:
+    _shape.check_concatenate(xs)
     return _shape.Concatenate.apply(*xs, axis=axis)
 
 
@@ -174,16 +180,18 @@ cat = concatenate
 
 
 def stack(xs, axis: int = 0) -> Tensor:
+    _shape.check_stack(xs)
     return _shape.Stack.apply(*xs, axis=axis)
 
 
 def pad(x, pad_width, value: float = 0.0) -> Tensor:
     """Constant padding; pad_width is ((before, after), ...) for every axis, as np.pad."""
-    return _shape.Pad.apply(x, pad_width, value=value)
+    return _shape.Pad.apply(x, _shape.check_pad(pad_width, x.ndim), value=value)
 
 
 # ------------------------------------------------------------------------ matmul
 def matmul(a, b) -> Tensor:
+    _mm.check_matmul(tuple(a.shape), tuple(b.shape))
     return _mm.MatMul.apply(a, b)
 
 
@@ -202,6 +210,7 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
     Label smoothing ε mixes the target with the uniform distribution: q = (1 − ε)·q + ε/K.
     """
     target = target.data if isinstance(target, Tensor) else np.asarray(target)
+    _loss.check_cross_entropy(tuple(logits.shape), target, label_smoothing, reduction)
     return _loss.CrossEntropy.apply(logits, target, label_smoothing=label_smoothing, reduction=reduction)
 
 
@@ -215,6 +224,7 @@ from .ops import pool as _pool  # noqa: E402
 
 def linear(x, weight, bias=None) -> Tensor:
     """y = x Wᵀ + b over the last axis;  x [..., in], W [out, in], b [out] | None → [..., out]."""
+    _linear.check_linear(x, weight, bias)
     return _linear.Linear.apply(x, weight, bias)
 
 
@@ -223,16 +233,19 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
 
     stride, padding: int or (h, w) pair; zero padding; Ho = ⌊(H + 2·ph − kh)/sh⌋ + 1.
     """
+    stride, padding = _conv.check_conv2d(x, weight, bias, stride, padding)
     return _conv.Conv2d.apply(x, weight, bias, stride=stride, padding=padding)
 
 
 def conv1d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
     """1-D cross-correlation;  x [N, C, L], W [O, C, k], b [O] | None → [N, O, Lo]."""
+    _conv.check_conv1d(x, weight, bias, stride, padding)
     return _conv.Conv1d.apply(x, weight, bias, stride=stride, padding=padding)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
     """Max over kh×kw windows (stride defaults to the kernel, padding counts as −∞, floor mode)."""
+    kernel_size, stride, padding = _pool.check_max_pool2d(x, kernel_size, stride, padding)
     return _pool.MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
 
 
@@ -247,6 +260,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     running_mean = running_mean.data if isinstance(running_mean, Tensor) else running_mean
     running_var = running_var.data if isinstance(running_var, Tensor) else running_var
     use_batch = training or running_mean is None or running_var is None
+    _norm.check_batch_norm(x, weight, bias, running_mean, running_var, use_batch)
     return _norm.BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
                                  training=use_batch, momentum=momentum, eps=eps)
 
@@ -256,19 +270,16 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -
     if isinstance(normalized_shape, (int, np.integer)):
         normalized_shape = (int(normalized_shape),)
     normalized_shape = tuple(normalized_shape)
-    if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
-        raise ValueError(
-            f"layer_norm: input of shape {tuple(x.shape)} does not end in normalized_shape {normalized_shape}"
-        )
+    _norm.check_layer_norm(x, normalized_shape, weight, bias)
     return _norm.LayerNorm.apply(x, weight, bias, n_axes=len(normalized_shape), eps=eps)
 
 
 def dropout(x, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
     """Inverted dropout: zero with probability p, scale survivors by 1/(1 − p); identity when not training."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: probability p must be in [0, 1], got {p}")
+    _dropout.check_probability(p)
     if not training or p == 0.0:
         return x if isinstance(x, Tensor) else Tensor(x)
+    _dropout.check_input(x)
     return _dropout.Dropout.apply(x, p=p, rng=rng)
 
 

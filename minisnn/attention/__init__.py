@@ -16,7 +16,8 @@ Derivations of the backward passes and the cost of the two SSA product orders: `
 """
 from __future__ import annotations
 
-from .functions import SSA, HeadColumnSum, HeadTokenMask
+from .functions import (SSA, HeadColumnSum, HeadTokenMask, check_head_column_sum, check_head_token_mask,
+                        check_ssa)
 
 __all__ = ["ssa", "head_column_sum", "head_token_mask", "SSA", "HeadColumnSum", "HeadTokenMask"]
 
@@ -27,14 +28,15 @@ def ssa(q, k, v, scale: float = 0.125):
     Inputs are Tensors (or arrays) of one float dtype; the cheaper product order is chosen
     from the shapes (kᵀ v first when N > d).
     """
+    check_ssa(q, k, v, scale)
     return SSA.apply(q, k, v, scale=scale)
 
 
 def head_column_sum(x, heads: int):
     """s[..., h, n] = Σ_{j<d} x[..., h·d + j, n] with d = C / heads.  x [..., C, N] -> [..., heads, N]."""
-    return HeadColumnSum.apply(x, heads=heads)
+    return HeadColumnSum.apply(x, heads=check_head_column_sum(x, heads))
 
 
 def head_token_mask(a, k, heads: int):
     """y[..., c, n] = a[..., c // d, n] · k[..., c, n] with d = C / heads.  a [..., heads, N], k [..., C, N] -> [..., C, N]."""
-    return HeadTokenMask.apply(a, k, heads=heads)
+    return HeadTokenMask.apply(a, k, heads=check_head_token_mask(a, k, heads))

@@ -1,7 +1,9 @@
 """Autograd Functions of the spiking attention primitives (maths and costs: `attention.md`).
 
-Each Function checks its inputs, flattens the leading (batch, time, head) axes into one axis G,
-calls the active kernel backend (`minisnn.kernels`) and restores the shapes:
+The public functions (`ssa`, `head_column_sum`, `head_token_mask` in `__init__.py`) check their
+inputs with the `check_*` functions here; each Function then flattens the leading (batch, time,
+head) axes into one axis G, calls the active kernel backend (`minisnn.kernels`) and restores the
+shapes:
 
     SSA            q [..., Nq, d], k [..., Nk, d], v [..., Nk, dv] -> z = scale · (q kᵀ) v  [..., Nq, dv]
     HeadColumnSum  x [..., C, N] -> s [..., heads, N],          s[h, n] = Σ_{j<d} x[h·d + j, n]
@@ -19,11 +21,14 @@ import numpy as np
 
 from .. import kernels
 from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 
 _FLOATS = (np.float32, np.float64)
 
 
 def _float_array(x, what: str) -> np.ndarray:
+    if isinstance(x, Tensor):
+        x = x.data
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{what} must be a Tensor or ndarray of float32/float64, got {type(x).__name__}")
     if x.dtype.type not in _FLOATS:
@@ -53,6 +58,54 @@ def _flat(x: np.ndarray) -> np.ndarray:
     return x.reshape((math.prod(x.shape[:-2]),) + x.shape[-2:])
 
 
+def check_ssa(q, k, v, scale) -> None:
+    """q [..., Nq, d], k [..., Nk, d], v [..., Nk, dv]: one float dtype, the same leading axes; scale a real."""
+    q = _float_array(q, "ssa: q")
+    k = _float_array(k, "ssa: k")
+    v = _float_array(v, "ssa: v")
+    _same_dtype("ssa", q=q, k=k, v=v)
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"ssa: scale must be a real number, got {type(scale).__name__}")
+    lead = q.shape[:-2]
+    if k.shape[:-2] != lead or v.shape[:-2] != lead:
+        raise ValueError(
+            f"ssa: q, k, v must share their leading axes, got shapes {q.shape}, {k.shape}, {v.shape}"
+        )
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"ssa: q and k need the same feature size d, got q {q.shape} and k {k.shape}")
+    if v.shape[-2] != k.shape[-2]:
+        raise ValueError(f"ssa: k and v need the same number of tokens, got k {k.shape} and v {v.shape}")
+
+
+def check_head_column_sum(x, heads) -> int:
+    """x [..., C, N] float with C divisible by `heads` (a positive int, returned as int)."""
+    x = _float_array(x, "head_column_sum: x")
+    heads = _heads(heads, "head_column_sum")
+    channels = x.shape[-2]
+    if channels % heads:
+        raise ValueError(
+            f"head_column_sum: channels C={channels} (axis -2 of x {x.shape}) must be divisible by heads={heads}"
+        )
+    return heads
+
+
+def check_head_token_mask(a, k, heads) -> int:
+    """a [..., heads, N] and k [..., C, N] of one float dtype, C divisible by `heads` (returned as int)."""
+    a = _float_array(a, "head_token_mask: a")
+    k = _float_array(k, "head_token_mask: k")
+    _same_dtype("head_token_mask", a=a, k=k)
+    heads = _heads(heads, "head_token_mask")
+    channels = k.shape[-2]
+    if channels % heads:
+        raise ValueError(
+            f"head_token_mask: channels C={channels} (axis -2 of k {k.shape}) must be divisible by heads={heads}"
+        )
+    expected = k.shape[:-2] + (heads, k.shape[-1])
+    if a.shape != expected:
+        raise ValueError(f"head_token_mask: a must have shape {expected} for k {k.shape} and heads={heads}, got {a.shape}")
+    return heads
+
+
 class SSA(Function):
     """Spiking self-attention without softmax: z = scale · (q kᵀ) v over the last two axes.
 
@@ -63,21 +116,7 @@ class SSA(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, *, scale=0.125):
-        q = _float_array(q, "ssa: q")
-        k = _float_array(k, "ssa: k")
-        v = _float_array(v, "ssa: v")
-        _same_dtype("ssa", q=q, k=k, v=v)
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
-            raise TypeError(f"ssa: scale must be a real number, got {type(scale).__name__}")
         lead = q.shape[:-2]
-        if k.shape[:-2] != lead or v.shape[:-2] != lead:
-            raise ValueError(
-                f"ssa: q, k, v must share their leading axes, got shapes {q.shape}, {k.shape}, {v.shape}"
-            )
-        if k.shape[-1] != q.shape[-1]:
-            raise ValueError(f"ssa: q and k need the same feature size d, got q {q.shape} and k {k.shape}")
-        if v.shape[-2] != k.shape[-2]:
-            raise ValueError(f"ssa: k and v need the same number of tokens, got k {k.shape} and v {v.shape}")
         qf, kf, vf = _flat(q), _flat(k), _flat(v)
         z, inner = kernels.ssa_forward(qf, kf, vf, float(scale))
         ctx.save_for_backward(qf, kf, vf, inner)
@@ -104,13 +143,6 @@ class HeadColumnSum(Function):
 
     @staticmethod
     def forward(ctx, x, *, heads):
-        x = _float_array(x, "head_column_sum: x")
-        heads = _heads(heads, "head_column_sum")
-        channels = x.shape[-2]
-        if channels % heads:
-            raise ValueError(
-                f"head_column_sum: channels C={channels} (axis -2 of x {x.shape}) must be divisible by heads={heads}"
-            )
         ctx.shape = x.shape
         s = kernels.head_column_sum_forward(_flat(x), heads)
         return s.reshape(x.shape[:-2] + s.shape[-2:])
@@ -130,18 +162,6 @@ class HeadTokenMask(Function):
 
     @staticmethod
     def forward(ctx, a, k, *, heads):
-        a = _float_array(a, "head_token_mask: a")
-        k = _float_array(k, "head_token_mask: k")
-        _same_dtype("head_token_mask", a=a, k=k)
-        heads = _heads(heads, "head_token_mask")
-        channels = k.shape[-2]
-        if channels % heads:
-            raise ValueError(
-                f"head_token_mask: channels C={channels} (axis -2 of k {k.shape}) must be divisible by heads={heads}"
-            )
-        expected = k.shape[:-2] + (heads, k.shape[-1])
-        if a.shape != expected:
-            raise ValueError(f"head_token_mask: a must have shape {expected} for k {k.shape} and heads={heads}, got {a.shape}")
         af, kf = _flat(a), _flat(k)
         ctx.save_for_backward(af, kf)
         ctx.heads = heads

@@ -45,30 +45,46 @@ def _pair(value, name: str) -> tuple[int, int]:
     return value
 
 
-def _check(x: np.ndarray, w: np.ndarray, b, stride, padding, op: str):
-    """Validate a conv2d call; returns (Ho, Wo)."""
-    if x.ndim != 4:
-        raise ValueError(f"{op}: expected input of shape [N, C, H, W], got a {x.ndim}-d array of shape {x.shape}")
-    if w.ndim != 4:
-        raise ValueError(f"{op}: expected weight of shape [O, C, kh, kw], got shape {w.shape}")
-    if x.shape[1] != w.shape[1]:
+def _check(x_shape, w_shape, dtypes, b, stride, padding, op: str) -> None:
+    """Validate a conv2d call on x [N, C, H, W] and w [O, C, kh, kw] (dtypes: theirs; b: bias or None)."""
+    if len(x_shape) != 4:
+        raise ValueError(f"{op}: expected input of shape [N, C, H, W], got a {len(x_shape)}-d array of shape {x_shape}")
+    if len(w_shape) != 4:
+        raise ValueError(f"{op}: expected weight of shape [O, C, kh, kw], got shape {w_shape}")
+    if x_shape[1] != w_shape[1]:
         raise ValueError(
-            f"{op}: input has {x.shape[1]} channels but the weight expects {w.shape[1]} (weight shape {w.shape})"
+            f"{op}: input has {x_shape[1]} channels but the weight expects {w_shape[1]} (weight shape {w_shape})"
         )
-    if x.dtype != w.dtype:
-        raise TypeError(f"{op}: input dtype {x.dtype} differs from weight dtype {w.dtype}; cast one of them")
-    if b is not None and (b.shape != (w.shape[0],) or b.dtype != w.dtype):
-        raise ValueError(f"{op}: bias must have shape ({w.shape[0]},) and dtype {w.dtype}, got {b.shape} {b.dtype}")
+    if dtypes[0] != dtypes[1]:
+        raise TypeError(f"{op}: input dtype {dtypes[0]} differs from weight dtype {dtypes[1]}; cast one of them")
+    if b is not None and (b.shape != (w_shape[0],) or b.dtype != dtypes[1]):
+        raise ValueError(f"{op}: bias must have shape ({w_shape[0]},) and dtype {dtypes[1]}, got {b.shape} {b.dtype}")
     if min(stride) < 1 or min(padding) < 0:
         raise ValueError(f"{op}: stride must be >= 1 and padding >= 0, got stride {stride}, padding {padding}")
-    ho = output_size(x.shape[2], w.shape[2], stride[0], padding[0])
-    wo = output_size(x.shape[3], w.shape[3], stride[1], padding[1])
+    ho = output_size(x_shape[2], w_shape[2], stride[0], padding[0])
+    wo = output_size(x_shape[3], w_shape[3], stride[1], padding[1])
     if ho < 1 or wo < 1:
         raise ValueError(
-            f"{op}: kernel {w.shape[2:]} does not fit the padded input "
-            f"{(x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])}"
+            f"{op}: kernel {w_shape[2:]} does not fit the padded input "
+            f"{(x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1])}"
         )
-    return ho, wo
+
+
+def check_conv2d(x, w, b, stride, padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(stride, padding) as pairs from ints or pairs; checks shapes, dtypes and that the kernel fits."""
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    _check(tuple(x.shape), tuple(w.shape), (x.dtype, w.dtype), b, stride, padding, "conv2d")
+    return stride, padding
+
+
+def check_conv1d(x, w, b, stride, padding) -> None:
+    """x [N, C, L], w [O, C, k], b [O] | None, int stride >= 1 and padding >= 0; the kernel fits."""
+    if x.ndim != 3:
+        raise ValueError(f"conv1d: expected input of shape [N, C, L], got a {x.ndim}-d array of shape {x.shape}")
+    if w.ndim != 3:
+        raise ValueError(f"conv1d: expected weight of shape [O, C, k], got shape {w.shape}")
+    x4, w4 = x.shape[:2] + (1,) + x.shape[2:], w.shape[:2] + (1,) + w.shape[2:]  # the [N, C, 1, L] views
+    _check(tuple(x4), tuple(w4), (x.dtype, w.dtype), b, (1, int(stride)), (0, int(padding)), "conv1d")
 
 
 class _Geometry:
@@ -197,12 +213,13 @@ def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding
 
 
 class Conv2d(Function):
-    """y = conv2d(x, W, b, stride, padding);  x [N, C, H, W], W [O, C, kh, kw], b [O] | None → [N, O, Ho, Wo]."""
+    """y = conv2d(x, W, b, stride, padding);  x [N, C, H, W], W [O, C, kh, kw], b [O] | None → [N, O, Ho, Wo].
+
+    stride, padding: (h, w) pairs; the call is checked by `check_conv2d`.
+    """
 
     @staticmethod
-    def forward(ctx, x, w, b=None, stride=1, padding=0):
-        stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
-        _check(x, w, b, stride, padding, "conv2d")
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0)):
         ctx.save_for_backward(x, w)
         ctx.conf = (stride, padding)
         return conv2d_forward(x, w, b, stride, padding)
@@ -217,18 +234,13 @@ class Conv2d(Function):
 class Conv1d(Function):
     """y = conv1d(x, W, b, stride, padding);  x [N, C, L], W [O, C, k], b [O] | None → [N, O, Lo].
 
-    Runs conv2d on the views x [N, C, 1, L] and W [O, C, 1, k].
+    Runs conv2d on the views x [N, C, 1, L] and W [O, C, 1, k]; the call is checked by `check_conv1d`.
     """
 
     @staticmethod
     def forward(ctx, x, w, b=None, stride=1, padding=0):
-        if x.ndim != 3:
-            raise ValueError(f"conv1d: expected input of shape [N, C, L], got a {x.ndim}-d array of shape {x.shape}")
-        if w.ndim != 3:
-            raise ValueError(f"conv1d: expected weight of shape [O, C, k], got shape {w.shape}")
         stride, padding = (1, int(stride)), (0, int(padding))
         x4, w4 = x[:, :, None, :], w[:, :, None, :]
-        _check(x4, w4, b, stride, padding, "conv1d")
         ctx.save_for_backward(x4, w4)
         ctx.conf = (stride, padding)
         y = conv2d_forward(x4, w4, b, stride, padding)

@@ -25,15 +25,21 @@ def default_generator() -> np.random.Generator:
     return _generator
 
 
+def check_probability(p: float) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability p must be in [0, 1], got {p}")
+
+
+def check_input(x) -> None:
+    if x.dtype.kind != "f":
+        raise TypeError(f"dropout: expected a floating-point input, got dtype {x.dtype}")
+
+
 class Dropout(Function):
-    """y = x · keep / (1 − p) with keep ~ Bernoulli(1 − p);  any shape."""
+    """y = x · keep / (1 − p) with keep ~ Bernoulli(1 − p);  any float x, p in [0, 1] (checked by the wrapper)."""
 
     @staticmethod
     def forward(ctx, x, p=0.5, rng=None):
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout: probability p must be in [0, 1], got {p}")
-        if x.dtype.kind != "f":
-            raise TypeError(f"dropout: expected a floating-point input, got dtype {x.dtype}")
         rng = _generator if rng is None else rng
         if p == 1.0:
             mask = np.zeros_like(x)

@@ -14,21 +14,25 @@ import numpy as np
 from ..autograd.function import Function
 
 
+def check_linear(x, w, b) -> None:
+    """x [..., in], W [out, in] of x's dtype, b [out] | None (arrays or Tensors)."""
+    if w.ndim != 2:
+        raise ValueError(f"linear: weight must be [out, in], got shape {w.shape}")
+    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} does not end in in_features={w.shape[1]} (weight shape {w.shape})"
+        )
+    if x.dtype != w.dtype:
+        raise TypeError(f"linear: input dtype {x.dtype} differs from weight dtype {w.dtype}; cast one of them")
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({w.shape[0]},), got {b.shape}")
+
+
 class Linear(Function):
-    """y = x Wᵀ + b;  x [..., in], W [out, in], b [out] | None → [..., out]."""
+    """y = x Wᵀ + b;  x [..., in], W [out, in], b [out] | None → [..., out] (checked by `check_linear`)."""
 
     @staticmethod
     def forward(ctx, x, w, b=None):
-        if w.ndim != 2:
-            raise ValueError(f"linear: weight must be [out, in], got shape {w.shape}")
-        if x.ndim == 0 or x.shape[-1] != w.shape[1]:
-            raise ValueError(
-                f"linear: input of shape {x.shape} does not end in in_features={w.shape[1]} (weight shape {w.shape})"
-            )
-        if x.dtype != w.dtype:
-            raise TypeError(f"linear: input dtype {x.dtype} differs from weight dtype {w.dtype}; cast one of them")
-        if b is not None and b.shape != (w.shape[0],):
-            raise ValueError(f"linear: bias must have shape ({w.shape[0]},), got {b.shape}")
         x2 = x.reshape(-1, w.shape[1])
         y = x2 @ w.T
         if b is not None:

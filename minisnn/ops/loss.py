@@ -52,9 +52,19 @@ class LogSoftmax(Function):
         return g - np.exp(y) * g.sum(axis=ctx.axis, keepdims=True)
 
 
-def soft_targets(target: np.ndarray, num_classes: int, label_smoothing: float, dtype) -> np.ndarray:
-    """Integer labels [B] or soft targets [B, K] → smoothed soft targets [B, K]."""
-    target = np.asarray(target)
+def check_cross_entropy(logits_shape: tuple[int, ...], target: np.ndarray, label_smoothing: float,
+                        reduction: str) -> None:
+    """Logits [B, K]; integer targets [B] in [0, K) or float targets [B, K]; ε in [0, 1]; a known reduction."""
+    if len(logits_shape) != 2:
+        raise ValueError(f"cross_entropy expects logits of shape [B, K], got {logits_shape}")
+    if target.ndim not in (1, 2) or target.shape[0] != logits_shape[0]:
+        raise ValueError(
+            f"cross_entropy: targets of shape {target.shape} do not match logits {logits_shape} "
+            f"(expected integer [B] or soft [B, K] targets with B = {logits_shape[0]})"
+        )
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    num_classes = logits_shape[1]
     if target.dtype.kind == "b":
         raise TypeError("targets must be integer class indices or float probabilities, got booleans")
     if target.dtype.kind not in "iuf":
@@ -64,15 +74,20 @@ def soft_targets(target: np.ndarray, num_classes: int, label_smoothing: float, d
             raise ValueError(f"integer targets must have shape [B], got {target.shape}")
         if target.size and (target.min() < 0 or target.max() >= num_classes):
             raise ValueError(f"integer targets must lie in [0, {num_classes - 1}], got range [{target.min()}, {target.max()}]")
+    elif target.ndim != 2 or target.shape[1] != num_classes:
+        raise ValueError(f"soft targets must have shape [B, {num_classes}], got {target.shape}")
+    if label_smoothing and not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+
+
+def soft_targets(target: np.ndarray, num_classes: int, label_smoothing: float, dtype) -> np.ndarray:
+    """Integer labels [B] or soft targets [B, K] (checked) → smoothed soft targets [B, K]."""
+    if target.dtype.kind in "iu":
         q = np.zeros((target.shape[0], num_classes), dtype=dtype)
         q[np.arange(target.shape[0]), target] = 1.0
     else:
-        if target.ndim != 2 or target.shape[1] != num_classes:
-            raise ValueError(f"soft targets must have shape [B, {num_classes}], got {target.shape}")
         q = target.astype(dtype, copy=False)
     if label_smoothing:
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
         q = q * (1.0 - label_smoothing) + label_smoothing / num_classes
     return q
 
@@ -82,16 +97,6 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, target, label_smoothing=0.0, reduction="mean"):
-        target = np.asarray(target)
-        if logits.ndim != 2:
-            raise ValueError(f"cross_entropy expects logits of shape [B, K], got {logits.shape}")
-        if target.ndim not in (1, 2) or target.shape[0] != logits.shape[0]:
-            raise ValueError(
-                f"cross_entropy: targets of shape {target.shape} do not match logits {logits.shape} "
-                f"(expected integer [B] or soft [B, K] targets with B = {logits.shape[0]})"
-            )
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         q = soft_targets(target, logits.shape[1], label_smoothing, logits.dtype)
         logp = _log_softmax(logits, axis=1)
         per_row = -(q * logp).sum(axis=1)

@@ -12,22 +12,28 @@ from ..autograd.broadcast import unbroadcast
 from ..autograd.function import Function
 
 
+def check_matmul(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
+    """Inner sizes agree and the batch axes broadcast."""
+    if len(a_shape) == 0 or len(b_shape) == 0:
+        raise ValueError("matmul needs tensors of at least one dimension; use * for scalars")
+    ka = a_shape[-1]
+    kb = b_shape[-2] if len(b_shape) > 1 else b_shape[0]
+    if ka != kb:
+        raise ValueError(f"matmul shape mismatch: {a_shape} @ {b_shape} (inner sizes {ka} and {kb} differ)")
+    try:
+        np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"matmul batch shapes do not broadcast: {a_shape} @ {b_shape} "
+            f"(batch axes {a_shape[:-2]} and {b_shape[:-2]})"
+        ) from None
+
+
 class MatMul(Function):
+    """y = a @ b (shapes checked by `check_matmul`)."""
+
     @staticmethod
     def forward(ctx, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError("matmul needs tensors of at least one dimension; use * for scalars")
-        ka = a.shape[-1]
-        kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
-        if ka != kb:
-            raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape} (inner sizes {ka} and {kb} differ)")
-        try:
-            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        except ValueError:
-            raise ValueError(
-                f"matmul batch shapes do not broadcast: {a.shape} @ {b.shape} "
-                f"(batch axes {a.shape[:-2]} and {b.shape[:-2]})"
-            ) from None
         ctx.save_for_backward(a, b)
         return np.matmul(a, b)
 

@@ -23,13 +23,36 @@ def _as_channels(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
 
 
-def _check_channel_vector(v, c: int, dtype, name: str) -> None:
-    if v is None:
-        return
-    if v.shape != (c,):
-        raise ValueError(f"batch_norm: {name} must have shape ({c},) for {c} channels, got {v.shape}")
-    if name in ("weight", "bias") and v.dtype != dtype:
-        raise TypeError(f"batch_norm: {name} dtype {v.dtype} differs from input dtype {dtype}")
+def check_batch_norm(x, weight, bias, running_mean, running_var, training: bool) -> None:
+    """x [N, C, ...]; γ, β (x's dtype) and the running statistics [C] | None; > 1 value per channel to train."""
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected input of shape [N, C, ...], got shape {x.shape}")
+    c = x.shape[1]
+    vectors = {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var}
+    for name, v in vectors.items():
+        if v is None:
+            continue
+        if v.shape != (c,):
+            raise ValueError(f"batch_norm: {name} must have shape ({c},) for {c} channels, got {v.shape}")
+        if name in ("weight", "bias") and v.dtype != x.dtype:
+            raise TypeError(f"batch_norm: {name} dtype {v.dtype} differs from input dtype {x.dtype}")
+    if training and x.shape[0] * int(np.prod(x.shape[2:])) < 2:
+        raise ValueError(f"batch_norm: need more than 1 value per channel in training mode, got input {x.shape}")
+
+
+def check_layer_norm(x, normalized_shape: tuple[int, ...], weight, bias) -> None:
+    """x ends in `normalized_shape` (at least one axis); γ, β of that shape and x's dtype, or None."""
+    if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
+        raise ValueError(
+            f"layer_norm: input of shape {tuple(x.shape)} does not end in normalized_shape {normalized_shape}"
+        )
+    if not normalized_shape:
+        raise ValueError(f"layer_norm: cannot normalise the last 0 axes of an input of shape {x.shape}")
+    for v, name in ((weight, "weight"), (bias, "bias")):
+        if v is not None and v.shape != normalized_shape:
+            raise ValueError(f"layer_norm: {name} must have shape {normalized_shape}, got {v.shape}")
+        if v is not None and v.dtype != x.dtype:
+            raise TypeError(f"layer_norm: {name} dtype {v.dtype} differs from input dtype {x.dtype}")
 
 
 class BatchNorm(Function):
@@ -39,21 +62,15 @@ class BatchNorm(Function):
     and the running statistics (if given) are updated in place:
         running_mean ← (1 − m)·running_mean + m·μ
         running_var  ← (1 − m)·running_var + m·σ²·M/(M − 1)      (unbiased variance)
-    training=False: μ, σ² are running_mean, running_var.
-    The work is done by the `kernels.batch_norm_*` kernels on the [N, C, L] view of x.
+    training=False: μ, σ² are running_mean, running_var (both required).
+    The work is done by the `kernels.batch_norm_*` kernels on the [N, C, L] view of x;
+    the call is checked by `check_batch_norm`.
     """
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, running_mean=None, running_var=None,
                 training=True, momentum=0.1, eps=1e-5):
-        if x.ndim < 2:
-            raise ValueError(f"batch_norm: expected input of shape [N, C, ...], got shape {x.shape}")
         c = x.shape[1]
-        vectors = {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var}
-        for name, v in vectors.items():
-            _check_channel_vector(v, c, x.dtype, name)
-        if not training and (running_mean is None or running_var is None):
-            raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
         x3 = _as_channels(x)
         m = x3.shape[0] * x3.shape[2]
         gamma = np.ones(c, dtype=x.dtype) if weight is None else weight
@@ -62,10 +79,6 @@ class BatchNorm(Function):
         ctx.shape = x.shape
         ctx.has_affine = (weight is not None, bias is not None)
         if training:
-            if m < 2:
-                raise ValueError(
-                    f"batch_norm: need more than 1 value per channel in training mode, got input {x.shape}"
-                )
             y, mean, var, invstd = kernels.batch_norm_train_forward(x3, gamma, beta, eps)
             if running_mean is not None:
                 running_mean[...] = (1.0 - momentum) * running_mean.astype(np.float64) + momentum * mean
@@ -99,19 +112,12 @@ class BatchNorm(Function):
 class LayerNorm(Function):
     """y = γ·(x − μ)/√(σ² + ε) + β, with μ, σ² (biased) over the last `n_axes` axes.
 
-    x [..., *S] with S the normalised shape; γ, β [*S] | None.
+    x [..., *S] with S the normalised shape; γ, β [*S] | None (checked by `check_layer_norm`).
     """
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, n_axes=1, eps=1e-5):
-        if x.ndim < n_axes or n_axes < 1:
-            raise ValueError(f"layer_norm: cannot normalise the last {n_axes} axes of an input of shape {x.shape}")
         norm_shape = x.shape[x.ndim - n_axes:]
-        for v, name in ((weight, "weight"), (bias, "bias")):
-            if v is not None and v.shape != norm_shape:
-                raise ValueError(f"layer_norm: {name} must have shape {norm_shape}, got {v.shape}")
-            if v is not None and v.dtype != x.dtype:
-                raise TypeError(f"layer_norm: {name} dtype {v.dtype} differs from input dtype {x.dtype}")
         d = int(np.prod(norm_shape))
         x2 = x.reshape(-1, d)
         x_hat = x2 - x2.mean(axis=1, keepdims=True)

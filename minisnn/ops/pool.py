@@ -25,26 +25,35 @@ def _pair(value, name: str) -> tuple[int, int]:
     return value
 
 
+def check_max_pool2d(x, kernel_size, stride, padding):
+    """((kh, kw), (sh, sw), (ph, pw)) from ints or pairs (stride None: the kernel); checks they fit x [N, C, H, W]."""
+    kh, kw = _pair(kernel_size, "kernel_size")
+    sh, sw = _pair(kernel_size if stride is None else stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    if x.ndim != 4:
+        raise ValueError(f"max_pool2d: expected input of shape [N, C, H, W], got shape {x.shape}")
+    if min(kh, kw, sh, sw) < 1:
+        raise ValueError(f"max_pool2d: kernel_size and stride must be >= 1, got {(kh, kw)} and {(sh, sw)}")
+    if not (0 <= ph <= kh // 2 and 0 <= pw <= kw // 2):
+        raise ValueError(f"max_pool2d: padding {(ph, pw)} must be between 0 and half the kernel {(kh, kw)}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"max_pool2d: expected a floating-point input, got dtype {x.dtype}")
+    h, w = x.shape[2:]
+    if (h + 2 * ph - kh) // sh + 1 < 1 or (w + 2 * pw - kw) // sw + 1 < 1:
+        raise ValueError(f"max_pool2d: kernel {(kh, kw)} does not fit the padded input {(h + 2 * ph, w + 2 * pw)}")
+    return (kh, kw), (sh, sw), (ph, pw)
+
+
 class MaxPool2d(Function):
-    """y = max over kh×kw windows;  x [N, C, H, W] → [N, C, Ho, Wo], Ho = ⌊(H + 2p − kh)/sh⌋ + 1."""
+    """y = max over kh×kw windows;  x [N, C, H, W] → [N, C, Ho, Wo], Ho = ⌊(H + 2p − kh)/sh⌋ + 1.
+
+    kernel_size, stride, padding: the pairs `check_max_pool2d` returns.
+    """
 
     @staticmethod
-    def forward(ctx, x, kernel_size=2, stride=None, padding=0):
-        kh, kw = _pair(kernel_size, "kernel_size")
-        sh, sw = _pair(kernel_size if stride is None else stride, "stride")
-        ph, pw = _pair(padding, "padding")
-        if x.ndim != 4:
-            raise ValueError(f"max_pool2d: expected input of shape [N, C, H, W], got shape {x.shape}")
-        if min(kh, kw, sh, sw) < 1:
-            raise ValueError(f"max_pool2d: kernel_size and stride must be >= 1, got {(kh, kw)} and {(sh, sw)}")
-        if not (0 <= ph <= kh // 2 and 0 <= pw <= kw // 2):
-            raise ValueError(f"max_pool2d: padding {(ph, pw)} must be between 0 and half the kernel {(kh, kw)}")
-        if x.dtype.kind != "f":
-            raise TypeError(f"max_pool2d: expected a floating-point input, got dtype {x.dtype}")
-        n, c, h, w = x.shape
-        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-        if ho < 1 or wo < 1:
-            raise ValueError(f"max_pool2d: kernel {(kh, kw)} does not fit the padded input {(h + 2 * ph, w + 2 * pw)}")
+    def forward(ctx, x, kernel_size, stride, padding):
+        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+        h, w = x.shape[2:]
         y, index = kernels.max_pool2d_forward(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw)
         ctx.index = index
         ctx.size = (h, w)

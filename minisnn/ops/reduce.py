@@ -1,7 +1,8 @@
 """Reductions: sum, mean, max, var over one or more axes, with keepdims.
 
 Backward of a reduction re-inserts the reduced axes (size 1) and broadcasts
-the gradient back to the input shape.
+the gradient back to the input shape.  The Functions take `axes` already checked and
+normalised by `reduction_axes` (the wrappers in `functional.py` do that, with `check_*`).
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 from ..autograd.function import Function
 
 
-def _norm_axes(axis, ndim: int) -> tuple[int, ...]:
+def reduction_axes(axis, ndim: int) -> tuple[int, ...]:
+    """The axes a reduction runs over (None: all) as a sorted tuple in [0, ndim); checks the range."""
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, int):
@@ -21,6 +23,22 @@ def _norm_axes(axis, ndim: int) -> tuple[int, ...]:
             raise ValueError(f"axis {a} is out of range for an array of {ndim} dimensions")
         out.append(a % ndim)
     return tuple(sorted(set(out)))
+
+
+def count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
+    """How many values each output of a reduction over `axes` pools."""
+    return int(np.prod([shape[a] for a in axes])) if axes else 1
+
+
+def check_max(shape: tuple[int, ...], axes: tuple[int, ...]) -> None:
+    if any(shape[a] == 0 for a in axes):
+        raise ValueError("max() of an empty axis")
+
+
+def check_var(shape: tuple[int, ...], axes: tuple[int, ...], unbiased: bool) -> None:
+    n, ddof = count(shape, axes), (1 if unbiased else 0)
+    if n - ddof <= 0:
+        raise ValueError(f"var() over {n} element(s) with ddof={ddof} is undefined")
 
 
 def _expand(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
@@ -36,11 +54,11 @@ class Sum(Function):
     """y = Σ_axes x;  dy/dx = 1 (broadcast back)."""
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
-        ctx.axes = _norm_axes(axis, x.ndim)
+    def forward(ctx, x, axes, keepdims=False):
+        ctx.axes = axes
         ctx.keepdims = keepdims
         ctx.shape = x.shape
-        return np.asarray(x.sum(axis=ctx.axes, keepdims=keepdims))
+        return np.asarray(x.sum(axis=axes, keepdims=keepdims))
 
     @staticmethod
     def backward(ctx, g):
@@ -51,12 +69,12 @@ class Mean(Function):
     """y = (1/n) Σ_axes x;  dy/dx = 1/n."""
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
-        ctx.axes = _norm_axes(axis, x.ndim)
+    def forward(ctx, x, axes, keepdims=False):
+        ctx.axes = axes
         ctx.keepdims = keepdims
         ctx.shape = x.shape
-        ctx.n = int(np.prod([x.shape[a] for a in ctx.axes])) if ctx.axes else 1
-        return np.asarray(x.mean(axis=ctx.axes, keepdims=keepdims))
+        ctx.n = count(x.shape, axes)
+        return np.asarray(x.mean(axis=axes, keepdims=keepdims))
 
     @staticmethod
     def backward(ctx, g):
@@ -68,10 +86,7 @@ class Max(Function):
     """y = max_axes x;  the gradient is shared equally among tied maxima (as torch's amax)."""
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
-        axes = _norm_axes(axis, x.ndim)
-        if any(x.shape[a] == 0 for a in axes):
-            raise ValueError("max() of an empty axis")
+    def forward(ctx, x, axes, keepdims=False):
         y = x.max(axis=axes, keepdims=True)
         ctx.mask = x == y
         ctx.axes = axes
@@ -90,15 +105,11 @@ class Var(Function):
     """y = Σ (x − mean)² / (n − ddof);  dy/dx = 2 (x − mean)/(n − ddof)."""
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False, unbiased=False):
-        axes = _norm_axes(axis, x.ndim)
-        n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    def forward(ctx, x, axes, keepdims=False, unbiased=False):
         ddof = 1 if unbiased else 0
-        if n - ddof <= 0:
-            raise ValueError(f"var() over {n} element(s) with ddof={ddof} is undefined")
         centred = x - x.mean(axis=axes, keepdims=True)
         ctx.save_for_backward(centred)
-        ctx.axes, ctx.keepdims, ctx.denom = axes, keepdims, n - ddof
+        ctx.axes, ctx.keepdims, ctx.denom = axes, keepdims, count(x.shape, axes) - ddof
         return np.asarray((centred * centred).sum(axis=axes, keepdims=keepdims) / ctx.denom)
 
     @staticmethod

@@ -3,6 +3,10 @@
 None of these change values, so each backward routes the gradient back to where
 every element came from: the inverse reshape/permutation, a sum over broadcast
 axes, a scatter-add for indexing (repeated indices accumulate).
+
+The wrappers in `functional.py` check their arguments with the `check_*` functions here
+and pass them on normalised; a size that does not fit a reshape or broadcast is found by
+NumPy itself during the forward, which only rewords its message.
 """
 from __future__ import annotations
 
@@ -29,16 +33,21 @@ class Reshape(Function):
         return g.reshape(ctx.shape), None
 
 
+def check_permute(axes, ndim: int) -> tuple[int, ...]:
+    """`axes` as a permutation of range(ndim) (negative axes counted from the end); checks it is one."""
+    if len(axes) != ndim or any(not -ndim <= int(a) < ndim for a in axes):
+        raise ValueError(f"permute axes {tuple(axes)} do not fit a tensor of {ndim} dimensions")
+    axes = tuple(int(a) % ndim for a in axes)
+    if sorted(axes) != list(range(ndim)):
+        raise ValueError(f"permute axes {axes} are not a permutation of range({ndim})")
+    return axes
+
+
 class Permute(Function):
-    """y = x with axes reordered: y.shape[i] = x.shape[axes[i]]."""
+    """y = x with axes reordered: y.shape[i] = x.shape[axes[i]] (axes: a permutation, see `check_permute`)."""
 
     @staticmethod
     def forward(ctx, x, axes):
-        if len(axes) != x.ndim or any(not -x.ndim <= int(a) < x.ndim for a in axes):
-            raise ValueError(f"permute axes {tuple(axes)} do not fit a tensor of {x.ndim} dimensions")
-        axes = tuple(int(a) % x.ndim for a in axes)
-        if sorted(axes) != list(range(x.ndim)):
-            raise ValueError(f"permute axes {axes} are not a permutation of range({x.ndim})")
         ctx.inverse = tuple(np.argsort(axes))
         return x.transpose(axes)
 
@@ -108,15 +117,23 @@ class GetItem(Function):
         return out, None
 
 
+def check_concatenate(xs) -> None:
+    if not xs:
+        raise ValueError("concatenate needs at least one tensor")
+    if xs[0].ndim == 0:
+        raise ValueError("concatenate cannot join 0-d tensors; use stack")
+
+
+def check_stack(xs) -> None:
+    if not xs:
+        raise ValueError("stack needs at least one tensor")
+
+
 class Concatenate(Function):
     """y = concat(x_1, ..., x_n) along `axis`; backward splits the gradient."""
 
     @staticmethod
     def forward(ctx, *xs, axis=0):
-        if not xs:
-            raise ValueError("concatenate needs at least one tensor")
-        if xs[0].ndim == 0:
-            raise ValueError("concatenate cannot join 0-d tensors; use stack")
         ax = axis % xs[0].ndim
         ctx.axis = ax
         ctx.sizes = [x.shape[ax] for x in xs]
@@ -133,8 +150,6 @@ class Stack(Function):
 
     @staticmethod
     def forward(ctx, *xs, axis=0):
-        if not xs:
-            raise ValueError("stack needs at least one tensor")
         y = np.stack(xs, axis=axis)
         ctx.axis = axis % y.ndim
         return y
@@ -144,16 +159,21 @@ class Stack(Function):
         return tuple(np.moveaxis(g, ctx.axis, 0))
 
 
+def check_pad(pad_width, ndim: int) -> tuple[tuple[int, int], ...]:
+    """pad_width as ((before, after), ...) ints, one pair per axis, all >= 0."""
+    pw = tuple((int(a), int(b)) for a, b in pad_width)
+    if len(pw) != ndim:
+        raise ValueError(f"pad_width has {len(pw)} entries for a tensor of {ndim} dimensions")
+    if any(a < 0 or b < 0 for a, b in pw):
+        raise ValueError(f"pad widths must be >= 0, got {pw}")
+    return pw
+
+
 class Pad(Function):
-    """y = x padded with a constant; pad_width as np.pad ((before, after) per axis)."""
+    """y = x padded with a constant; pad_width ((before, after) per axis, see `check_pad`) as np.pad."""
 
     @staticmethod
-    def forward(ctx, x, pad_width, value=0.0):
-        pw = tuple((int(a), int(b)) for a, b in pad_width)
-        if len(pw) != x.ndim:
-            raise ValueError(f"pad_width has {len(pw)} entries for a tensor of {x.ndim} dimensions")
-        if any(a < 0 or b < 0 for a, b in pw):
-            raise ValueError(f"pad widths must be >= 0, got {pw}")
+    def forward(ctx, x, pw, value=0.0):
         ctx.slices = tuple(slice(a, a + n) for (a, _), n in zip(pw, x.shape))
         return np.pad(x, pw, mode="constant", constant_values=value)
 
