@@ -12,6 +12,7 @@ So `self.attn = SSA(...)` holding `self.q_linear = Linear(...)` yields the key
 """
 from __future__ import annotations
 
+import fnmatch
 from collections import OrderedDict
 from typing import Iterator
 
@@ -210,8 +211,6 @@ class Module:
         (unexpected keys matching `ignored_state_keys()` are accepted and reported).
         Returns {"missing": [...], "unexpected": [...], "ignored": [...]}.
         """
-        import fnmatch
-
         own = self.state_dict()
         state = {k: (v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
         targets = {}
