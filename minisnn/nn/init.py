@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import special
 
 from ..autograd.tensor import Tensor
 from ..ops import dropout as _dropout
@@ -85,8 +86,6 @@ def trunc_normal_(tensor, mean: float = 0.0, std: float = 0.02, a: float = -2.0,
     Inverse-CDF sampling: u ~ U(Φ(α), Φ(β)) with α = (a − mean)/std, β = (b − mean)/std,
     then x = mean + std·Φ⁻¹(u).
     """
-    from scipy import special
-
     if std <= 0 or a >= b:
         raise ValueError(f"trunc_normal_: need std > 0 and a < b, got std={std}, a={a}, b={b}")
     lo, hi = special.ndtr((a - mean) / std), special.ndtr((b - mean) / std)

@@ -21,7 +21,10 @@ import inspect
 import math
 import re
 
+from .. import models
 from ..models.blocks import guess_family
+from ..models.dysvit import DySViT
+from ..models.registry import _entry
 
 FAMILIES = ("spikformer", "msvit", "qkformer", "dysvit")
 # Values that no weight shape reveals: required unless a preset, the checkpoint's args or --set gives them.
@@ -45,9 +48,6 @@ class Resolved:
 
 def model_class(family: str):
     """The minisnn class of a family."""
-    from .. import models
-    from ..models.dysvit import DySViT
-
     return {"spikformer": models.Spikformer, "msvit": models.MSViT, "qkformer": models.QKFormer,
             "dysvit": DySViT}[family]
 
@@ -124,8 +124,6 @@ def _factory_config(factory) -> tuple[object, dict]:
 
 def registered_config(name: str) -> tuple[str, dict]:
     """(family, constructor configuration) of a registered model name."""
-    from ..models.registry import _entry
-
     cls, cfg = _factory_config(_entry(name).factory)
     for family in FAMILIES:
         if cls is model_class(family):
@@ -135,8 +133,6 @@ def registered_config(name: str) -> tuple[str, dict]:
 
 def matching_presets(family: str, shapes: dict) -> dict[str, dict]:
     """Registered models of `family` whose configuration agrees with every shape-derived value."""
-    from .. import models
-
     out = {}
     for name in models.names():
         try:

@@ -17,30 +17,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.augment import normalize
+from ..data.sample import load_sample
+from ..io import detect_format, load_checkpoint
+from ..io.torch_zip import TorchZipReader
+from ..nn.module import StateDictError
+from . import _torch
+from ._torch import TORCH_HINT, require_torch  # noqa: F401  (TORCH_HINT: also importable from here)
 from .compare import DTYPES, compare_with_oracle, oracle_spikes, spike_difference
-from .infer import Resolved, detect_family, registered_config, resolve_config, shape_config
+from .infer import Resolved, detect_family, model_class, registered_config, resolve_config, shape_config
 from .report import ParityReport
-
-TORCH_HINT = "pip install torch==2.13.0 and, for Spikformer/MSViT/QKFormer, spikingjelly==0.0.0.0.14 --no-deps"
-
-
-def require_torch(family: str = "") -> None:
-    """Raise a one-line ImportError when torch (or SpikingJelly for the upstream oracles) is missing."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        raise ImportError(f"verify compares against PyTorch, which is not installed: {TORCH_HINT}")
-    if family != "dysvit" and importlib.util.find_spec("spikingjelly") is None:
-        raise ImportError(f"the {family or 'upstream'} oracle needs SpikingJelly, which is not installed: "
-                          f"{TORCH_HINT}")
 
 
 def build_oracle(model_name_or_family: str, config: dict):
     """The PyTorch oracle for a registered model name or a family, built from a minisnn `config`."""
     family = model_name_or_family.split("-")[0]
     require_torch(family)
-    from . import oracles
-
+    oracles = _torch.oracles()
     builders = {"spikformer": oracles.build_spikformer, "msvit": oracles.build_msvit,
                 "qkformer": oracles.build_qkformer, "dysvit": oracles.build_dysvit}
     if family not in builders:
@@ -50,9 +43,6 @@ def build_oracle(model_name_or_family: str, config: dict):
 
 def checkpoint_args(path) -> dict:
     """The fields of the `args` namespace a training script saved next to the weights ({} if none)."""
-    from ..io import detect_format
-    from ..io.torch_zip import TorchZipReader
-
     if detect_format(path) != "torch-zip":
         return {}
     with TorchZipReader(path) as reader:
@@ -66,9 +56,6 @@ def sample_images(batch_size: int, img_size: int, in_channels: int, seed: int, n
     """(images float64 [B, C, S, S], description): CIFAR-10 sample images when they fit, else N(0, 1) noise."""
     rng = np.random.default_rng(seed)
     if in_channels == 3 and img_size <= 32:
-        from ..data.augment import normalize
-        from ..data.sample import load_sample
-
         x, _ = load_sample()["val"]
         idx = rng.choice(len(x), size=batch_size, replace=False)
         off = (32 - img_size) // 2
@@ -94,8 +81,6 @@ def _resolve(state, path, model_name, overrides) -> Resolved:
 
 
 def _load_into(model, state, resolved: Resolved, model_name):
-    from ..nn.module import StateDictError
-
     try:
         return model.load_state_dict(state)
     except StateDictError as exc:
@@ -121,8 +106,6 @@ def verify_checkpoint(path, model_name: str | None = None, overrides: dict | Non
     overrides: constructor values (e.g. {"T": 2, "num_heads": 2}), as `--set KEY=VALUE`.
     images: the batch to use (default: `batch_size` CIFAR-10 sample images, or noise when they do not fit).
     """
-    from ..io import load_checkpoint
-
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -138,10 +121,7 @@ def verify_checkpoint(path, model_name: str | None = None, overrides: dict | Non
             overrides.setdefault("img_size", int(images.shape[-1]))
     resolved = _resolve(state, path, model_name, overrides)
     require_torch(resolved.family)
-    import torch
-
-    from .infer import model_class
-
+    torch = _torch.torch()
     model = model_class(resolved.family)(**resolved.config)
     result = _load_into(model, state, resolved, model_name)
     oracle = build_oracle(resolved.family, resolved.config)

@@ -7,6 +7,7 @@ Jupyter, a returned Figure left as the last expression of a cell is drawn inline
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 from typing import Sequence
@@ -46,8 +47,6 @@ class NotebookFigure(Figure):
     """A Figure that Jupyter draws inline as PNG even when no pyplot backend was activated."""
 
     def _repr_png_(self) -> bytes:
-        import io
-
         buf = io.BytesIO()
         self.savefig(buf, format="png", dpi=100)
         return buf.getvalue()

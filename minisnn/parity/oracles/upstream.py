@@ -449,6 +449,6 @@ def forward_with_hooks(model: nn.Module, x: torch.Tensor, hooks: list) -> torch.
 
 def lif_firing_rates(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     """Mean output (spike rate) of every LIF node on input `x`, keyed by module path."""
-    from .calibrate import firing_rates
+    from .calibrate import firing_rates  # import cycle: calibrate imports this module at its top
 
     return firing_rates(model, x)
