@@ -40,7 +40,7 @@ from .autograd.tensor import Tensor
 from .autograd.function import Function, Context
 from .autograd.grad_mode import no_grad, enable_grad, is_grad_enabled
 from .autograd.gradcheck import gradcheck, GradcheckError
-from . import functional
+from . import functional  # also binds Tensor's operators and methods (functional.TENSOR_METHODS)
 from . import functional as F
 from . import nn, optim
 
