@@ -1,9 +1,11 @@
-"""A restricted unpickler for `data.pkl` in torch checkpoints: it rebuilds data, never runs code.
+"""The restricted unpickler for `data.pkl` in torch checkpoints: it rebuilds data, never runs code.
 
 A pickle is a small program: GLOBAL names a Python object by `module.name` and
-REDUCE calls it.  Stock `pickle.load` will happily call `os.system`.  This unpickler
-answers every GLOBAL from a fixed allow-list of harmless stand-ins written here, so
-nothing is imported and nothing from the file is called:
+REDUCE calls it.  Stock `pickle.load` will happily call `os.system`.  `load_pickle` runs
+the program on minisnn's own pickle machine (pickle_machine.py, which also bounds its
+memory, time and nesting) and answers every GLOBAL from a fixed allow-list of harmless
+stand-ins written here, built afresh for each load, so nothing is imported and nothing
+from the file is called:
 
     torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...) -> TensorRef
     persistent id ('storage', torch.FloatStorage, key, location, numel)  -> StorageRef
@@ -18,17 +20,16 @@ from __future__ import annotations
 import _compat_pickle
 import io
 import math
-import pickle
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Callable
 
-import numpy as np
-
-from .dtypes import STORAGE_CLASS_TO_DTYPE, TORCH_DTYPES, UNSUPPORTED_TORCH_DTYPES
+from .dtypes import STORAGE_CLASS_TO_DTYPE, TORCH_DTYPES, UNSUPPORTED_TORCH_DTYPES, itemsize
 from .errors import CheckpointError, UnsafeCheckpointError
-
+from .pickle_machine import PickleRefused, brief, check_key, unpickle
+from .pickled_numpy import (MAX_ELEMENT_BYTES, NDARRAY_TYPE, PickledNumpyArray, PickledNumpyDType,
+                            TypeMarker, dims, numpy_globals)
 
 # ----------------------------------------------------------------- stand-in values
 @dataclass(frozen=True, slots=True)
@@ -72,18 +73,8 @@ class TensorRef:
         return math.prod(self.shape)
 
 
-@dataclass(frozen=True, slots=True)
-class _TypeMarker:
-    """Stand-in for the classes `torch.Tensor` / `torch.nn.parameter.Parameter`."""
-    name: str
-
-    def __str__(self) -> str:
-        return self.name
-
-
-TENSOR_TYPE = _TypeMarker("torch.Tensor")
-PARAMETER_TYPE = _TypeMarker("torch.nn.parameter.Parameter")
-NDARRAY_TYPE = _TypeMarker("numpy.ndarray")
+TENSOR_TYPE = TypeMarker("torch.Tensor")
+PARAMETER_TYPE = TypeMarker("torch.nn.parameter.Parameter")
 
 
 class PickledNamespace:
@@ -93,73 +84,28 @@ class PickledNamespace:
     def __init__(self):
         self.fields = {}
 
-    def __setstate__(self, state):
-        if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+    def pickle_build(self, state):
+        if type(state) is not dict or not all(type(k) is str for k in state):
             raise TypeError("argparse.Namespace state must be a dict with string keys")
         self.fields = dict(state)
 
-
-class PickledNumpyDType:
-    """Stand-in for `numpy.dtype(code)` limited to bool/int/uint/float/complex codes."""
-    __slots__ = ("code", "byteorder")
-    _CODE = re.compile(r"^(b1|[iuf](1|2|4|8)|c(8|16))$")
-
-    def __init__(self, code, align=False, copy=True):
-        if not isinstance(code, str) or not self._CODE.match(code):
-            raise TypeError(f"numpy dtype {code!r} is not a plain numeric dtype")
-        self.code, self.byteorder = code, "="
-
-    def __setstate__(self, state):
-        if not isinstance(state, tuple) or len(state) < 2 or state[1] not in ("<", ">", "|", "="):
-            raise TypeError("malformed numpy dtype state")
-        self.byteorder = state[1]
-
-    def to_numpy(self) -> np.dtype:
-        return np.dtype(self.code).newbyteorder(self.byteorder if self.byteorder != "|" else "=")
-
-    def __str__(self) -> str:
-        return str(np.dtype(getattr(self, "code", "V0")))
-
-
-class PickledNumpyArray:
-    """Stand-in for an ndarray built by `numpy.core.multiarray._reconstruct` + BUILD."""
-    __slots__ = ("array",)
-
-    def __init__(self):
-        self.array = None
-
-    def __setstate__(self, state):
-        if not isinstance(state, tuple) or len(state) != 5:
-            raise TypeError("malformed numpy array state")
-        _version, shape, dtype, fortran, raw = state
-        if not isinstance(dtype, PickledNumpyDType) or not isinstance(raw, bytes):
-            raise TypeError("numpy array state needs a numeric dtype and raw bytes")
-        shape = _int_tuple(shape, "numpy array shape")
-        dt = dtype.to_numpy()
-        if len(raw) != math.prod(shape) * dt.itemsize:
-            raise ValueError("numpy array data does not match its shape")
-        flat = np.frombuffer(raw, dtype=dt)
-        self.array = flat.reshape(shape, order="F" if fortran else "C").astype(dt.newbyteorder("="))
+    def pickle_children(self):
+        return self.fields.values()
 
 
 # -------------------------------------------------------- stand-in callables
-def _int_tuple(value, what: str) -> tuple[int, ...]:
-    if not isinstance(value, (tuple, list)) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
-    ):
-        raise TypeError(f"{what} must be a tuple of non-negative ints, got {value!r}")
-    return tuple(value)
-
-
 def _tensor_ref(storage, storage_offset, size, stride, dtype: str) -> TensorRef:
     if not isinstance(storage, StorageRef):
-        raise TypeError(f"tensor storage must be a persistent storage reference, got {type(storage).__name__}")
-    if not isinstance(storage_offset, int) or storage_offset < 0:
-        raise TypeError(f"storage offset must be a non-negative int, got {storage_offset!r}")
-    shape, strides = _int_tuple(size, "tensor size"), _int_tuple(stride, "tensor stride")
-    if len(shape) != len(strides):
-        raise ValueError(f"tensor size {shape} and stride {strides} have different lengths")
-    return TensorRef(storage, storage_offset, shape, strides, dtype)
+        raise TypeError(f"tensor storage must be a persistent storage reference, got {brief(storage)}")
+    if type(storage_offset) is not int or not 0 <= storage_offset < MAX_ELEMENT_BYTES:
+        raise TypeError(f"storage offset must be a non-negative int, got {brief(storage_offset)}")
+    shape = dims(size, "tensor size", itemsize(dtype))
+    if not isinstance(stride, (tuple, list)) or not all(
+            type(s) is int and 0 <= s < MAX_ELEMENT_BYTES for s in stride):
+        raise TypeError(f"tensor stride must be a tuple of non-negative ints, got {brief(stride)}")
+    if len(shape) != len(stride):
+        raise ValueError(f"tensor size {shape} and stride {tuple(stride)} have different lengths")
+    return TensorRef(storage, storage_offset, shape, tuple(stride), dtype)
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
@@ -172,7 +118,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
 def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks,
                        dtype, metadata=None):
     if not isinstance(dtype, TorchDType):
-        raise TypeError(f"_rebuild_tensor_v3 needs a torch dtype, got {dtype!r}")
+        raise TypeError(f"_rebuild_tensor_v3 needs a torch dtype, got {brief(dtype)}")
     if not isinstance(storage, StorageRef) or storage.dtype is not None:
         raise TypeError("_rebuild_tensor_v3 needs a torch.UntypedStorage")
     return _tensor_ref(storage, storage_offset, size, stride, dtype.name)
@@ -185,72 +131,76 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
 
 
 def _rebuild_from_type_v2(func, new_type, args, state):
-    if func not in (_rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter):
+    if func is not _rebuild_tensor_v2 and func is not _rebuild_tensor_v3 and func is not _rebuild_parameter:
         raise TypeError("_rebuild_from_type_v2 may only call a tensor rebuild function")
-    if new_type not in (TENSOR_TYPE, PARAMETER_TYPE):
-        raise TypeError(f"tensor subclass {new_type!r} is not supported")
+    if new_type != TENSOR_TYPE and new_type != PARAMETER_TYPE:
+        raise TypeError(f"tensor subclass {brief(new_type)} is not supported")
     if not isinstance(args, tuple):
         raise TypeError("_rebuild_from_type_v2 arguments must be a tuple")
     return func(*args)
 
 
-def _torch_size(dims=()):
-    return _int_tuple(dims, "torch.Size")
+def _torch_size(sizes=()):
+    return dims(sizes, "torch.Size")
 
 
 def _torch_device(kind, index=None):
-    if not isinstance(kind, str) or not (index is None or isinstance(index, int)):
+    if not isinstance(kind, str) or not (index is None or type(index) is int):
         raise TypeError("torch.device takes a string and an optional int index")
     return kind if index is None else f"{kind}:{index}"
 
 
-def _codecs_encode(text, encoding="latin1"):
-    """Protocol-2 pickles store bytes as `_codecs.encode(text, 'latin1')`."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise TypeError("_codecs.encode is only allowed on a str with the latin1 codec")
-    return text.encode("latin1")
+def _checked_items(items, what: str):
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise TypeError(f"{what} takes a list, got {brief(items)}")
+    for item in items:
+        check_key(item, f"{what} element")
+    return items
 
 
-def _numpy_scalar(dtype, data):
-    if not isinstance(dtype, PickledNumpyDType) or not isinstance(data, bytes):
-        raise TypeError("numpy scalar needs a numeric dtype and raw bytes")
-    dt = dtype.to_numpy()
-    if len(data) != dt.itemsize:
-        raise ValueError("numpy scalar data has the wrong length")
-    return np.frombuffer(data, dtype=dt)[0].astype(dt.newbyteorder("="))
+def _set(items=()):
+    return set(_checked_items(items, "set"))
 
 
-def _numpy_reconstruct(cls, shape, typecode):
-    if cls is not NDARRAY_TYPE:
-        raise TypeError("numpy _reconstruct is only allowed for numpy.ndarray")
-    return PickledNumpyArray()
+def _frozenset(items=()):
+    return frozenset(_checked_items(items, "frozenset"))
 
 
-def _allowed_globals() -> dict[tuple[str, str], object]:
+def _complex(real=0.0, imag=0.0):
+    if not all(type(v) in (int, float) for v in (real, imag)):
+        raise TypeError("complex takes two numbers")
+    return complex(real, imag)
+
+
+def _ordered_dict(items=()):
+    if not isinstance(items, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in items):
+        raise TypeError(f"OrderedDict takes a list of (key, value) pairs, got {brief(items)}")
+    for key, _ in items:
+        check_key(key)
+    return OrderedDict(items)
+
+
+def allowed_globals() -> dict[tuple[str, str], object]:
+    """(module, name) -> stand-in, built afresh for every load so no load can alter another's."""
     table: dict[tuple[str, str], object] = {
-        ("collections", "OrderedDict"): OrderedDict,
+        ("collections", "OrderedDict"): _ordered_dict,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
         ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
         ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
         ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
-        ("torch", "Tensor"): TENSOR_TYPE,
-        ("torch.nn.parameter", "Parameter"): PARAMETER_TYPE,
+        ("torch", "Tensor"): TypeMarker("torch.Tensor"),
+        ("torch.nn.parameter", "Parameter"): TypeMarker("torch.nn.parameter.Parameter"),
         ("torch", "Size"): _torch_size,
         ("torch", "device"): _torch_device,
         ("torch", "UntypedStorage"): StorageType(None),
         ("torch.storage", "UntypedStorage"): StorageType(None),
         ("argparse", "Namespace"): PickledNamespace,
-        ("_codecs", "encode"): _codecs_encode,
-        ("builtins", "set"): set,
-        ("builtins", "frozenset"): frozenset,
-        ("builtins", "complex"): complex,
-        ("numpy", "dtype"): PickledNumpyDType,
-        ("numpy", "ndarray"): NDARRAY_TYPE,
+        ("builtins", "set"): _set,
+        ("builtins", "frozenset"): _frozenset,
+        ("builtins", "complex"): _complex,
+        **numpy_globals(),
     }
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        table[(module, "scalar")] = _numpy_scalar
-        table[(module, "_reconstruct")] = _numpy_reconstruct
     for name in TORCH_DTYPES:
         table[("torch", name)] = TorchDType(name)
     for storage_class, name in STORAGE_CLASS_TO_DTYPE.items():
@@ -258,7 +208,8 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     return table
 
 
-ALLOWED_GLOBALS = _allowed_globals()
+# What a checkpoint may name, for reading (each load uses its own copy from allowed_globals()).
+ALLOWED_GLOBALS = MappingProxyType(allowed_globals())
 
 
 def python3_name(module: str, name: str) -> tuple[str, str]:
@@ -269,42 +220,44 @@ def python3_name(module: str, name: str) -> tuple[str, str]:
 
 
 # ----------------------------------------------------------------- unpickler
-class RestrictedUnpickler(pickle.Unpickler):
-    """`pickle.Unpickler` whose globals come only from `ALLOWED_GLOBALS`."""
+class RestrictedUnpickler:
+    """Reads one `data.pkl` from `file`; its globals come only from a fresh `allowed_globals()`."""
 
     def __init__(self, file, path):
-        super().__init__(file, encoding="utf-8")
-        self.path = path
+        self.file, self.path = file, path
+        self.allowed = allowed_globals()
 
     def find_class(self, module: str, name: str):
         module, name = python3_name(module, name)
-        try:
-            return ALLOWED_GLOBALS[(module, name)]
-        except (KeyError, TypeError):
-            pass
+        if (module, name) in self.allowed:
+            return self.allowed[(module, name)]
         if module == "torch" and name in UNSUPPORTED_TORCH_DTYPES:
             raise CheckpointError(self.path, f"tensors of dtype torch.{name} are not supported")
         raise UnsafeCheckpointError(self.path, f"{module}.{name}")
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise CheckpointError(self.path, f"unexpected persistent id {pid!r} in data.pkl")
+            raise CheckpointError(self.path, f"unexpected persistent id {brief(pid)} in data.pkl")
         _, storage_type, key, location, numel = pid
         if not isinstance(storage_type, StorageType):
-            raise CheckpointError(self.path, f"persistent id names {storage_type!r}, not a torch storage type")
-        if not isinstance(key, str) or not isinstance(location, str) or not isinstance(numel, int) or numel < 0:
-            raise CheckpointError(self.path, f"malformed storage reference {pid!r} in data.pkl")
+            raise CheckpointError(self.path, f"persistent id names {brief(storage_type)}, not a torch storage type")
+        if (not isinstance(key, str) or not isinstance(location, str) or type(numel) is not int
+                or not 0 <= numel < MAX_ELEMENT_BYTES):
+            raise CheckpointError(self.path, f"malformed storage reference in data.pkl (key {brief(key)}, "
+                                  f"location {brief(location)}, numel {brief(numel)})")
         return StorageRef(key, storage_type.dtype, numel, location)
+
+    def load(self):
+        """The unpickled object; CheckpointError if refused or corrupt."""
+        try:
+            return unpickle(self.file.read(), self.find_class, persistent_load=self.persistent_load)
+        except PickleRefused as exc:
+            raise CheckpointError(self.path, f"data.pkl is corrupt or not a torch pickle: {exc}") from None
 
 
 def load_pickle(data: bytes, path) -> object:
     """Unpickle `data.pkl` bytes with tensors as TensorRef; CheckpointError if refused or corrupt."""
-    try:
-        return RestrictedUnpickler(io.BytesIO(data), path).load()
-    except CheckpointError:
-        raise
-    except Exception as exc:  # any decoding failure of a damaged or foreign pickle
-        raise CheckpointError(path, f"data.pkl is corrupt or not a torch pickle ({type(exc).__name__}: {exc})") from exc
+    return RestrictedUnpickler(io.BytesIO(data), path).load()
 
 
 def resolve(obj, tensor: Callable[[TensorRef], object]):
@@ -321,10 +274,10 @@ def resolve(obj, tensor: Callable[[TensorRef], object]):
         if isinstance(x, TensorRef):
             out = tensor(x)
         elif isinstance(x, PickledNamespace):
-            out = {k: walk(v) for k, v in getattr(x, "fields", {}).items()}
+            out = {k: walk(v) for k, v in x.fields.items()}
         elif isinstance(x, PickledNumpyArray):
-            out = getattr(x, "array", None)
-        elif isinstance(x, (TorchDType, PickledNumpyDType, StorageType, _TypeMarker)):
+            out = x.array
+        elif isinstance(x, (TorchDType, PickledNumpyDType, StorageType, TypeMarker)):
             out = str(x)
         elif isinstance(x, dict):
             out = OrderedDict() if isinstance(x, OrderedDict) else {}
@@ -357,7 +310,7 @@ def tensor_refs(obj) -> list[TensorRef]:
             return
         seen.add(id(x))
         if isinstance(x, PickledNamespace):
-            x = getattr(x, "fields", {})
+            x = x.fields
         if isinstance(x, dict):
             for v in x.values():
                 walk(v)

@@ -1,0 +1,481 @@
+"""A pickle interpreter that rebuilds plain data, never runs code, and bounds memory, time and nesting.
+
+A pickle is a program for a small stack machine: opcodes push literals (ints, strings,
+bytes), build containers from the top of the stack (TUPLE, APPENDS, SETITEMS), name a
+Python object (GLOBAL), call it (REDUCE) and hand it a state (BUILD).  `pickle.Unpickler`
+runs such programs with all of Python at hand; `unpickle` runs them with none of it:
+
+* GLOBAL asks the caller's `find_class`, which answers from a fixed allow-list of
+  stand-ins and raises for anything else; REDUCE, NEWOBJ, INST and OBJ call only what
+  `find_class` returned during this load.  The copyreg extension opcodes EXT1/EXT2/EXT4
+  (which would look names up in a process-wide registry) and out-of-band buffers are refused.
+* BUILD applies only to objects this load made by calling a stand-in whose class defines
+  `pickle_build(state)`, and to OrderedDicts it made (their attribute state, such as a
+  state_dict's `_metadata`, is checked and dropped).  Nothing a load hands out can be
+  changed by BUILD, so one file cannot alter how a later file loads.
+* Dict keys and set elements must be str, bytes, bool, None or ints of magnitude below
+  2**61 - 1: no two of them share a hash unless they are equal, so collisions cannot be
+  piled up, and nothing nested is ever hashed.
+* Work is linear in the pickle's length n.  Every opcode is at least one byte; the memo is
+  a list filled in order (a PUT may not skip ahead); calls and BUILDs are charged the size
+  of their arguments (entries and bytes, two levels down) and of what they make, at most
+  WORK_PER_BYTE * n + WORK_SLACK in total.
+* Containers may nest at most MAX_DEPTH deep and may not contain themselves.  This is
+  checked without recursion when the program stops, before anything hashes, compares or
+  prints the result.
+
+Errors are `PickleRefused` (a ValueError) with a one-line reason naming the opcode and its
+byte offset; whatever `find_class` or `persistent_load` raise passes through unchanged.
+"""
+from __future__ import annotations
+
+import codecs
+import pickletools
+import struct
+from collections import OrderedDict
+from typing import Callable
+
+import numpy as np
+
+MAX_DEPTH = 100              # containers inside containers, counted from the outermost
+WORK_PER_BYTE = 4            # budget for calls and BUILDs per byte of pickle ...
+WORK_SLACK = 1 << 20         # ... plus this much, so that tiny pickles have room too
+HIGHEST_PROTOCOL = 5
+KEY_INT_LIMIT = 2**61 - 1    # |int key| below this: hash(k) == k (except hash(-1) == -2)
+_CONTAINERS = (list, tuple, dict, set, frozenset, OrderedDict)
+
+
+class PickleRefused(ValueError):
+    """A pickle that is malformed, truncated, or asks for something the machine does not do."""
+
+
+_END = object()  # marks the end of an iterator in _check_nesting
+
+
+class _CallerError(Exception):
+    """Carries an exception raised by find_class / persistent_load past the machine's own handling."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def brief(value, limit: int = 60) -> str:
+    """A short one-line description of an untrusted value (never recursive, never a huge repr)."""
+    if value is None or isinstance(value, (bool, float, complex)):
+        text = repr(value)
+    elif isinstance(value, int):
+        text = repr(value) if value.bit_length() <= 64 else f"an int of {value.bit_length()} bits"
+    elif isinstance(value, (str, bytes, bytearray)):
+        text = repr(value[:limit]) + ("..." if len(value) > limit else "")
+    elif isinstance(value, _CONTAINERS):
+        text = f"a {type(value).__name__} of {len(value)} items"
+    else:
+        text = f"a {type(value).__name__}"
+    return text.replace("\n", "\\n")
+
+
+def check_key(key, what: str = "dict key") -> None:
+    """TypeError unless `key` is a str, bytes, bool, None or an int of magnitude below 2**61 - 1."""
+    kind = type(key)
+    if kind is str or kind is bytes or kind is bool or key is None:
+        return
+    if kind is int and -KEY_INT_LIMIT < key < KEY_INT_LIMIT:
+        return
+    raise TypeError(f"{what} {brief(key)} is not allowed: keys must be str, bytes, bool, None or ints "
+                    "smaller than 2**61 in magnitude")
+
+
+def unpickle(data: bytes, find_class: Callable[[str, str], object], *,
+             persistent_load: Callable[[object], object] | None = None, encoding: str = "utf-8"):
+    """Run the pickle program `data` and return the object it builds.
+
+    find_class(module, name) -> the stand-in for a GLOBAL (or raises);
+    persistent_load(pid) -> the object for a persistent id (None: persistent ids are refused);
+    encoding: how Python 2 `str` literals are decoded ("bytes" keeps them as bytes).
+    """
+    machine = _Machine(bytes(data), find_class, persistent_load, encoding)
+    try:
+        result = machine.run()
+    except _CallerError as wrapped:
+        raise wrapped.error from None
+    _check_nesting(result)
+    return result
+
+
+def _check_nesting(root) -> None:
+    """PickleRefused if containers nest deeper than MAX_DEPTH or contain themselves (no recursion).
+
+    A depth-first walk with an explicit stack; each container's depth (1 + its deepest child)
+    is computed once, so shared sub-trees cost nothing more and the walk is linear.
+    """
+    def nested(x) -> bool:
+        return isinstance(x, _CONTAINERS) or hasattr(type(x), "pickle_children")
+
+    def children(x):
+        if isinstance(x, dict):
+            return iter(x.values())
+        return iter(x) if isinstance(x, _CONTAINERS) else iter(x.pickle_children())
+
+    if not nested(root):
+        return
+    depth: dict[int, int] = {}                      # id -> depth of a finished container
+    path = [[root, children(root), 0]]              # [container, its children, deepest child so far]
+    on_path = {id(root)}
+    while path:
+        frame = path[-1]
+        child = next(frame[1], _END)
+        if child is _END:
+            path.pop()
+            on_path.discard(id(frame[0]))
+            depth[id(frame[0])] = frame[2] + 1
+            if frame[2] + 1 > MAX_DEPTH:
+                raise PickleRefused(f"containers are nested more than {MAX_DEPTH} deep")
+            if path:
+                path[-1][2] = max(path[-1][2], frame[2] + 1)
+        elif not nested(child):
+            continue
+        elif id(child) in on_path:
+            raise PickleRefused(f"the pickle builds a {type(child).__name__} that contains itself")
+        elif id(child) in depth:
+            frame[2] = max(frame[2], depth[id(child)])
+        elif len(path) >= MAX_DEPTH:
+            raise PickleRefused(f"containers are nested more than {MAX_DEPTH} deep")
+        else:
+            path.append([child, children(child), 0])
+            on_path.add(id(child))
+
+
+class _Machine:
+    """The interpreter state of one load: the program, the stack, the memo and the work budget."""
+
+    def __init__(self, data: bytes, find_class, persistent_load, encoding: str):
+        self.data, self.pos, self.op_start = data, 0, 0
+        self.find_class, self.persistent_load, self.encoding = find_class, persistent_load, encoding
+        self.stack: list = []
+        self.metastack: list[list] = []
+        self.memo: list = []
+        self.callables: dict[int, tuple[object, str]] = {}   # id -> (stand-in, "module.name") from find_class
+        self.made: dict[int, object] = {}                   # id -> object made here that BUILD may apply to
+        self.work_left = WORK_PER_BYTE * len(data) + WORK_SLACK
+
+    # ------------------------------------------------------------ reading the program
+    def refuse(self, problem: str) -> PickleRefused:
+        op = pickletools.code2op.get(chr(self.data[self.op_start])) if self.op_start < len(self.data) else None
+        where = f"opcode {op.name}" if op else "opcode"
+        return PickleRefused(f"{problem} ({where} at byte {self.op_start})".replace("\n", "\\n"))
+
+    def run(self):
+        data = self.data
+        while True:
+            if self.pos >= len(data):
+                raise self.refuse("the pickle ends without a STOP opcode (truncated)")
+            self.op_start = self.pos
+            op = _OPS.get(data[self.pos])
+            self.pos += 1
+            if op is None:
+                raise self.refuse(f"unknown opcode {data[self.op_start]:#04x}")
+            if op[0] == "stop":
+                return self.pop()
+            try:
+                getattr(self, "op_" + op[0])(op[1])
+            except PickleRefused:
+                raise
+            except (ValueError, UnicodeError, OverflowError) as exc:  # int(), float(), decoding
+                raise self.refuse(f"malformed argument ({type(exc).__name__}: {exc})") from None
+
+    def read(self, n: int) -> bytes:
+        if n > len(self.data) - self.pos:
+            raise self.refuse(f"needs {n} bytes but only {len(self.data) - self.pos} are left (truncated)")
+        self.pos += n
+        return self.data[self.pos - n:self.pos]
+
+    def readline(self) -> bytes:
+        end = self.data.find(b"\n", self.pos)
+        if end < 0:
+            raise self.refuse("an argument line has no newline (truncated)")
+        line, self.pos = self.data[self.pos:end], end + 1
+        return line
+
+    def unsigned(self, size: int) -> int:
+        return int.from_bytes(self.read(size), "little")
+
+    # ------------------------------------------------------------ the stack and the memo
+    def push(self, value) -> None:
+        self.stack.append(value)
+
+    def pop(self):
+        if not self.stack:
+            raise self.refuse("the stack is empty")
+        return self.stack.pop()
+
+    def top(self):
+        if not self.stack:
+            raise self.refuse("the stack is empty")
+        return self.stack[-1]
+
+    def pop_mark(self) -> list:
+        if not self.metastack:
+            raise self.refuse("no MARK to pop to")
+        items, self.stack = self.stack, self.metastack.pop()
+        return items
+
+    def charge(self, value, levels: int = 2) -> None:
+        """Spend work on `value`: str/bytes lengths, array bytes, container entries `levels` down."""
+        todo = [(value, levels)]
+        while todo:
+            x, level = todo.pop()
+            size = len(x) if isinstance(x, (str, bytes, bytearray, *_CONTAINERS)) else getattr(x, "nbytes", 0)
+            self.work_left -= 1 + (size if isinstance(size, int) else 0)
+            if self.work_left < 0:
+                raise self.refuse(f"the pickle needs more than {WORK_PER_BYTE} units of work per byte "
+                                  "(calls on shared arguments, or objects far larger than the file)")
+            if level > 0 and isinstance(x, _CONTAINERS):
+                todo.extend((v, level - 1) for v in (x.values() if isinstance(x, dict) else x))
+
+    def checked(self, key, what: str = "dict key"):
+        try:
+            check_key(key, what)
+        except TypeError as exc:
+            raise self.refuse(str(exc)) from None
+        return key
+
+    def target(self, kinds: tuple, what: str):
+        obj = self.top()
+        if type(obj) not in kinds:
+            raise self.refuse(f"{what} on {brief(obj)}")
+        return obj
+
+    # ------------------------------------------------------------ opcodes; `arg` comes from _OPS
+    def op_proto(self, _):
+        if self.unsigned(1) > HIGHEST_PROTOCOL:
+            raise self.refuse("unsupported pickle protocol")
+
+    def op_frame(self, _):
+        if self.unsigned(8) > len(self.data) - self.pos:
+            raise self.refuse("a frame is longer than the rest of the pickle")
+
+    def op_const(self, value):
+        self.push(value)
+
+    def op_empty(self, kind):
+        self.push(kind())
+
+    def op_fixed(self, fmt: str):
+        self.push(struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0])
+
+    def op_sized(self, arg):
+        """A literal of `length` bytes after a `width`-byte length: strings, bytes, long ints."""
+        width, kind = arg
+        raw = self.read(self.unsigned(width))
+        if kind == "str2":      # a Python 2 str: kept as bytes, or decoded with the load's encoding
+            self.push(raw if self.encoding == "bytes" else raw.decode(self.encoding, "strict"))
+        elif kind == "utf8":
+            self.push(str(raw, "utf-8", "surrogatepass"))
+        elif kind == "long":
+            self.push(int.from_bytes(raw, "little", signed=True))
+        else:
+            self.push(kind(raw))
+
+    def op_text(self, kind: str):
+        """Protocol 0 literals, one line each: INT, LONG, FLOAT, STRING, UNICODE."""
+        line = self.readline()
+        if kind == "int":
+            self.push(False if line == b"00" else True if line == b"01" else int(line, 0))
+        elif kind == "long":
+            self.push(int(line[:-1] if line.endswith(b"L") else line, 0))
+        elif kind == "float":
+            self.push(float(line))
+        elif kind == "unicode":
+            self.push(str(line, "raw-unicode-escape"))
+        else:
+            if len(line) < 2 or line[0] != line[-1] or line[0] not in b"\"'":
+                raise self.refuse("the STRING argument is not quoted")
+            raw = codecs.escape_decode(line[1:-1])[0]
+            self.push(raw if self.encoding == "bytes" else raw.decode(self.encoding, "strict"))
+
+    def op_refuse(self, problem: str):
+        raise self.refuse(problem)
+
+    def op_mark(self, _):
+        self.metastack.append(self.stack)
+        self.stack = []
+
+    def op_pop(self, _):
+        self.stack.pop() if self.stack else self.pop_mark()
+
+    def op_pop_mark(self, _):
+        self.pop_mark()
+
+    def op_dup(self, _):
+        self.push(self.top())
+
+    def op_get(self, width: int):
+        index = int(self.readline()) if width == 0 else self.unsigned(width)
+        if not 0 <= index < len(self.memo):
+            raise self.refuse(f"memo index {index} was never stored")
+        self.push(self.memo[index])
+
+    def op_put(self, width: int):
+        index = len(self.memo) if width is None else int(self.readline()) if width == 0 else self.unsigned(width)
+        if index == len(self.memo):
+            self.memo.append(self.top())
+        elif 0 <= index < len(self.memo):
+            self.memo[index] = self.top()
+        else:
+            raise self.refuse(f"memo index {index} skips ahead of the {len(self.memo)} stored so far")
+
+    def op_tuple(self, size):
+        if size is None:
+            self.push(tuple(self.pop_mark()))
+        else:
+            items = [self.pop() for _ in range(size)]
+            self.push(tuple(reversed(items)))
+
+    def op_list(self, _):
+        self.push(self.pop_mark())
+
+    def op_dict(self, _):
+        self.push(self.set_items({}, self.pop_mark()))
+
+    def op_frozenset(self, _):
+        self.push(frozenset(self.checked(v, "set element") for v in self.pop_mark()))
+
+    def op_append(self, _):
+        value = self.pop()
+        self.target((list,), "APPEND").append(value)
+
+    def op_appends(self, _):
+        items = self.pop_mark()
+        self.target((list,), "APPENDS").extend(items)
+
+    def set_items(self, mapping, items: list):
+        if len(items) % 2:
+            raise self.refuse("odd number of items for a dict")
+        for i in range(0, len(items), 2):
+            mapping[self.checked(items[i])] = items[i + 1]
+        return mapping
+
+    def op_setitem(self, _):
+        value, key = self.pop(), self.pop()
+        self.target((dict, OrderedDict), "SETITEM")[self.checked(key)] = value
+
+    def op_setitems(self, _):
+        items = self.pop_mark()
+        self.set_items(self.target((dict, OrderedDict), "SETITEMS"), items)
+
+    def op_additems(self, _):
+        items = self.pop_mark()
+        self.target((set,), "ADDITEMS").update(self.checked(v, "set element") for v in items)
+
+    # ------------------------------------------------------------ globals, calls, state
+    def lookup(self, module, name):
+        if not isinstance(module, str) or not isinstance(name, str):
+            raise self.refuse("a global must be named by two strings")
+        try:
+            obj = self.find_class(module, name)
+        except Exception as exc:
+            raise _CallerError(exc) from None
+        if callable(obj):
+            self.callables[id(obj)] = (obj, f"{module}.{name}")
+        return obj
+
+    def op_global(self, encoding: str):
+        module = self.readline().decode(encoding)
+        return self.lookup(module, self.readline().decode(encoding))
+
+    def op_push_global(self, encoding: str):
+        self.push(self.op_global(encoding))
+
+    def op_stack_global(self, _):
+        name, module = self.pop(), self.pop()
+        self.push(self.lookup(module, name))
+
+    def call(self, func, args, kwargs=None):
+        entry = self.callables.get(id(func))
+        if entry is None or entry[0] is not func:
+            raise self.refuse(f"cannot call {brief(func)}: only globals from the allow-list are called")
+        if not isinstance(args, tuple) or not (kwargs is None or type(kwargs) is dict):
+            raise self.refuse(f"the arguments for {entry[1]} are not a tuple (and a dict)")
+        self.charge((args, kwargs), levels=3)
+        try:
+            result = func(*args, **(kwargs or {}))
+        except Exception as exc:  # the stand-ins check their arguments and say what is wrong
+            raise self.refuse(f"{entry[1]} refused its arguments ({type(exc).__name__}: {exc})") from None
+        self.charge(result, levels=0)
+        if type(result) is OrderedDict or hasattr(type(result), "pickle_build"):
+            self.made[id(result)] = result
+        return result
+
+    def op_reduce(self, _):
+        args = self.pop()
+        self.push(self.call(self.pop(), args))
+
+    def op_newobj(self, with_kwargs: bool):
+        kwargs = self.pop() if with_kwargs else None
+        args = self.pop()
+        self.push(self.call(self.pop(), args, kwargs))
+
+    def op_inst(self, _):
+        cls = self.op_global("ascii")
+        self.push(self.call(cls, tuple(self.pop_mark())))
+
+    def op_obj(self, _):
+        items = self.pop_mark()
+        if not items:
+            raise self.refuse("OBJ without a class")
+        self.push(self.call(items[0], tuple(items[1:])))
+
+    def op_build(self, _):
+        state = self.pop()
+        obj = self.top()
+        if self.made.get(id(obj)) is not obj:
+            raise self.refuse(f"BUILD on {brief(obj)}, which this load did not make: stand-ins take no state")
+        self.charge(state)
+        self.charge(state)  # what a BUILD makes is no larger than its state
+        if type(obj) is OrderedDict:
+            if state is not None and not (type(state) is dict and all(type(k) is str for k in state)):
+                raise self.refuse(f"the state of an OrderedDict must be an attribute dict, not {brief(state)}")
+            return  # attributes of a state_dict (its `_metadata`) are not kept
+        try:
+            obj.pickle_build(state)
+        except Exception as exc:
+            raise self.refuse(f"state for {type(obj).__name__} refused ({type(exc).__name__}: {exc})") from None
+
+    def op_persid(self, binary: bool):
+        pid = self.pop() if binary else self.readline().decode("ascii")
+        if self.persistent_load is None:
+            raise self.refuse("persistent ids are not allowed here")
+        try:
+            self.push(self.persistent_load(pid))
+        except Exception as exc:
+            raise _CallerError(exc) from None
+
+
+# opcode -> (name of the _Machine method without "op_", its argument)
+_OPS = {ord(code): op for code, op in {
+    ".": ("stop", None), "\x80": ("proto", None), "\x95": ("frame", None),
+    "N": ("const", None), "\x88": ("const", True), "\x89": ("const", False),
+    ")": ("const", ()), "]": ("empty", list), "}": ("empty", dict), "\x8f": ("empty", set),
+    "J": ("fixed", "<i"), "K": ("fixed", "<B"), "M": ("fixed", "<H"), "G": ("fixed", ">d"),
+    "T": ("sized", (4, "str2")), "U": ("sized", (1, "str2")), "B": ("sized", (4, bytes)),
+    "C": ("sized", (1, bytes)), "\x8e": ("sized", (8, bytes)), "\x96": ("sized", (8, bytearray)),
+    "X": ("sized", (4, "utf8")), "\x8c": ("sized", (1, "utf8")), "\x8d": ("sized", (8, "utf8")),
+    "\x8a": ("sized", (1, "long")), "\x8b": ("sized", (4, "long")),
+    "I": ("text", "int"), "L": ("text", "long"), "F": ("text", "float"), "S": ("text", "string"),
+    "V": ("text", "unicode"),
+    "\x97": ("refuse", "out-of-band buffers are not supported"),
+    "\x98": ("refuse", "out-of-band buffers are not supported"),
+    "\x82": ("refuse", "extension codes (copyreg's registry) are refused: they name objects without GLOBAL"),
+    "\x83": ("refuse", "extension codes (copyreg's registry) are refused: they name objects without GLOBAL"),
+    "\x84": ("refuse", "extension codes (copyreg's registry) are refused: they name objects without GLOBAL"),
+    "(": ("mark", None), "0": ("pop", None), "1": ("pop_mark", None), "2": ("dup", None),
+    "g": ("get", 0), "h": ("get", 1), "j": ("get", 4), "p": ("put", 0), "q": ("put", 1), "r": ("put", 4),
+    "\x94": ("put", None),
+    "t": ("tuple", None), "\x85": ("tuple", 1), "\x86": ("tuple", 2), "\x87": ("tuple", 3),
+    "l": ("list", None), "d": ("dict", None), "\x91": ("frozenset", None),
+    "a": ("append", None), "e": ("appends", None), "s": ("setitem", None), "u": ("setitems", None),
+    "\x90": ("additems", None),
+    "c": ("push_global", "utf-8"), "\x93": ("stack_global", None), "R": ("reduce", None),
+    "\x81": ("newobj", False), "\x92": ("newobj", True), "i": ("inst", None), "o": ("obj", None),
+    "b": ("build", None), "P": ("persid", False), "Q": ("persid", True),
+}.items()}
