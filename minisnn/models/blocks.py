@@ -1,5 +1,6 @@
 """Pieces shared by the seed models: input checks, per-frame layers, conv-BN-LIF stages,
-the conv MLP, stage-3 spiking self-attention and the patch embeddings of MSViT/QKFormer.
+and for MSViT/QKFormer the conv MLP, stage-3 spiking self-attention, the patch embeddings,
+the token block and the three-stage skeleton (`HierarchicalSpikingTransformer`).
 
 Layout conventions (upstream_models.md §1.2):
 
@@ -22,7 +23,7 @@ from ..autograd.tensor import Tensor
 from ..nn import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, LayerNorm, Linear, MaxPool2d, Module, ModuleList, init
 from ..nn.module import StateDictError
 from ..attention import ssa
-from ..spiking import LIF, reset_net, surrogate
+from ..spiking import LIF, named_neurons, reset_net, surrogate
 
 
 def lif(v_threshold: float = 1.0) -> LIF:
@@ -109,7 +110,7 @@ class SpikingVisionModel(Module):
 
     def neurons(self) -> list[tuple[str, Module]]:
         """(path, neuron) for every spiking neuron, in registration order."""
-        return [(n, m) for n, m in self.named_modules() if isinstance(m, LIF)]
+        return named_neurons(self)
 
     def load_state_dict(self, state: dict, strict: bool = True) -> dict:
         """As `Module.load_state_dict`, but first says clearly when the keys belong to another model."""
@@ -270,6 +271,19 @@ class StageEmbed(Module):
         return main + short
 
 
+class TokenBlock(Module):
+    """`TokenSpikingTransformer` (stages 1-2 of MSViT/QKFormer): X ← X + attention(X); X ← X + MLP(X)."""
+
+    def __init__(self, attention: Module, dim: int, mlp_ratio: float):
+        super().__init__()
+        self.tssa = attention
+        self.mlp = ConvMLP(dim, int(dim * mlp_ratio))
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        x_seq = x_seq + self.tssa(x_seq)
+        return x_seq + self.mlp(x_seq)
+
+
 class HierarchicalSpikingTransformer(SpikingVisionModel):
     """Three-stage skeleton shared by QKFormer and MSViT (upstream `spiking_transformer`).
 
@@ -278,14 +292,28 @@ class HierarchicalSpikingTransformer(SpikingVisionModel):
         -> patch_embed3 (/2) -> stage3: depth − 2 SSA blocks
         -> mean over tokens, then over T -> Linear head -> logits [B, num_classes]
 
-    Subclasses set `stage_dims(E) -> (d1, d2)` and `token_block(dim)` (the stage-1/2 block).
+    The constructor takes the upstream arguments (E = embed_dim; `num_heads` is one count for
+    all stages, upstream hard-codes 8).  A subclass says what differs:
+
+        token_attention = TokenQKAttention      # stage-1/2 attention, built as (dim, num_heads, attn_threshold)
+        stage_divisors = (4, 2)                 # stage dims E/4, E/2 (stage 3 has E)
+        __init__ = functools.partialmethod(HierarchicalSpikingTransformer.__init__, attn_threshold=0.5)
+
+    (the last line gives the family's default attention threshold).
     """
 
-    def __init__(self, config: dict):
+    token_attention: type
+    stage_divisors: tuple[int, int]
+
+    def __init__(self, img_size: int = 32, in_channels: int = 3, num_classes: int = 10, embed_dim: int = 384,
+                 num_heads: int = 8, mlp_ratio: float = 4, depth: int = 4, T: int = 4, *,
+                 attn_threshold: float, stage3_proj_lif: str = "merged"):
         super().__init__()
-        self._setup(config)
-        E, h = config["embed_dim"], config["num_heads"]
-        d1, d2 = self.stage_dims(E)
+        self._setup(dict(img_size=img_size, in_channels=in_channels, num_classes=num_classes, embed_dim=embed_dim,
+                         num_heads=num_heads, mlp_ratio=mlp_ratio, depth=depth, T=T,
+                         attn_threshold=attn_threshold, stage3_proj_lif=stage3_proj_lif))
+        E, h = embed_dim, num_heads
+        d1, d2 = (E // divisor for divisor in self.stage_divisors)
         for name, dim in (("stage 1", d1), ("stage 2", d2), ("stage 3", E)):
             if dim < 1:
                 raise ValueError(f"{type(self).__name__}: embed_dim {E} gives an empty {name}")
@@ -293,28 +321,26 @@ class HierarchicalSpikingTransformer(SpikingVisionModel):
         if self.img_size % 4:
             raise ValueError(f"{type(self).__name__}: img_size must be a multiple of 4 (two 2× down-samplings), "
                              f"got {self.img_size}")
-        if config["stage3_proj_lif"] not in STAGE3_PROJ_LIF_MODES:
+        if stage3_proj_lif not in STAGE3_PROJ_LIF_MODES:
             raise ValueError(f"{type(self).__name__}: stage3_proj_lif must be one of {STAGE3_PROJ_LIF_MODES}, "
-                             f"got {config['stage3_proj_lif']!r}")
-        if config["depth"] < 2:
+                             f"got {stage3_proj_lif!r}")
+        if depth < 2:
             raise ValueError(f"{type(self).__name__}: depth counts the two token blocks plus the stage-3 blocks, "
-                             f"so it must be >= 2, got {config['depth']}")
+                             f"so it must be >= 2, got {depth}")
         self.patch_embed1 = InitEmbed(self.in_channels, d1)
         self.patch_embed2 = StageEmbed(d1, d2)
         self.patch_embed3 = StageEmbed(d2, E)
-        self.stage1 = ModuleList([self.token_block(d1)])
-        self.stage2 = ModuleList([self.token_block(d2)])
-        self.stage3 = ModuleList([
-            SSABlock(E, h, config["mlp_ratio"], config["attn_threshold"], config["stage3_proj_lif"])
-            for _ in range(config["depth"] - 2)])
+        self.stage1 = ModuleList([self._token_block(d1)])
+        self.stage2 = ModuleList([self._token_block(d2)])
+        self.stage3 = ModuleList([SSABlock(E, h, mlp_ratio, attn_threshold, stage3_proj_lif)
+                                  for _ in range(depth - 2)])
         self.head = Linear(E, self.num_classes)
         init_linear_weights(self)
 
-    def stage_dims(self, embed_dim: int) -> tuple[int, int]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def token_block(self, dim: int) -> Module:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _token_block(self, dim: int) -> TokenBlock:
+        cfg = self.config
+        attention = self.token_attention(dim, cfg["num_heads"], cfg["attn_threshold"])
+        return TokenBlock(attention, dim, cfg["mlp_ratio"])
 
     def forward_features(self, x_seq: Tensor) -> Tensor:
         x_seq = self.patch_embed1(x_seq)

@@ -21,12 +21,20 @@ stability protocol (pre-norm → identity, residual scale 1, no NaN guards) for 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from .. import functional as F
+from ..attention import ssa
 from ..autograd.tensor import Tensor
 from ..nn import BatchNorm1d, Conv2d, Identity, Linear, Module, ModuleList, Parameter, init
+from ..spiking import named_neurons, reset_net
 from .dysvit_neuron import DynamicSlopeNeuron, guard
+from .flops import LayerFlops, QuadraticBlockNames, dense_flops, quadratic_attention_block
+from .registry import register
+
+# Layer names for the FLOP count (`flops.quadratic_attention_block`).
+FLOP_NAMES = QuadraticBlockNames(("q", "k", "v"), "sn_q", "sn_v", "proj", ("fc1", "fc2"))
 
 
 class TokenBatchNorm(BatchNorm1d):
@@ -44,8 +52,12 @@ def _norm(channels, enabled, dtype):
     return TokenBatchNorm(channels, dtype=dtype) if enabled else Identity()
 
 
-class SpikingSelfAttention(Module):
-    """Softmax-free SSA on binary q, k, v: o = (q kᵀ) v · scale, per head.  [B, N, C] → [B, N, C]."""
+class DynamicSlopeSelfAttention(Module):
+    """Dy-SViT's softmax-free SSA on binary q, k, v: o = (q kᵀ) v · scale, per head.  [B, N, C] → [B, N, C].
+
+    Every spike comes from a `DynamicSlopeNeuron` (key prefix `attn`; not the seed models'
+    `blocks.SpikingSelfAttention`).
+    """
 
     def __init__(self, dim, heads, neuron, scale=0.125, dtype=np.float32):
         super().__init__()
@@ -64,8 +76,6 @@ class SpikingSelfAttention(Module):
         return x.reshape(b, n, self.heads, c // self.heads).transpose(1, 2)  # [B, h, N, d]
 
     def forward(self, h):
-        from ..attention import ssa
-
         s = self.sn_in(h)
         q = self.sn_q(self.q_bn(self.q(s)))
         k = self.sn_k(self.k_bn(self.k(s)))
@@ -97,7 +107,7 @@ class Block(Module):
     def __init__(self, dim, heads, mlp_ratio, neuron, stability, dtype=np.float32):
         super().__init__()
         self.norm1 = _norm(dim, stability, dtype)
-        self.attn = SpikingSelfAttention(dim, heads, neuron, dtype=dtype)
+        self.attn = DynamicSlopeSelfAttention(dim, heads, neuron, dtype=dtype)
         self.norm2 = _norm(dim, stability, dtype)
         self.mlp = SpikingMLP(dim, dim * mlp_ratio, neuron, dtype=dtype)
         self.residual_scale = 0.5 if stability else 1.0
@@ -153,9 +163,9 @@ class DySViT(Module):
 
     def neurons(self):
         """(path, neuron) for the 28 spiking neurons, in forward order."""
-        return [(n, m) for n, m in self.named_modules() if isinstance(m, DynamicSlopeNeuron)]
+        return named_neurons(self)
 
-    def flop_rows(self):
+    def flop_rows(self) -> list[LayerFlops]:
         """MACs per image (T = 1) for `minisnn.models.count_flops` / `energy_report`.
 
         The patch embedding (real-valued image) and the head (real-valued pooled features) are
@@ -163,26 +173,17 @@ class DySViT(Module):
         by q and v.  The hypernetworks are left out: they only shape gradients, and inference
         skips them.
         """
-        from .flops import LayerFlops, _dense, _weighted
-
         N, C = self.num_tokens, self.config["dim"]
-        rows = [_dense("patch_embed", self.patch_embed, N)]
+        rows = [dense_flops("patch_embed", self.patch_embed, N)]
         for i, blk in enumerate(self.blocks):
-            p = f"blocks.{i}"
-            for name in ("q", "k", "v"):
-                rows.append(_weighted(f"{p}.attn.{name}", getattr(blk.attn, name), N))
-            rows.append(LayerFlops(f"{p}.attn.q_matmul_k", "matmul", N * N * C, f"{p}.attn.sn_q"))
-            rows.append(LayerFlops(f"{p}.attn.scores_matmul_v", "matmul", N * N * C, f"{p}.attn.sn_v"))
-            rows.append(_weighted(f"{p}.attn.proj", blk.attn.proj, N))
-            rows.append(_weighted(f"{p}.mlp.fc1", blk.mlp.fc1, N))
-            rows.append(_weighted(f"{p}.mlp.fc2", blk.mlp.fc2, N))
-        rows.append(_dense("head", self.head, 1))
-        return rows
+            rows += quadratic_attention_block(f"blocks.{i}", blk, N, C, FLOP_NAMES)
+        return rows + [dense_flops("head", self.head, 1)]
 
     def forward(self, images):
         x = images if isinstance(images, Tensor) else Tensor(np.asarray(images, dtype=self.head.weight.dtype))
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.img_size or x.shape[3] != self.img_size:
             raise ValueError(f"DySViT expects images of shape [B, 3, {self.img_size}, {self.img_size}], got {x.shape}")
+        reset_net(self)                               # every input starts from rest (as the seed models do)
         x = self.patch_embed(x)                       # [B, C, 8, 8]
         b, c = x.shape[:2]
         x = x.reshape(b, c, self.num_tokens).transpose(1, 2) + self.pos_embed   # [B, 64, C], token n = 8·row + col
@@ -191,18 +192,10 @@ class DySViT(Module):
         return self.head(self.norm(x).mean(axis=1))
 
 
-def _register():
-    import functools
-
-    from .registry import register
-
-    register("dysvit-cifar10", DySViT,
-             description="Dy-SViT (reconstruction): pure spiking ViT, dim 256, depth 4, T=1, per-token slope "
-                         "hypernetworks; 3.37 M params")
-    register("dysvit-static-cifar10", functools.partial(DySViT, dynamic_slope=False),
-             description="Dy-SViT with a fixed surrogate slope 2 (same network, no hypernetworks): the fair ablation")
-    register("dysvit-tiny", functools.partial(DySViT, dim=128, depth=2, heads=4),
-             description="Dy-SViT, dim 128, depth 2, 4 heads, T=1 (CPU-sized)")
-
-
-_register()
+register("dysvit-cifar10", DySViT,
+         description="Dy-SViT (reconstruction): pure spiking ViT, dim 256, depth 4, T=1, per-token slope "
+                     "hypernetworks; 3.37 M params")
+register("dysvit-static-cifar10", functools.partial(DySViT, dynamic_slope=False),
+         description="Dy-SViT with a fixed surrogate slope 2 (same network, no hypernetworks): the fair ablation")
+register("dysvit-tiny", functools.partial(DySViT, dim=128, depth=2, heads=4),
+         description="Dy-SViT, dim 128, depth 2, 4 heads, T=1 (CPU-sized)")

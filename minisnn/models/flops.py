@@ -46,35 +46,53 @@ def _weighted(name: str, layer, positions: int) -> LayerFlops:
     return LayerFlops(name, kind, int(positions) * int(layer.weight.size), name)
 
 
-def _dense(name: str, layer, positions: int) -> LayerFlops:
+def dense_flops(name: str, layer, positions: int) -> LayerFlops:
+    """A conv/linear layer on real values (not spikes): MACs, counted once per image."""
     return dataclasses.replace(_weighted(name, layer, positions), source=DENSE)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuadraticBlockNames:
+    """Attribute names of a block with linear Q/K/V, (Q Kᵀ) V attention (`block.attn`) and an MLP (`block.mlp`)."""
+    qkv: tuple[str, str, str]     # the Q, K, V layers
+    q_spikes: str                 # the neuron whose spikes drive Q Kᵀ
+    v_spikes: str                 # the neuron whose spikes drive (Q Kᵀ) V
+    proj: str                     # the output projection
+    mlp: tuple[str, str]          # the two MLP layers
+
+
+SPIKFORMER_BLOCK = QuadraticBlockNames(("q_linear", "k_linear", "v_linear"), "q_lif", "v_lif", "proj_linear",
+                                       ("fc1_linear", "fc2_linear"))
+
+
+def quadratic_attention_block(prefix: str, blk, N: int, C: int, names: QuadraticBlockNames) -> list[LayerFlops]:
+    """Block `prefix` on N tokens of C channels: Q/K/V, (Q Kᵀ) V at 2 · N² · C, projection, MLP."""
+    attn = f"{prefix}.attn"
+    rows = [_weighted(f"{attn}.{n}", getattr(blk.attn, n), N) for n in names.qkv]
+    rows.append(LayerFlops(f"{attn}.q_matmul_k", "matmul", N * N * C, f"{attn}.{names.q_spikes}"))
+    rows.append(LayerFlops(f"{attn}.scores_matmul_v", "matmul", N * N * C, f"{attn}.{names.v_spikes}"))
+    rows.append(_weighted(f"{attn}.{names.proj}", getattr(blk.attn, names.proj), N))
+    return rows + [_weighted(f"{prefix}.mlp.{n}", getattr(blk.mlp, n), N) for n in names.mlp]
 
 
 def _spikformer(model: Spikformer) -> list[LayerFlops]:
     S, pe = model.img_size, model.patch_embed
-    rows = [_dense("patch_embed.proj_conv", pe.proj_conv, S * S),
+    rows = [dense_flops("patch_embed.proj_conv", pe.proj_conv, S * S),
             _weighted("patch_embed.proj_conv1", pe.proj_conv1, S * S),
             _weighted("patch_embed.proj_conv2", pe.proj_conv2, S * S),
             _weighted("patch_embed.proj_conv3", pe.proj_conv3, (S // 2) ** 2),
             _weighted("patch_embed.rpe_conv", pe.rpe_conv, (S // 4) ** 2)]
     N, C = (S // 4) ** 2, model.config["embed_dim"]
     for i, blk in enumerate(model.block):
-        p = f"block.{i}"
-        for name in ("q_linear", "k_linear", "v_linear"):
-            rows.append(_weighted(f"{p}.attn.{name}", getattr(blk.attn, name), N))
-        rows.append(LayerFlops(f"{p}.attn.q_matmul_k", "matmul", N * N * C, f"{p}.attn.q_lif"))
-        rows.append(LayerFlops(f"{p}.attn.scores_matmul_v", "matmul", N * N * C, f"{p}.attn.v_lif"))
-        rows.append(_weighted(f"{p}.attn.proj_linear", blk.attn.proj_linear, N))
-        rows.append(_weighted(f"{p}.mlp.fc1_linear", blk.mlp.fc1_linear, N))
-        rows.append(_weighted(f"{p}.mlp.fc2_linear", blk.mlp.fc2_linear, N))
-    rows.append(_dense("head", model.head, 1))
+        rows += quadratic_attention_block(f"block.{i}", blk, N, C, SPIKFORMER_BLOCK)
+    rows.append(dense_flops("head", model.head, 1))
     return rows
 
 
 def _embed(prefix: str, emb, hw: int) -> list[LayerFlops]:
     """InitEmbed (no down-sampling, hw = grid side) or StageEmbed (hw = input side, output hw/2)."""
     if hasattr(emb, "proj1_conv"):
-        first = _dense if prefix == "patch_embed1" else _weighted
+        first = dense_flops if prefix == "patch_embed1" else _weighted
         return [first(f"{prefix}.proj_conv", emb.proj_conv, hw * hw),
                 _weighted(f"{prefix}.proj1_conv", emb.proj1_conv, hw * hw),
                 _weighted(f"{prefix}.proj_res_conv", emb.proj_res_conv, hw * hw)]
@@ -121,7 +139,7 @@ def _hierarchical(model: HierarchicalSpikingTransformer) -> list[LayerFlops]:
     rows += [r for i, b in enumerate(model.stage2) for r in _token_block(f"stage2.{i}", b, (S // 2) ** 2)]
     rows += _embed("patch_embed3", model.patch_embed3, S // 2)
     rows += [r for i, b in enumerate(model.stage3) for r in _ssa_block(f"stage3.{i}", b, (S // 4) ** 2)]
-    rows.append(_dense("head", model.head, 1))
+    rows.append(dense_flops("head", model.head, 1))
     return rows
 
 

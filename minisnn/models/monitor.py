@@ -8,8 +8,9 @@
     print(mon.table())
 
 How it works, without touching any computation:
-* every spiking neuron gets `record = True`; after each forward pass of `model` the monitor
-  reads `neuron.last_s_seq` (its output spikes) and accumulates sum and count;
+* every spiking neuron (`minisnn.spiking.is_neuron`) gets `record = True`; after each forward
+  pass of `model` the monitor reads `neuron.last_s_seq` (its output spikes) and accumulates sum
+  and count;
 * every Conv1d/Conv2d/Linear gets an instance-level `forward` wrapper that adds up its input
   values before calling the original.  An input that is a sum of spike tensors (the residual
   stream, values 0, 1, 2, ...) counts each unit as one spike, which is what the synaptic
@@ -22,13 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn import Conv1d, Conv2d, Linear
+from ..spiking.protocol import is_neuron, named_neurons  # is_neuron: also importable from here
 
 SYNAPTIC_LAYERS = (Conv1d, Conv2d, Linear)
-
-
-def is_neuron(module) -> bool:
-    """Spiking neurons are the modules with a `record` flag and a `reset_state` method."""
-    return hasattr(module, "record") and callable(getattr(module, "reset_state", None))
 
 
 class FiringRateMonitor:
@@ -87,8 +84,8 @@ class FiringRateMonitor:
         return recorded_forward
 
     def _harvest(self) -> None:
-        for name, m in self.model.named_modules():
-            s_seq = getattr(m, "last_s_seq", None) if is_neuron(m) else None
+        for name, m in named_neurons(self.model):
+            s_seq = m.last_s_seq
             if s_seq is not None:
                 s_seq = np.asarray(s_seq)
                 acc = self._spikes.setdefault(name, [0.0, 0])

@@ -20,11 +20,12 @@ MSViT-C10 (E 384, 8 heads, depth 4, T 4) has 7,558,762 parameters.
 """
 from __future__ import annotations
 
+import functools
+
 from ..attention import head_column_sum, head_token_mask
 from ..autograd.tensor import Tensor
 from ..nn import BatchNorm1d, Conv1d, Module
 from .blocks import HierarchicalSpikingTransformer, conv_bn, lif
-from .qkformer import TokenBlock
 
 
 class TokenMSAttention(Module):
@@ -58,22 +59,12 @@ class TokenMSAttention(Module):
 class MSViT(HierarchicalSpikingTransformer):
     """MSViT.  images [B, in_channels, img_size, img_size] (normalised) -> logits [B, num_classes].
 
-    Arguments are the upstream ones (E = embed_dim); `num_heads` is one count for all stages
-    (upstream hard-codes 8).  Defaults reproduce the upstream code, quirks included.
+    Arguments are the upstream ones (see `HierarchicalSpikingTransformer`).  Defaults reproduce
+    the upstream code, quirks included.
     """
 
     family = "msvit"
-
-    def __init__(self, img_size: int = 32, in_channels: int = 3, num_classes: int = 10, embed_dim: int = 384,
-                 num_heads: int = 8, mlp_ratio: float = 4, depth: int = 4, T: int = 4,
-                 attn_threshold: float = 1.0, stage3_proj_lif: str = "merged"):
-        super().__init__(dict(img_size=img_size, in_channels=in_channels, num_classes=num_classes,
-                              embed_dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, depth=depth, T=T,
-                              attn_threshold=attn_threshold, stage3_proj_lif=stage3_proj_lif))
-
-    def stage_dims(self, embed_dim: int) -> tuple[int, int]:
-        return embed_dim // 2, embed_dim // 2
-
-    def token_block(self, dim: int) -> Module:
-        cfg = self.config
-        return TokenBlock(TokenMSAttention(dim, cfg["num_heads"], cfg["attn_threshold"]), dim, cfg["mlp_ratio"])
+    token_attention = TokenMSAttention
+    stage_divisors = (2, 2)
+    # The upstream quirk: the attention neurons fire at 1.0, not the intended 0.5 (see the module doc).
+    __init__ = functools.partialmethod(HierarchicalSpikingTransformer.__init__, attn_threshold=1.0)

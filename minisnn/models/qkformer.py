@@ -13,10 +13,12 @@ depth 4, T 4) has 6,706,234 parameters.
 """
 from __future__ import annotations
 
+import functools
+
 from ..attention import head_column_sum, head_token_mask
 from ..autograd.tensor import Tensor
 from ..nn import BatchNorm1d, Conv1d, Module
-from .blocks import ConvMLP, HierarchicalSpikingTransformer, conv_bn, lif
+from .blocks import HierarchicalSpikingTransformer, TokenBlock, conv_bn, lif  # TokenBlock: also importable from here
 
 
 class TokenQKAttention(Module):
@@ -42,40 +44,16 @@ class TokenQKAttention(Module):
         return self.proj_lif(y).reshape(T, B, C, H, W)
 
 
-class TokenBlock(Module):
-    """`TokenSpikingTransformer`: X ← X + TokenAttention(X); X ← X + MLP(X)."""
-
-    def __init__(self, attention: Module, dim: int, mlp_ratio: float):
-        super().__init__()
-        self.tssa = attention
-        self.mlp = ConvMLP(dim, int(dim * mlp_ratio))
-
-    def forward(self, x_seq: Tensor) -> Tensor:
-        x_seq = x_seq + self.tssa(x_seq)
-        return x_seq + self.mlp(x_seq)
-
-
 class QKFormer(HierarchicalSpikingTransformer):
     """QKFormer.  images [B, in_channels, img_size, img_size] (normalised) -> logits [B, num_classes].
 
-    Arguments are the upstream ones (E = embed_dim); `num_heads` is one count for all stages
-    (upstream hard-codes 8).  `stage3_proj_lif`: "merged" reproduces the upstream stage-3
-    projection neuron running over the merged T·B axis; "per_sample" is the batch-independent
-    variant (see blocks.SpikingSelfAttention).
+    Arguments are the upstream ones (see `HierarchicalSpikingTransformer`).  `stage3_proj_lif`:
+    "merged" reproduces the upstream stage-3 projection neuron running over the merged T·B axis;
+    "per_sample" is the batch-independent variant (see blocks.SpikingSelfAttention).
     """
 
     family = "qkformer"
-
-    def __init__(self, img_size: int = 32, in_channels: int = 3, num_classes: int = 10, embed_dim: int = 384,
-                 num_heads: int = 8, mlp_ratio: float = 4, depth: int = 4, T: int = 4,
-                 attn_threshold: float = 0.5, stage3_proj_lif: str = "merged"):
-        super().__init__(dict(img_size=img_size, in_channels=in_channels, num_classes=num_classes,
-                              embed_dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, depth=depth, T=T,
-                              attn_threshold=attn_threshold, stage3_proj_lif=stage3_proj_lif))
-
-    def stage_dims(self, embed_dim: int) -> tuple[int, int]:
-        return embed_dim // 4, embed_dim // 2
-
-    def token_block(self, dim: int) -> Module:
-        cfg = self.config
-        return TokenBlock(TokenQKAttention(dim, cfg["num_heads"], cfg["attn_threshold"]), dim, cfg["mlp_ratio"])
+    token_attention = TokenQKAttention
+    stage_divisors = (4, 2)
+    # The attention neurons fire at 0.5 (really applied in QKFormer's code).
+    __init__ = functools.partialmethod(HierarchicalSpikingTransformer.__init__, attn_threshold=0.5)

@@ -142,6 +142,18 @@ class Module:
                 if b is not None:
                     yield (f"{path}.{name}" if path else name), b
 
+    def buffers_snapshot(self) -> dict[str, np.ndarray]:
+        """A copy of every buffer (e.g. BatchNorm running statistics), keyed by path; see `load_buffers_snapshot`."""
+        return {k: np.array(v, copy=True) for k, v in self.named_buffers()}
+
+    def load_buffers_snapshot(self, saved: dict) -> None:
+        """Put back (copies of) the buffers saved by `buffers_snapshot`; buffers not in `saved` stay as they are."""
+        for path, mod in self.named_modules():
+            pre = f"{path}." if path else ""
+            for name in list(mod._buffers):
+                if pre + name in saved:
+                    mod.register_buffer(name, saved[pre + name].copy())
+
     def num_parameters(self) -> int:
         """Number of trainable scalars."""
         return int(sum(p.size for p in self.parameters() if p.requires_grad))

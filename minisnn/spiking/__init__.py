@@ -11,7 +11,9 @@ How backward works through time: `minisnn/spiking/bptt.md`.
 from . import surrogate
 from .functions import LIFFunction, SpikeFunction, lif_sequence, spike
 from .neurons import IF, LIF, BaseNeuron, ParametricLIF
+from .protocol import Neuron, is_neuron, named_neurons
 from .reset import reset_net
 
 __all__ = ["LIF", "IF", "ParametricLIF", "BaseNeuron", "surrogate", "spike", "lif_sequence", "reset_net",
            "SpikeFunction", "LIFFunction"]
+__all__ += ["Neuron", "is_neuron", "named_neurons"]

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .state import load_state, save_state
-
-WEIGHTS_KIND = "weights"
+from ..data import find_dataset_dir, load_cifar10
+from ..data.split import stratified_split
+from .restore import load_trained
+from .state import WEIGHTS_KIND, load_trainer_checkpoint, save_state
 
 
 def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, notes: dict | None = None,
@@ -31,9 +32,7 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, notes:
     `heldout_indices`: the positions, in the 50,000 concatenated training images, of the
     validation split the model never trained on, so images from it can be told apart later.
     """
-    st = load_state(checkpoint)
-    if st.get("kind") not in ("train", WEIGHTS_KIND) or "model_name" not in st:
-        raise ValueError(f"{checkpoint} is not a checkpoint written by `minisnn train`")
+    st = load_trainer_checkpoint(checkpoint)
     notes = {**st.get("notes", {}), **(notes or {})}
     if data_dir is not None:
         notes["heldout_indices"] = heldout_indices(data_dir, st["config"])
@@ -72,9 +71,6 @@ def write_weights(out, *, model_name: str, config: dict, model: dict, classes, n
 
 def heldout_indices(data_dir, config: dict) -> np.ndarray:
     """Positions of the validation split `minisnn train` carved with this config (int32, sorted)."""
-    from ..data import find_dataset_dir, load_cifar10
-    from ..data.split import stratified_split
-
     _, train_y, _, _, _ = load_cifar10(find_dataset_dir(data_dir, "cifar10"))
     _, val_idx = stratified_split(train_y, config.get("val_size", 5000), config.get("seed", 0))
     return np.sort(val_idx).astype(np.int32)
@@ -95,8 +91,6 @@ def pretrained_path(name: str) -> Path:
 
 def pretrained(name: str = "dysvit-tiny-cifar10"):
     """A shipped trained model in eval mode; `.pretrained_info` holds its notes and validation history."""
-    from .restore import load_trained
-
     model, st = load_trained(pretrained_path(name))
     model.pretrained_info = {"name": name, "model": st["model_name"], "epoch": int(st["epoch"]),
                              "normalization": st["normalization"], "classes": list(st["classes"]),

@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import os
 
-from .export import WEIGHTS_KIND
-from .state import load_state
+from .. import data as D
+from .. import models
+from .state import load_trainer_checkpoint
+from .trainer import evaluate
 
 
 def load_trained(path: str | os.PathLike):
     """Return (model in eval mode, checkpoint state) for a `last.npz`/`best.npz` written by the trainer
     or a weights-only file written by `export_weights`."""
-    from .. import models
-
-    st = load_state(path)
-    if st.get("kind") not in ("train", WEIGHTS_KIND) or "model_name" not in st:
-        raise ValueError(f"{path} is not a checkpoint written by `minisnn train`")
+    st = load_trainer_checkpoint(path)
     overrides = dict(st["config"].get("model_overrides") or {})
     overrides["num_classes"] = len(st["classes"])
     model = models.create(st["model_name"], **overrides)
@@ -25,9 +23,6 @@ def load_trained(path: str | os.PathLike):
 
 def evaluate_checkpoint(path, data_dir=None, split: str = "test", batch_size: int = 256, progress: bool = True) -> dict:
     """Accuracy of a trained checkpoint on CIFAR-10's official test batch (or the validation split)."""
-    from .. import data as D
-    from .trainer import evaluate
-
     model, st = load_trained(path)
     cfg = st["config"]
     ds = D.get_datasets(data_dir=data_dir or cfg.get("data_dir"), val_size=cfg.get("val_size", 5000),

@@ -4,6 +4,10 @@ A checkpoint holds the model's state_dict, the optimiser's state (moments, step
 counts), the schedule position, the data position (epoch, batch) and the run's
 history, so `--resume` continues bit for bit.
 
+Two kinds are written, told apart by the state's "kind": TRAIN_KIND (the trainer's
+`last.npz`/`best.npz`, resumable) and WEIGHTS_KIND (`export_weights`: weights and
+metadata only).  `load_trainer_checkpoint` reads either and rejects anything else.
+
 Nested state (dicts, lists, arrays, numbers, strings) is flattened into
 `arrays` (every ndarray, under a path key such as `optim/state/3/exp_avg`) and a
 JSON `skeleton` that says where each array goes back.
@@ -20,6 +24,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+TRAIN_KIND = "train"
+WEIGHTS_KIND = "weights"
 
 _ARRAY = "__array__"
 _TUPLE = "__tuple__"
@@ -111,3 +118,16 @@ def load_state(path: str | os.PathLike) -> dict:
     except (zipfile.BadZipFile, KeyError, EOFError, ValueError, UnicodeDecodeError, OSError) as exc:
         raise ValueError(f"{path} is not a readable minisnn training checkpoint ({type(exc).__name__}: {exc})") from None
     return _unflatten(meta["skeleton"], loaded)
+
+
+def is_trainer_checkpoint(state: dict) -> bool:
+    """True for the state of a checkpoint written by `minisnn train` or `export_weights`."""
+    return state.get("kind") in (TRAIN_KIND, WEIGHTS_KIND) and "model_name" in state
+
+
+def load_trainer_checkpoint(path: str | os.PathLike) -> dict:
+    """`load_state(path)`, with a ValueError when the file is not a trainer or weights-only checkpoint."""
+    state = load_state(path)
+    if not is_trainer_checkpoint(state):
+        raise ValueError(f"{path} is not a checkpoint written by `minisnn train`")
+    return state

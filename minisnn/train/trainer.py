@@ -2,15 +2,16 @@
 
 One optimisation step on a batch (x, y):
 
-    reset_net(model)                          # neuron state never leaks between batches
-    loss = CE(model(x), y; label smoothing)   # y: labels or mixup soft targets
+    loss = CE(model(x), y; label smoothing)   # y: labels or mixup soft targets; the model starts
+                                              # every neuron from rest, so no state leaks between batches
     loss.backward(); ‖g‖ = clip(g)            # global-norm clipping
     if loss or ‖g‖ is not finite: skip the step, restore BN running stats, count it
     else: optimizer.step()
 
-Files in the output folder: `last.npz` (full training state, every epoch and on
-Ctrl-C), `best.npz` (best validation accuracy), `metrics.jsonl` (one line per
-epoch), `curves.png`.  `resume=True` continues from `last.npz` bit for bit.
+An epoch is its steps (`_train_steps`), then validation and the metrics record (`_epoch_record`),
+then the files (`_persist`).  Files in the output folder: `last.npz` (full training state,
+every epoch and on Ctrl-C), `best.npz` (best validation accuracy), `metrics.jsonl` (one line
+per epoch), `curves.png`.  `resume=True` continues from `last.npz` bit for bit.
 """
 from __future__ import annotations
 
@@ -21,25 +22,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from .. import data as D
 from .. import functional as F
+from .. import models
 from ..autograd.grad_mode import no_grad
+from ..nn import init
+from ..optim import AdamW, WarmupCosine, clip_grad_norm_, decay_groups
+from ..viz import training_curves
 from .config import TrainConfig
-from .state import load_state, save_state
-from .export import WEIGHTS_KIND
-
-
-def _bn_buffers(model) -> dict:
-    return {k: np.array(v, copy=True) for k, v in model.named_buffers()}
-
-
-def _restore_buffers(model, saved: dict) -> None:
-    for path, mod in model.named_modules():
-        pre = f"{path}." if path else ""
-        for name in list(mod._buffers):
-            key = pre + name
-            if key in saved:
-                mod.register_buffer(name, saved[key].copy())
+from .state import TRAIN_KIND, WEIGHTS_KIND, load_state, save_state
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -49,24 +42,19 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 def evaluate(model, x: np.ndarray, y: np.ndarray, transform, batch_size: int = 256, progress: bool = False,
              desc: str = "eval") -> dict:
     """Loss and top-1 accuracy of `model` (eval mode) on uint8 images `x` and labels `y`."""
-    from ..spiking import reset_net
-
     model.eval()
     total_loss, correct, n = 0.0, 0, 0
     steps = range(0, len(x), batch_size)
     if progress:
-        from tqdm.auto import tqdm
         steps = tqdm(steps, desc=desc, leave=False, unit="batch")
     with no_grad():
         for i in steps:
             xb = transform(x[i:i + batch_size])
             yb = y[i:i + batch_size]
-            reset_net(model)
             logits = model(xb)
             total_loss += float(F.cross_entropy(logits, yb, reduction="sum").item())
             correct += int((logits.data.argmax(axis=1) == yb).sum())
             n += len(yb)
-    reset_net(model)
     return {"loss": total_loss / max(n, 1), "acc": correct / max(n, 1)}
 
 
@@ -74,10 +62,6 @@ class Trainer:
     """Trains `config.model` on CIFAR-10 (or the embedded sample) as described in the module docstring."""
 
     def __init__(self, config: TrainConfig, progress: bool = True, log=print):
-        from .. import data as D
-        from .. import models
-        from ..optim import AdamW, WarmupCosine, decay_groups
-
         self.cfg = config.validate()
         self.progress = progress
         self.log = log
@@ -92,7 +76,6 @@ class Trainer:
         self.train_x, self.train_y = tx, ty
         self.num_classes = len(self.data.classes)
 
-        from ..nn import init
         init.manual_seed(config.seed)
         self.model = models.create(config.model, num_classes=self.num_classes, **config.model_overrides)
         self.model_config = dict(getattr(self.model, "config", {}))
@@ -123,7 +106,7 @@ class Trainer:
     # ------------------------------------------------------------- checkpoints
     def state(self) -> dict:
         return {
-            "kind": "train",
+            "kind": TRAIN_KIND,
             "config": self.cfg.to_dict(),
             "model_name": self.cfg.model,
             "model_config": self.model_config,
@@ -161,11 +144,7 @@ class Trainer:
     # ------------------------------------------------------------------ steps
     def train_step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, float, bool]:
         """One guarded step.  Returns (loss, batch accuracy, skipped)."""
-        from ..optim import clip_grad_norm_
-        from ..spiking import reset_net
-
-        saved = _bn_buffers(self.model)
-        reset_net(self.model)
+        saved = self.model.buffers_snapshot()
         logits = self.model(xb)
         loss = F.cross_entropy(logits, yb, label_smoothing=self.cfg.label_smoothing)
         loss_value = float(loss.item())
@@ -173,14 +152,14 @@ class Trainer:
         labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
         acc = accuracy(logits.data, labels)
         if not math.isfinite(loss_value):
-            _restore_buffers(self.model, saved)
+            self.model.load_buffers_snapshot(saved)
             return loss_value, acc, True
         loss.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         norm = clip_grad_norm_(params, self.cfg.clip_grad if self.cfg.clip_grad else float("inf"))
         if not math.isfinite(float(norm)):
             self.optimizer.zero_grad()
-            _restore_buffers(self.model, saved)
+            self.model.load_buffers_snapshot(saved)
             return loss_value, acc, True
         self.optimizer.step()
         return loss_value, acc, False
@@ -190,41 +169,46 @@ class Trainer:
 
     # ------------------------------------------------------------------- loop
     def fit(self) -> list[dict]:
-        from .. import data as D
-        from ..spiking import reset_net
-
         cfg = self.cfg
         self.log(f"model {cfg.model}: {self.model.num_parameters():,} parameters; "
                  f"{len(self.train_x)} train / {len(self.data.val[0])} val images; "
                  f"{self.steps_per_epoch} steps x {cfg.epochs} epochs; output {self.out}")
         try:
             while self.epoch < cfg.epochs:
-                self._run_epoch(D)
+                self._run_epoch()
         except KeyboardInterrupt:
-            reset_net(self.model)
             path = self.save()
             self.log(f"\ninterrupted: state saved to {path}; continue with --resume")
             raise
-        self._plot()
+        training_curves(self.history, path=self.out / "curves.png")
         return self.history
 
-    def _run_epoch(self, D) -> None:
-        cfg = self.cfg
+    def _run_epoch(self) -> None:
         epoch = self.epoch
+        sums, train_seconds = self._train_steps(epoch)
+        record = self._epoch_record(epoch, sums, train_seconds)
+        self._persist(record)
+
+    def _train_steps(self, epoch: int) -> tuple[dict, float]:
+        """The epoch's optimisation steps from batch `self.batch` on.
+
+        Returns the sums over the steps ("loss", "acc" and their count "n" over the steps taken,
+        "skipped" for the non-finite ones) and the seconds they took.
+        """
+        cfg = self.cfg
         self.model.train()
-        it = D.BatchIterator(
+        batches = D.BatchIterator(
             self.train_x, self.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
             transform=self.train_tf, mixup=self.mixup if self.mixup_active(epoch) else None,
             drop_last=True, start_batch=self.batch,
         )
         bar = None
         if self.progress:
-            from tqdm.auto import tqdm
             bar = tqdm(total=self.steps_per_epoch, initial=self.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        unit="batch", dynamic_ncols=True)
         sums = {"loss": 0.0, "acc": 0.0, "n": 0, "skipped": 0}
         t0 = time.perf_counter()
-        for xb, yb in it:
+        for xb, yb in batches:
             loss, acc, skipped = self.train_step(xb, yb)   # runs at lr_at(global step)
             self.schedule.step()
             self.batch += 1
@@ -235,20 +219,25 @@ class Trainer:
                 sums["acc"] += acc
                 sums["n"] += 1
             if bar is not None:
-                elapsed = time.perf_counter() - t0
-                done = self.batch if sums["n"] + sums["skipped"] == 0 else sums["n"] + sums["skipped"]
-                bar.set_postfix(loss=f"{sums['loss'] / max(sums['n'], 1):.3f}",
-                                acc=f"{sums['acc'] / max(sums['n'], 1):.3f}",
-                                img_s=f"{done * cfg.batch_size / max(elapsed, 1e-9):.0f}",
-                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", refresh=False)
-                bar.update(1)
+                self._show_progress(bar, sums, time.perf_counter() - t0)
         if bar is not None:
             bar.close()
-        train_time = time.perf_counter() - t0
+        return sums, time.perf_counter() - t0
+
+    def _show_progress(self, bar, sums: dict, elapsed: float) -> None:
+        done = sums["n"] + sums["skipped"]
+        bar.set_postfix(loss=f"{sums['loss'] / max(sums['n'], 1):.3f}",
+                        acc=f"{sums['acc'] / max(sums['n'], 1):.3f}",
+                        img_s=f"{done * self.cfg.batch_size / max(elapsed, 1e-9):.0f}",
+                        lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", refresh=False)
+        bar.update(1)
+
+    def _epoch_record(self, epoch: int, sums: dict, train_seconds: float) -> dict:
+        """Validate, then the epoch's line of metrics.jsonl (also logged)."""
+        cfg = self.cfg
         vx, vy = self.data.val
         val = evaluate(self.model, vx, vy, self.eval_tf, cfg.eval_batch_size, self.progress, "validate") \
             if len(vx) else {"loss": float("nan"), "acc": float("nan")}
-        self.skipped_total += sums["skipped"]
         record = {
             "epoch": epoch + 1,
             "train_loss": sums["loss"] / max(sums["n"], 1),
@@ -257,28 +246,24 @@ class Trainer:
             "val_acc": val["acc"],
             "lr": self.optimizer.param_groups[0]["lr"],
             "skipped_steps": sums["skipped"],
-            "train_seconds": train_time,
-            "images_per_second": sums["n"] * cfg.batch_size / max(train_time, 1e-9),
+            "train_seconds": train_seconds,
+            "images_per_second": sums["n"] * cfg.batch_size / max(train_seconds, 1e-9),
         }
+        self.log(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f} | "
+                 f"val loss {val['loss']:.4f} acc {val['acc']:.4f} | {record['images_per_second']:.1f} img/s"
+                 + (f" | skipped {sums['skipped']} non-finite steps" if sums["skipped"] else ""))
+        return record
+
+    def _persist(self, record: dict) -> None:
+        """Close the epoch: add `record` to the history and metrics.jsonl, then write best.npz and last.npz."""
+        self.skipped_total += record["skipped_steps"]
         self.history.append(record)
         tmp = self.out / "metrics.jsonl.tmp"
         tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
         os.replace(tmp, self.out / "metrics.jsonl")
-        self.log(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f} | "
-                 f"val loss {val['loss']:.4f} acc {val['acc']:.4f} | {record['images_per_second']:.1f} img/s"
-                 + (f" | skipped {sums['skipped']} non-finite steps" if sums["skipped"] else ""))
         self.epoch += 1
         self.batch = 0
-        if val["acc"] > self.best_acc:
-            self.best_acc = val["acc"]
+        if record["val_acc"] > self.best_acc:
+            self.best_acc = record["val_acc"]
             self.save("best.npz")
         self.save("last.npz")
-
-    def _plot(self) -> None:
-        try:
-            from ..viz import training_curves
-        except ImportError:  # matplotlib missing: curves stay in metrics.jsonl
-            return
-        fig = training_curves(self.history, path=self.out / "curves.png")
-        import matplotlib.pyplot as plt
-        plt.close(fig)

@@ -17,10 +17,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("spikingjelly")
 
-from spikingjelly.clock_driven.neuron import MultiStepLIFNode  # noqa: E402
-
 from minisnn import Tensor  # noqa: E402
 from minisnn.models import MSViT, QKFormer, Spikformer, FiringRateMonitor  # noqa: E402
+from minisnn.parity.oracles.calibrate import is_oracle_neuron  # noqa: E402
 from minisnn.parity.oracles.upstream import (  # noqa: E402
     build_msvit, build_qkformer, build_spikformer, calibrate_bn, lif_firing_rates)
 
@@ -83,7 +82,7 @@ def run_oracle(oracle, x, cot):
     Returns logits, {neuron path: spikes}, {parameter: grad}, input grad (or None)."""
     spikes, hooks = {}, []
     for name, m in oracle.named_modules():
-        if isinstance(m, MultiStepLIFNode):
+        if is_oracle_neuron(m):
             hooks.append(m.register_forward_hook(
                 lambda m, i, o, name=name: spikes.__setitem__(name, o.detach().numpy().copy())))
     xt = x.clone().requires_grad_(cot is not None)

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from minisnn.train.state import load_state, save_state
+from minisnn.train.state import (TRAIN_KIND, WEIGHTS_KIND, is_trainer_checkpoint, load_state, load_trainer_checkpoint,
+                                 save_state)
 
 
 def _example_state(rng):
@@ -59,6 +60,25 @@ def test_damaged_files_give_clear_errors(tmp_path):
     np.savez(other, a=np.zeros(3))
     with pytest.raises(ValueError, match="not a readable|not a minisnn"):
         load_state(other)
+
+
+def test_only_trainer_and_weights_checkpoints_are_trainer_checkpoints(tmp_path):
+    weights = np.zeros(2, np.float32)
+    cases = {
+        "train": ({"kind": TRAIN_KIND, "model_name": "m", "model": {"w": weights}}, True),
+        "weights": ({"kind": WEIGHTS_KIND, "model_name": "m", "model": {"w": weights}}, True),
+        "no model name": ({"kind": TRAIN_KIND, "model": {"w": weights}}, False),
+        "other kind": ({"kind": "something", "model_name": "m"}, False),
+        "no kind": ({"model_name": "m"}, False),
+    }
+    for name, (state, expected) in cases.items():
+        assert is_trainer_checkpoint(state) is expected, name
+        path = save_state(state, tmp_path / f"{name}.npz")
+        if expected:
+            assert load_trainer_checkpoint(path)["model_name"] == "m"
+        else:
+            with pytest.raises(ValueError, match="not a checkpoint written by `minisnn train`"):
+                load_trainer_checkpoint(path)
 
 
 def test_unsupported_values_are_refused(tmp_path):

@@ -37,8 +37,19 @@ SEARCH_PASSES = 16
 POOLED_BN_CENTRE = {"proj4_bn": 0.3}
 
 
+# The torch-side neurons: SpikingJelly's LIF (upstream oracles) and the Dy-SViT oracle's neuron.
+# (minisnn-side neurons are defined by `minisnn.spiking.Neuron`.)
+ORACLE_NEURON_TYPES = (MultiStepLIFNode, dysvit.Neuron)
+
+
+def is_oracle_neuron(module: nn.Module) -> bool:
+    """True for a spiking neuron of a PyTorch oracle (a class in ORACLE_NEURON_TYPES)."""
+    return isinstance(module, ORACLE_NEURON_TYPES)
+
+
 def neuron_types() -> tuple:
-    return (MultiStepLIFNode, dysvit.Neuron)
+    """The classes `is_oracle_neuron` accepts (ORACLE_NEURON_TYPES)."""
+    return ORACLE_NEURON_TYPES
 
 
 def _is_bn(module) -> bool:
@@ -49,15 +60,17 @@ def _channel_axis(bn, z) -> int:
     return z.dim() - 1 if getattr(bn, "channels_last", False) else 1
 
 
+def _rate_hooks(model: nn.Module, rates: dict) -> list:
+    """Forward hooks that write each oracle neuron's mean output into `rates[path]`; remove them after use."""
+    return [mod.register_forward_hook(lambda m, i, o, name=name: rates.__setitem__(name, float(o.double().mean())))
+            for name, mod in model.named_modules() if is_oracle_neuron(mod)]
+
+
 @torch.no_grad()
 def firing_rates(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     """Mean output of every neuron on input `x` (eval mode as the model is), keyed by path, in forward order."""
-    rates, hooks = {}, []
-    for name, mod in model.named_modules():
-        if isinstance(mod, neuron_types()):
-            hooks.append(mod.register_forward_hook(
-                lambda m, i, o, name=name: rates.__setitem__(name, float(o.double().mean()))))
-    upstream.forward_with_hooks(model, x, hooks)
+    rates: dict[str, float] = {}
+    upstream.forward_with_hooks(model, x, _rate_hooks(model, rates))
     return rates
 
 
@@ -176,11 +189,8 @@ def calibrate(model: nn.Module, x: torch.Tensor, seed: int = 0, centre: float | 
         return hook
 
     hooks = [m.register_forward_pre_hook(pre_hook(name)) for name, m in bns]
-    rate_hooks, rates = [], {}
-    for name, mod in model.named_modules():
-        if isinstance(mod, neuron_types()):
-            rate_hooks.append(mod.register_forward_hook(
-                lambda m, i, o, name=name: rates.__setitem__(name, float(o.double().mean()))))
+    rates: dict[str, float] = {}
+    rate_hooks = _rate_hooks(model, rates)
     try:
         for _ in range(SEARCH_PASSES if steering else 1):
             rates.clear()
