@@ -20,7 +20,6 @@ import numpy as np
 
 from .autograd.grad_mode import no_grad
 from .data.augment import normalize
-from .spiking.reset import reset_net
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -76,9 +75,7 @@ def predict(model, images, *, normalization=None, classes=None, batch_size: int 
     logits = []
     with no_grad():
         for i in range(0, len(x), batch_size):
-            reset_net(model)
             logits.append(np.asarray(model(normalize(x[i:i + batch_size], normalization)).data, dtype=np.float64))
-    reset_net(model)
     z = np.concatenate(logits) if logits else np.zeros((0, len(classes)))
     z = z - z.max(axis=1, keepdims=True)
     probs = np.exp(z)
