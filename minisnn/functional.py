@@ -1,16 +1,23 @@
 """User-facing differentiable functions (`minisnn.functional`, usually imported as `F`).
 
 Each function accepts Tensors, NumPy arrays or Python numbers and returns a
-Tensor; it is a thin wrapper around one `Function` in `minisnn.ops`.
+Tensor; it is a thin wrapper around one `Function` in `minisnn.ops`.  Bad arguments
+are caught here, once, by the op module's `check_*` functions (docs/engineering.md).
+At the end, `TENSOR_METHODS` makes these functions Tensor's operators and methods.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .autograd.tensor import Tensor
+from .ops import conv as _conv
+from .ops import dropout as _dropout
 from .ops import elementwise as ew
+from .ops import linear as _linear
 from .ops import loss as _loss
 from .ops import matmul as _mm
+from .ops import norm as _norm
+from .ops import pool as _pool
 from .ops import reduce as _red
 from .ops import shape as _shape
 
@@ -215,13 +222,6 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
 
 
 # ------------------------------------------------------------------------ layers
-from .ops import conv as _conv  # noqa: E402  (layer ops, kept together in this section)
-from .ops import dropout as _dropout  # noqa: E402
-from .ops import linear as _linear  # noqa: E402
-from .ops import norm as _norm  # noqa: E402
-from .ops import pool as _pool  # noqa: E402
-
-
 def linear(x, weight, bias=None) -> Tensor:
     """y = x Wᵀ + b over the last axis;  x [..., in], W [out, in], b [out] | None → [..., out]."""
     _linear.check_linear(x, weight, bias)
