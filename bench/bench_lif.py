@@ -50,6 +50,7 @@ from numba import njit, prange  # noqa: E402
 
 from minisnn import Tensor  # noqa: E402
 from minisnn.kernels.jit import lif as jit_lif  # noqa: E402
+from minisnn.kernels.lif_params import LIFParams  # noqa: E402
 from minisnn.kernels.reference import lif as ref_lif  # noqa: E402
 from minisnn.spiking import LIF  # noqa: E402
 
@@ -61,8 +62,7 @@ except ImportError:  # the SpikingJelly row is optional
     torch = None
 
 SIZES = [(4, 64, 64, 384), (1, 64, 64, 256)] if not ARGS.quick else [(4, 8, 16, 64), (1, 8, 16, 32)]
-NEURON = (2.0, 1.0, 0.0, True, True, False)  # tau, v_threshold, v_reset, decay_input, leaky, soft_reset
-SIGMOID = 0
+NEURON = LIFParams.make(tau=2.0, v_threshold=1.0, v_reset=0.0, detach_reset=True)  # sigmoid surrogate
 
 
 def best_ms(fns: dict, reps: int) -> dict:
@@ -99,15 +99,15 @@ def kernel_fns(x, g, alpha, module, recompute=False):
     """fwd: spikes only.  fwd+bwd: forward saving ψ, then `lif_backward_saved` (what LIF uses
     in training); with recompute=True the general `lif_backward` that recomputes H from x."""
     def fwd():
-        module.lif_forward(x, alpha, *NEURON, SIGMOID, False)
+        module.lif_forward(x, alpha, NEURON)
 
     def fwd_bwd():
         if recompute:
-            module.lif_forward(x, alpha, *NEURON, SIGMOID, False)
-            module.lif_backward(g, x, alpha, *NEURON, True, SIGMOID, False, False, False)
+            module.lif_forward(x, alpha, NEURON)
+            module.lif_backward(g, x, alpha, NEURON, False, False)
         else:
-            s, q = module.lif_forward_with_psi(x, alpha, *NEURON, SIGMOID, False)
-            module.lif_backward_saved(g, q, *NEURON[:2], *NEURON[3:], True)
+            s, q = module.lif_forward_with_psi(x, alpha, NEURON)
+            module.lif_backward_saved(g, q, NEURON)
 
     return fwd, fwd_bwd
 

@@ -13,15 +13,28 @@ for every parameter and for the input images.
 
 Nothing here changes either model's outputs: minisnn neurons are observed through an
 instance-level `forward` wrapper (removed afterwards), the oracle through forward hooks.
-Needs torch (imported here, never by `import minisnn`).
+Needs torch (imported on first use, never by `import minisnn`).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..autograd.tensor import Tensor
+from ..kernels.lif_params import LIFParams, charge, reset
+from ..kernels.reference.pool import max_pool2d_forward
+from ..models.monitor import is_neuron
+from ..nn import MaxPool2d
 from .report import CRITERIA, GradGroup, LayerRow, ParityReport, PoolRow, diff_stats, relative
 
 DTYPES = ("float64", "float32")
+
+
+def _torch():
+    """PyTorch, imported on first use: it is an optional dependency, and `import minisnn.parity` must
+    work without it (only running a comparison needs it)."""
+    import torch
+
+    return torch
 
 
 def grad_group(name: str) -> str:
@@ -38,19 +51,15 @@ def grad_group(name: str) -> str:
 
 
 def _minisnn_pools(model) -> dict:
-    from ..nn import MaxPool2d
-
     return {name: m for name, m in model.named_modules() if isinstance(m, MaxPool2d)}
 
 
 def _minisnn_neurons(model) -> dict:
-    from ..models.monitor import is_neuron
-
     return {name: m for name, m in model.named_modules() if name and is_neuron(m)}
 
 
 def _torch_neurons(oracle) -> dict:
-    from .oracles.calibrate import neuron_types
+    from .oracles.calibrate import neuron_types  # imports torch and SpikingJelly: optional, so imported here
 
     return {name: m for name, m in oracle.named_modules() if isinstance(m, neuron_types())}
 
@@ -59,8 +68,7 @@ class _Observer:
     """Captures (input, output) of every neuron on both sides, and the Dy-SViT slopes."""
 
     def __init__(self, model, oracle):
-        import torch
-
+        torch = _torch()
         self.ours_mods, self.theirs_mods = _minisnn_neurons(model), _torch_neurons(oracle)
         self.ours, self.theirs, self.their_slopes = {}, {}, {}
         self.pool_mods = _minisnn_pools(model)
@@ -127,25 +135,23 @@ class _Observer:
 def membrane_margin(neuron, x_seq: np.ndarray, s_seq: np.ndarray) -> np.ndarray:
     """|H − θ| of an oracle neuron at every element, from its input `x_seq` and its own spikes `s_seq`.
 
-    LIF (SpikingJelly MultiStepLIFNode) over axis 0 of its input, in float64:
-        H[t] = V[t−1] + (X[t] − (V[t−1] − v_reset)) / tau,   V[t] = H[t]·(1 − S[t]) + v_reset·S[t]
-    (soft reset V[t] = H[t] − θ·S[t] when v_reset is None); the reset follows the oracle's own
-    spikes, so the margin describes the oracle's decision.  Dy-SViT neuron: |u − θ| (single step).
+    LIF (SpikingJelly MultiStepLIFNode) over axis 0 of its input, in float64, with the kernels' own
+    step functions (`kernels/lif_params.py`): H[t] = charge(V[t−1], X[t]), V[t] = reset(H[t], S[t]);
+    the reset follows the oracle's own spikes, so the margin describes the oracle's decision.
+    Dy-SViT neuron: |u − θ| (single step).
     """
     x = np.nan_to_num(np.asarray(x_seq, dtype=np.float64), nan=0.0, posinf=1e4, neginf=-1e4)
     s = np.asarray(s_seq, dtype=np.float64).reshape(x.shape)
     theta = float(getattr(neuron, "v_threshold", getattr(neuron, "threshold", 1.0)))
     if not hasattr(neuron, "tau"):
         return np.abs(x - theta)
-    tau, v_reset = float(neuron.tau), neuron.v_reset
-    decay_input = getattr(neuron, "decay_input", True)
-    rest = 0.0 if v_reset is None else float(v_reset)
-    v = np.full(x.shape[1:], rest)
+    p = LIFParams.make(neuron.tau, theta, neuron.v_reset, getattr(neuron, "decay_input", True))
+    v = np.full(x.shape[1:], p.v_rest)
     margin = np.empty_like(x)
     for t in range(x.shape[0]):
-        h = v + (x[t] - (v - rest)) / tau if decay_input else v - (v - rest) / tau + x[t]
-        margin[t] = np.abs(h - theta)
-        v = h - theta * s[t] if v_reset is None else h * (1 - s[t]) + rest * s[t]
+        h = charge(v, x[t], p.tau, p.v_rest, p.decay_input, p.leaky)
+        margin[t] = np.abs(h - p.v_threshold)
+        v = reset(h, s[t], p.v_threshold, p.v_rest, p.soft_reset, 1.0)
     return margin
 
 
@@ -198,8 +204,6 @@ def _pool_rows(obs: _Observer) -> list:
     difference means the inputs order the window's candidates differently; `gap` is how far apart
     (in the oracle's input) the two chosen candidates are: rounding-level for near-equal candidates.
     """
-    from ..kernels.reference.pool import max_pool2d_forward
-
     rows = []
     for path, x_ref in obs.their_pool_in.items():
         if path not in obs.pool_in or obs.pool_in[path].shape != x_ref.shape:
@@ -262,8 +266,7 @@ def _compare_buffers(report, model, oracle) -> None:
 
 def oracle_spikes(oracle, images: np.ndarray) -> dict[str, np.ndarray]:
     """Output spikes of every oracle neuron on `images` (one forward pass in the oracle's dtype, no gradient)."""
-    import torch
-
+    torch = _torch()
     out, handles = {}, []
     for path, m in _torch_neurons(oracle).items():
         handles.append(m.register_forward_hook(
@@ -293,12 +296,9 @@ def compare_with_oracle(model, oracle, images: np.ndarray, name: str = "", dtype
 
     Both must hold the same weights already.  `model` and `oracle` are cast to `dtype` in place
     and left in the requested mode.  In training mode both update their BN running statistics.
+    Every minisnn model starts its forward from neurons at rest, so nothing is reset here.
     """
-    import torch
-
-    from ..autograd.tensor import Tensor
-    from ..spiking import reset_net
-
+    torch = _torch()
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     images = np.asarray(images)
@@ -310,7 +310,6 @@ def compare_with_oracle(model, oracle, images: np.ndarray, name: str = "", dtype
     model.train(train)
     oracle.train(train)
     x = images.astype(np_dtype)
-    reset_net(model)
     with _Observer(model, oracle) as obs:
         xt = torch.tensor(x, requires_grad=grads)
         xm = Tensor(x.copy(), requires_grad=grads)
@@ -318,7 +317,6 @@ def compare_with_oracle(model, oracle, images: np.ndarray, name: str = "", dtype
         oracle.zero_grad()
         theirs = oracle(xt)
         ours = model(xm)
-    reset_net(model)
     ref_logits = theirs.detach().cpu().numpy()
     lmax, lmean = diff_stats(ours.data, ref_logits)
     report = ParityReport(name or type(model).__name__, dtype, len(images), train, tuple(ref_logits.shape),

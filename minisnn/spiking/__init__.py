@@ -5,9 +5,11 @@
     lif = LIF(tau=2.0, v_threshold=1.0, surrogate=surrogate.Sigmoid(alpha=4.0))
     s_seq = lif(x_seq)              # [T, B, ...] -> spikes, one fused (Numba) kernel call
     s = spike(u, slope=k)           # H(u − 1) with a surrogate gradient into u and k
+    lif.params                      # its settings as one LIFParams (what the kernels receive)
 
 How backward works through time: `minisnn/spiking/bptt.md`.
 """
+from ..kernels.lif_params import LIFParams
 from . import surrogate
 from .functions import LIFFunction, SpikeFunction, lif_sequence, spike
 from .neurons import IF, LIF, BaseNeuron, ParametricLIF
@@ -15,5 +17,5 @@ from .protocol import Neuron, is_neuron, named_neurons
 from .reset import reset_net
 
 __all__ = ["LIF", "IF", "ParametricLIF", "BaseNeuron", "surrogate", "spike", "lif_sequence", "reset_net",
-           "SpikeFunction", "LIFFunction"]
+           "SpikeFunction", "LIFFunction", "LIFParams"]
 __all__ += ["Neuron", "is_neuron", "named_neurons"]

@@ -6,6 +6,8 @@
                     gradients into x_seq, τ (when it is a Tensor) and the slope α.
 
 User-facing wrappers: `spike(...)` and `lif_sequence(...)` (used by `neurons.LIF` & co).
+A LIF neuron's settings travel as one `LIFParams` (`minisnn/kernels/lif_params.py`), checked
+once when it is built and passed unchanged into `LIFFunction` and the kernels.
 The slope may be a number, an array or a Tensor from another part of the graph; it must
 broadcast to the membrane's shape (e.g. per token [B, N, 1] against [B, N, C]).
 """
@@ -16,6 +18,7 @@ import math
 import numpy as np
 
 from .. import kernels
+from ..kernels.lif_params import LIFParams, fires
 from ..autograd import grad_mode
 from ..autograd.broadcast import unbroadcast
 from ..autograd.function import Function
@@ -83,7 +86,7 @@ class SpikeFunction(Function):
             x = u - u.dtype.type(threshold)
             a = alpha if alpha.size == 1 else np.ascontiguousarray(np.broadcast_to(alpha, u.shape))
             return kernels.surrogate_primitive(x, a, kind)
-        return (u >= u.dtype.type(threshold)).astype(u.dtype)
+        return fires(u, u.dtype.type(threshold)).astype(u.dtype)
 
     @staticmethod
     def backward(ctx, g):
@@ -126,9 +129,9 @@ def _alpha_layout(slope: np.ndarray, x_shape: tuple, dtype) -> np.ndarray:
 class LIFFunction(Function):
     """Multi-step LIF / IF neurons over axis 0 (one fused kernel call each way).
 
-    Inputs: x_seq [T, ...]; tau (number or 0-d Tensor; ignored when not leaky); slope
-    (broadcastable to x_seq).  Options: v_threshold, v_reset (None: soft reset),
-    decay_input, leaky, detach_reset, kind, smooth.  Equations: `kernels/reference/lif.py`.
+    Inputs: x_seq [T, ...]; tau (number or 0-d Tensor, so that τ can be learned; its value is
+    `params.tau`); slope (broadcastable to x_seq).  Option: params, the neuron's `LIFParams`.
+    Equations: `kernels/lif_params.py`, backward: `kernels/reference/lif.py`.
 
     When only x_seq needs a gradient and the reset needs no H (soft, or detached with
     binary spikes), the forward also saves ψ = p'(H − θ) with each spike in its sign bit
@@ -137,44 +140,35 @@ class LIFFunction(Function):
     """
 
     @staticmethod
-    def forward(ctx, x_seq, tau, slope, *, v_threshold, v_reset, decay_input, leaky, detach_reset, kind, smooth):
+    def forward(ctx, x_seq, tau, slope, *, params: LIFParams):
         x2 = np.ascontiguousarray(x_seq).reshape(x_seq.shape[0], -1)
         slope = np.asarray(slope)
         alpha = _alpha_layout(slope, x_seq.shape, x_seq.dtype)
-        tau_value = float(np.asarray(tau)) if leaky else 1.0
-        soft = v_reset is None
-        v_r = 0.0 if soft else float(v_reset)
         need_x, need_tau, need_slope = ctx.needs_input_grad
         ctx.saved_path = (grad_mode.is_grad_enabled() and need_x and not (need_tau or need_slope)
-                          and (soft or (detach_reset and not smooth)))
+                          and (params.soft_reset or (params.detach_reset and not params.smooth)))
         ctx.shapes = (x_seq.shape, slope.shape, np.shape(tau), np.asarray(tau).dtype)
-        ctx.args = (tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky), soft)
-        ctx.options = (bool(detach_reset), int(kind), bool(smooth))
-        args = (x2, alpha, tau_value, float(v_threshold), v_r, bool(decay_input), bool(leaky), soft, int(kind),
-                bool(smooth))
+        ctx.params = params
         if ctx.saved_path:
-            s2, q2 = kernels.lif_forward_with_psi(*args)
+            s2, q2 = kernels.lif_forward_with_psi(x2, alpha, params)
             ctx.save_for_backward(q2)
         else:
-            s2 = kernels.lif_forward(*args)
+            s2 = kernels.lif_forward(x2, alpha, params)
             ctx.save_for_backward(x2, alpha)
         return s2.reshape(x_seq.shape)
 
     @staticmethod
     def backward(ctx, g):
         x_shape, slope_shape, tau_shape, tau_dtype = ctx.shapes
-        tau_value, v_th, v_r, decay_input, leaky, soft = ctx.args
-        detach_reset, kind, smooth = ctx.options
+        params = ctx.params
         need_x, need_tau, need_slope = ctx.needs_input_grad
         if ctx.saved_path:
             (q2,) = ctx.saved_tensors
             g2 = np.ascontiguousarray(g, dtype=q2.dtype).reshape(q2.shape)
-            gx = kernels.lif_backward_saved(g2, q2, tau_value, v_th, decay_input, leaky, soft, detach_reset)
-            return gx.reshape(x_shape), None, None
+            return kernels.lif_backward_saved(g2, q2, params).reshape(x_shape), None, None
         x2, alpha = ctx.saved_tensors
         g2 = np.ascontiguousarray(g, dtype=x2.dtype).reshape(x2.shape)
-        gx, ga, g_tau = kernels.lif_backward(g2, x2, alpha, tau_value, v_th, v_r, decay_input, leaky, soft,
-                                             detach_reset, kind, smooth, need_slope, need_tau and leaky)
+        gx, ga, g_tau = kernels.lif_backward(g2, x2, alpha, params, need_slope, need_tau and params.leaky)
         grad_x = gx.reshape(x_shape) if need_x else None
         grad_tau = np.full(tau_shape, g_tau, dtype=tau_dtype) if need_tau else None
         grad_slope = unbroadcast(ga.reshape(x_shape), slope_shape) if need_slope else None
@@ -183,35 +177,40 @@ class LIFFunction(Function):
 
 def lif_sequence(x_seq, tau=2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0, decay_input: bool = True,
                  detach_reset: bool = True, surrogate="sigmoid", slope=None, smooth: bool = False,
-                 leaky: bool = True) -> Tensor:
+                 leaky: bool = True, *, params: LIFParams | None = None) -> Tensor:
     """Spikes of LIF (leaky=True) or IF (leaky=False) neurons driven by x_seq [T, ...] from rest.
 
     tau: number > 0 or a 0-d Tensor (learnable).  v_reset=None: soft reset.  slope: None,
     number, array or Tensor broadcastable to x_seq.  Returns a Tensor of x_seq's shape/dtype.
+
+    params: all the settings at once, as a `LIFParams` (a neuron passes its `.params`); then
+    tau … leaky are not read, except a Tensor `tau`: a learnable τ whose current value
+    replaces params.tau.  `surrogate` (its default slope) must then be of kind params.kind.
     """
     sg = surrogate_lib.get(surrogate)
     x_seq = _float_input(x_seq, "LIF input x_seq")
     if x_seq.ndim < 1 or x_seq.shape[0] < 1:
         raise ValueError(f"LIF input x_seq must be [T, ...] with T >= 1, got shape {tuple(x_seq.shape)}")
-    if leaky:
-        t = _data(tau)
-        if np.size(t) != 1:
-            raise ValueError(f"tau must be a single number, got shape {np.shape(t)}")
-        t = float(np.asarray(t).reshape(()))
-        if not math.isfinite(t) or t <= 0:
-            raise ValueError(f"tau must be finite and > 0, got {t}")
+    if params is None:
+        params = LIFParams.make(_tau_value(tau) if leaky else 1.0, v_threshold, v_reset, decay_input, leaky,
+                                detach_reset, sg.kind, smooth)
     else:
-        tau = 1.0
-    if not math.isfinite(float(v_threshold)):
-        raise ValueError(f"v_threshold must be finite, got {v_threshold}")
-    if v_reset is not None and not math.isfinite(float(v_reset)):
-        raise ValueError(f"v_reset must be finite or None (soft reset), got {v_reset}")
+        if sg.kind != params.kind:
+            raise ValueError(f"surrogate {sg!r} is not of the kind of params (surrogate kind {params.kind})")
+        if isinstance(tau, Tensor) and params.leaky:
+            params = params.with_tau(_tau_value(tau))
+    if not (isinstance(tau, Tensor) and params.leaky):
+        tau = np.asarray(params.tau)
     slope = _slope_input(slope, sg.alpha, x_seq.shape, "LIF")
-    if not isinstance(tau, Tensor):
-        tau = np.asarray(float(_data(tau)))
-    return LIFFunction.apply(x_seq, tau, slope, v_threshold=float(v_threshold), v_reset=v_reset,
-                             decay_input=bool(decay_input), leaky=bool(leaky), detach_reset=bool(detach_reset),
-                             kind=sg.kind, smooth=bool(smooth))
+    return LIFFunction.apply(x_seq, tau, slope, params=params)
+
+
+def _tau_value(tau) -> float:
+    """The value of a single-number τ (number, 0-d array or Tensor); checked by LIFParams.make."""
+    t = _data(tau)
+    if np.size(t) != 1:
+        raise ValueError(f"tau must be a single number, got shape {np.shape(t)}")
+    return float(np.asarray(t).reshape(()))
 
 
 __all__ = ["SpikeFunction", "LIFFunction", "spike", "lif_sequence"]

@@ -14,8 +14,11 @@ upstream_models.md §1.1 and `minisnn/spiking/bptt.md`):
     fire    S = H(H − v_threshold)                 (H(0) = 1: H == v_threshold fires)
     reset   V = H·(1 − S) + v_reset·S              (hard)  or  V = H − v_threshold·S  (v_reset=None)
 
-`step` is written with ordinary Tensor ops and `spike`, so BPTT across step calls falls out
-of autograd; the fused path runs the Numba kernel and must agree with it exactly.
+A neuron's settings are one immutable `LIFParams` (`lif.params`, checked when the neuron is
+built), which the fused path hands to the kernels as it is.  `step` applies the kernels' own
+step functions (`charge`, `reset` of `minisnn/kernels/lif_params.py`) to Tensors and fires
+with `spike`, so BPTT across step calls falls out of autograd; the fused path runs the
+Numba kernel and must agree with it exactly.
 
 Bad input: a NaN or ±inf membrane raises ValueError (no silent mapping: clean the input
 upstream, e.g. with `F.nan_to_num`); tau <= 0 and slopes that are <= 0 or do not broadcast
@@ -29,6 +32,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd.tensor import Tensor
+from ..kernels.lif_params import LIFParams, charge, reset
 from ..nn.module import Module, Parameter
 from . import surrogate as surrogate_lib
 from .functions import lif_sequence, spike
@@ -36,41 +40,43 @@ from .functions import lif_sequence, spike
 _DEFAULT = object()
 
 
+def _setting(name: str, doc: str) -> property:
+    """A read-only attribute that reads the field `name` of the neuron's LIFParams."""
+    return property(lambda self: getattr(self.params, name), doc=doc)
+
+
 class BaseNeuron(Module):
-    """Shared machinery of LIF / IF / ParametricLIF.  Subclasses define `_charge` and `_tau`."""
+    """Shared machinery of LIF / IF / ParametricLIF.
+
+    The settings are one immutable `LIFParams`, `self.params`, built (and checked) in
+    `__init__`; `v_threshold`, `v_reset`, `detach_reset`, `decay_input`, `smooth` read it.
+    Subclasses set `leaky` and may override `_tau` (a learnable τ).
+    """
 
     leaky = True
-    decay_input = True
 
-    def __init__(self, v_threshold=1.0, v_reset=0.0, detach_reset=True, surrogate=_DEFAULT, smooth=False):
+    def __init__(self, v_threshold=1.0, v_reset=0.0, detach_reset=True, surrogate=_DEFAULT, smooth=False, *,
+                 tau=2.0, decay_input=True):
         super().__init__()
-        if not math.isfinite(float(v_threshold)):
-            raise ValueError(f"v_threshold must be finite, got {v_threshold}")
-        if v_reset is not None and not math.isfinite(float(v_reset)):
-            raise ValueError(f"v_reset must be finite or None (soft reset), got {v_reset}")
-        self.v_threshold = float(v_threshold)
-        self.v_reset = None if v_reset is None else float(v_reset)
-        self.detach_reset = bool(detach_reset)
         self.surrogate = surrogate_lib.Sigmoid() if surrogate is _DEFAULT else surrogate_lib.get(surrogate)
-        self.smooth = bool(smooth)
+        self.params = LIFParams.make(tau, v_threshold, v_reset, decay_input, self.leaky, detach_reset,
+                                     self.surrogate.kind, smooth)
         self.record = False
         self.last_s_seq: np.ndarray | None = None
         self.v = None  # membrane after the last `step` (Tensor), None at rest
 
-    # ----------------------------------------------------------- subclass hooks
+    v_threshold = _setting("v_threshold", "Spike threshold θ.")
+    v_reset = _setting("v_reset", "Value of the hard reset; None for the soft reset.")
+    v_rest = _setting("v_rest", "Membrane at rest: v_reset for a hard reset, 0 for a soft one.")
+    detach_reset = _setting("detach_reset", "Whether the S inside the reset is a constant for backward.")
+    decay_input = _setting("decay_input", "Whether the input is divided by τ in the charge (LIF).")
+    smooth = _setting("smooth", "Whether the forward emits p(H − θ; α) instead of the step.")
+
     def _tau(self):
         """τ as a number or a 0-d Tensor (ignored when not leaky)."""
-        return 1.0
-
-    def _charge(self, v, x):  # pragma: no cover - abstract
-        raise NotImplementedError
+        return self.params.tau
 
     # ------------------------------------------------------------------- state
-    @property
-    def v_rest(self) -> float:
-        """Membrane at rest: v_reset for a hard reset, 0 for a soft one."""
-        return 0.0 if self.v_reset is None else self.v_reset
-
     def reset_state(self) -> None:
         """Forget the membrane carried by `step` (back to rest)."""
         self.v = None
@@ -82,9 +88,7 @@ class BaseNeuron(Module):
         slope: optional override of the surrogate slope (number, array or Tensor that
         broadcasts to x_seq, e.g. from a hypernetwork); its gradient is returned.
         """
-        s_seq = lif_sequence(x_seq, tau=self._tau(), v_threshold=self.v_threshold, v_reset=self.v_reset,
-                             decay_input=self.decay_input, detach_reset=self.detach_reset,
-                             surrogate=self.surrogate, slope=slope, smooth=self.smooth, leaky=self.leaky)
+        s_seq = lif_sequence(x_seq, tau=self._tau(), surrogate=self.surrogate, slope=slope, params=self.params)
         if self.record:
             self.last_s_seq = s_seq.data
         return s_seq
@@ -98,24 +102,21 @@ class BaseNeuron(Module):
         if self.v is not None and self.v.shape != x.shape:
             raise ValueError(f"step input of shape {x.shape} does not match the membrane of shape {self.v.shape}; "
                              "call reset_state() before changing the input shape")
-        v = self.v_rest if self.v is None else self.v
-        h = self._charge(v, x)  # charge
+        p = self.params
+        v = p.v_rest if self.v is None else self.v
+        h = charge(v, x, self._tau(), p.v_rest, p.decay_input, p.leaky)
         if not np.all(np.isfinite(h.data)):
             raise ValueError("neuron membrane is not finite: the input contains NaN or inf "
                              "(clean it upstream, e.g. with F.nan_to_num)")
-        s = spike(h, slope, threshold=self.v_threshold, surrogate=self.surrogate, smooth=self.smooth)  # fire
-        s_r = s.detach() if self.detach_reset else s
-        if self.v_reset is None:  # reset
-            self.v = h - s_r * self.v_threshold
-        else:
-            self.v = h * (1.0 - s_r) + s_r * self.v_reset
+        s = spike(h, slope, threshold=p.v_threshold, surrogate=self.surrogate, smooth=p.smooth)  # fire
+        self.v = reset(h, s.detach() if p.detach_reset else s, p.v_threshold, p.v_rest, p.soft_reset, 1.0)
         if self.record:
             self.last_s_seq = s.data
         return s
 
     def extra_repr(self) -> str:
-        reset = "None (soft)" if self.v_reset is None else self.v_reset
-        return (f"v_threshold={self.v_threshold}, v_reset={reset}, detach_reset={self.detach_reset}, "
+        reset_value = "None (soft)" if self.v_reset is None else self.v_reset
+        return (f"v_threshold={self.v_threshold}, v_reset={reset_value}, detach_reset={self.detach_reset}, "
                 f"surrogate={self.surrogate!r}" + (", smooth=True" if self.smooth else ""))
 
 
@@ -131,21 +132,9 @@ class LIF(BaseNeuron):
 
     def __init__(self, tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True, detach_reset=True,
                  surrogate=_DEFAULT, smooth=False):
-        super().__init__(v_threshold, v_reset, detach_reset, surrogate, smooth)
-        tau = float(tau)
-        if not math.isfinite(tau) or tau <= 0:
-            raise ValueError(f"tau must be finite and > 0, got {tau}")
-        self.tau = tau
-        self.decay_input = bool(decay_input)
+        super().__init__(v_threshold, v_reset, detach_reset, surrogate, smooth, tau=tau, decay_input=decay_input)
 
-    def _tau(self):
-        return self.tau
-
-    def _charge(self, v, x):
-        tau = self._tau()
-        if self.decay_input:
-            return v + (x - (v - self.v_rest)) / tau
-        return v - (v - self.v_rest) / tau + x
+    tau = _setting("tau", "Membrane time constant τ.")
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
@@ -160,16 +149,14 @@ class IF(BaseNeuron):
     def __init__(self, v_threshold=1.0, v_reset=0.0, detach_reset=True, surrogate=_DEFAULT, smooth=False):
         super().__init__(v_threshold, v_reset, detach_reset, surrogate, smooth)
 
-    def _charge(self, v, x):
-        return v + x
-
 
 class ParametricLIF(LIF):
     """LIF with a learnable time constant (SpikingJelly ParametricLIFNode parameterisation).
 
     One Parameter `w` (state_dict key "w", shape ()) with 1/τ = sigmoid(w), i.e.
     τ = 1 + exp(−w) > 1; init_tau (> 1) sets w = −ln(init_tau − 1).  The gradient reaches
-    w through τ in both the fused and the step path.  Otherwise exactly `LIF`.
+    w through τ in both the fused and the step path.  Otherwise exactly `LIF`; `params.tau`
+    keeps init_tau, and every call uses the current τ instead.
     """
 
     def __init__(self, init_tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True, detach_reset=True,
@@ -184,10 +171,6 @@ class ParametricLIF(LIF):
     def tau(self) -> float:
         """Current τ = 1 + exp(−w) as a number."""
         return 1.0 + math.exp(-float(self.w.data))
-
-    @tau.setter
-    def tau(self, value):  # set once by LIF.__init__, then replaced by the parameter w
-        object.__setattr__(self, "_init_tau", value)
 
     def _tau(self):
         return 1.0 + F.exp(-self.w)  # differentiable in w

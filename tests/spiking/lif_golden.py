@@ -26,6 +26,7 @@ import numpy as np
 from minisnn import Tensor, kernels
 from minisnn import functional as F
 from minisnn.kernels.jit import lif as jit_lif
+from minisnn.kernels.lif_params import LIFParams
 from minisnn.kernels.reference import lif as ref_lif
 from minisnn.spiking import IF, LIF, ParametricLIF
 
@@ -74,26 +75,17 @@ def kernel_inputs(name: str, dtype):
     return settings, x_seq, g_seq, alpha
 
 
-def _kernel_args(s):
-    """The kernels' neuron arguments (tau, v_threshold, v_reset, decay_input, leaky, soft_reset)."""
-    soft = s["v_reset"] is None
-    return s["tau"], s["v_threshold"], 0.0 if soft else s["v_reset"], s["decay_input"], s["leaky"], soft
-
-
 def kernel_results(mod, name: str, dtype) -> dict:
     s, x_seq, g_seq, alpha = kernel_inputs(name, dtype)
-    neuron = _kernel_args(s)
-    out = {"spikes": mod.lif_forward(x_seq, alpha, *neuron, s["kind"], s["smooth"])}
-    out["q"] = mod.lif_forward_with_psi(x_seq, alpha, *neuron, s["kind"], s["smooth"])[1]
-    dx, dalpha, dtau = mod.lif_backward(g_seq, x_seq, alpha, *neuron, s["detach_reset"], s["kind"], s["smooth"],
-                                        True, True)
+    params = LIFParams.make(**s)
+    out = {"spikes": mod.lif_forward(x_seq, alpha, params)}
+    out["q"] = mod.lif_forward_with_psi(x_seq, alpha, params)[1]
+    dx, dalpha, dtau = mod.lif_backward(g_seq, x_seq, alpha, params, True, True)
     out.update(dx=dx, dalpha=dalpha, dtau=np.float64(dtau))
     if x_seq.shape[1] > WIDE:  # only the τ sum depends on how the columns are split into blocks
         return {"spikes": out["spikes"], "dtau": out["dtau"]}
-    soft = s["v_reset"] is None
-    if soft or (s["detach_reset"] and not s["smooth"]):
-        out["dx_saved"] = mod.lif_backward_saved(g_seq, out["q"], neuron[0], neuron[1], neuron[3], neuron[4],
-                                                 soft, s["detach_reset"])
+    if params.soft_reset or (params.detach_reset and not params.smooth):
+        out["dx_saved"] = mod.lif_backward_saved(g_seq, out["q"], params)
     return out
 
 

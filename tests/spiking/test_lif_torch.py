@@ -12,6 +12,7 @@ sj_surrogate = pytest.importorskip("spikingjelly.clock_driven.surrogate")
 
 from minisnn import Tensor  # noqa: E402
 from minisnn import functional as F  # noqa: E402
+from minisnn.kernels.lif_params import LIFParams  # noqa: E402
 from minisnn.kernels.reference import lif as ref_lif  # noqa: E402
 from minisnn.spiking import IF, LIF, ParametricLIF, surrogate  # noqa: E402
 
@@ -86,9 +87,8 @@ def _compare(ours, theirs, x, dtype, v_threshold, neuron_kw):
         np.testing.assert_array_equal(s1, s2)
         np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-12)
     else:  # float32: spikes may differ only for neurons that came within 1e-6 of the threshold
-        h_seq, _ = ref_lif._run(x.reshape(x.shape[0], -1), np.full((1, 1), 4.0, dtype), neuron_kw.get("tau", 2.0),
-                                v_threshold, neuron_kw.get("v_reset", 0.0) or 0.0, neuron_kw.get("decay_input", True),
-                                neuron_kw.get("leaky", True), neuron_kw.get("v_reset", 0.0) is None, 0, False)
+        params = LIFParams.make(**dict(neuron_kw, v_threshold=v_threshold)).in_dtype(dtype)
+        h_seq, _ = ref_lif._run(x.reshape(x.shape[0], -1), np.full((1, 1), 4.0, dtype), params)
         ok = ~np.any(np.abs(h_seq - dtype(v_threshold)) < 1e-6, axis=0)
         flat = lambda a: a.reshape(a.shape[0], -1)[:, ok]  # noqa: E731
         np.testing.assert_array_equal(flat(s1), flat(s2))

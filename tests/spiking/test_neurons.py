@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 from minisnn import Tensor, kernels, nn
 from minisnn import functional as F
-from minisnn.spiking import IF, LIF, ParametricLIF, reset_net, surrogate
+from minisnn.spiking import IF, LIF, LIFParams, ParametricLIF, lif_sequence, reset_net, surrogate
 
 
 def make(kind, **kw):
@@ -169,3 +169,33 @@ def test_bad_inputs_have_clear_errors():
     lif.step(np.ones((4,), np.float32))
     with pytest.raises(ValueError, match="reset_state"):
         lif.step(np.ones((5,), np.float32))
+
+
+def test_settings_are_one_checked_value():
+    lif = LIF(tau=3.0, v_threshold=0.8, v_reset=None, decay_input=False, surrogate="atan")
+    assert lif.params == LIFParams.make(tau=3.0, v_threshold=0.8, v_reset=None, decay_input=False,
+                                        kind=surrogate.ATan.kind)
+    assert (lif.tau, lif.v_threshold, lif.v_reset, lif.v_rest, lif.decay_input) == (3.0, 0.8, None, 0.0, False)
+    with pytest.raises(AttributeError):
+        lif.v_threshold = 2.0  # the settings are fixed when the neuron is built
+    assert IF().params.tau == 1.0 and not IF().params.leaky
+    assert LIFParams.make(tau=-1.0, leaky=False).tau == 1.0  # τ is neither used nor checked without a leak
+    with pytest.raises(ValueError, match="v_reset must be finite or None"):
+        LIFParams.make(v_reset=float("inf"))
+    with pytest.raises(ValueError, match="unknown surrogate kind"):
+        LIFParams.make(kind=7)
+    with pytest.raises(ValueError, match="tau must be finite and > 0"):
+        LIFParams.make().with_tau(0.0)
+
+
+def test_lif_sequence_takes_params_or_keywords_alike():
+    x = Tensor(np.random.default_rng(5).normal(1.0, 1.0, (4, 3, 5)), requires_grad=True)
+    params = LIFParams.make(tau=3.0, v_reset=None, detach_reset=False, kind=surrogate.ATan.kind)
+    by_keywords = lif_sequence(x, tau=3.0, v_reset=None, detach_reset=False, surrogate="atan")
+    by_params = lif_sequence(x, params=params, surrogate="atan")
+    np.testing.assert_array_equal(by_keywords.data, by_params.data)
+    with pytest.raises(ValueError, match="not of the kind of params"):
+        lif_sequence(x, params=params)  # the default sigmoid would give the wrong default slope
+    tau = Tensor(np.array(2.5), requires_grad=True)  # a learnable τ replaces params.tau
+    np.testing.assert_array_equal(lif_sequence(x, tau=tau, params=params, surrogate="atan").data,
+                                  lif_sequence(x, tau=2.5, v_reset=None, surrogate="atan").data)

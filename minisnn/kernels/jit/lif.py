@@ -3,9 +3,10 @@
 Layout of the work: the M neurons are cut into blocks of `BLOCK` columns; blocks run
 in parallel (`prange`), each walks through time itself, keeping its membranes in a
 small buffer that stays in cache.  The inner loop runs over the neurons of a block
-(contiguous memory, SIMD-vectorised); the loop over T is outside it.  Arithmetic is
-done in the dtype of `x_seq`, in the same order as the reference, so spikes agree
-bit for bit.  `lif_backward` recomputes H from `x_seq` (one read) rather than loading
+(contiguous memory, SIMD-vectorised); the loop over T is outside it.  The charge,
+fire and reset equations are the functions of `kernels/lif_params.py` that the reference
+calls too, compiled inline; arithmetic is done in the dtype of `x_seq`, in the same order
+as the reference, so spikes agree bit for bit.  The neuron arrives as one `LIFParams`.  `lif_backward` recomputes H from `x_seq` (one read) rather than loading
 a stored copy; `lif_backward_saved` reads dL/ds and the sign-packed ψ (q, spike in the
 sign bit) that the forward saved: two arrays in, one out.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..lif_params import charge, charge_d_tau, charge_slopes, fires, reset, reset_slopes
 from .surrogate import D_ALPHA, DERIVATIVE, PRIMITIVE, surrogate_block
 
 __all__ = ["lif_forward", "lif_forward_with_psi", "lif_backward", "lif_backward_saved"]
@@ -23,20 +25,11 @@ CHUNKS = 64  # parallel work items (each a run of blocks); fixed, so sums do not
 SERIAL_BELOW = 1 << 15  # elements; smaller inputs run on the calling thread
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _charge(v, x, tau, vr, decay_input, leaky):
-    if not leaky:
-        return v + x
-    if decay_input:
-        return v + (x - (v - vr)) / tau
-    return v - (v - vr) / tau + x
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _reset(h, s, v_th, vr, soft_reset, one):
-    if soft_reset:
-        return h - v_th * s
-    return h * (one - s) + vr * s
+# The step equations of `kernels/lif_params.py`, compiled inline: the same source lines as the
+# NumPy reference, so the two agree bit for bit.
+_inline = njit(cache=True, error_model="numpy", inline="always")
+_charge, _charge_slopes, _charge_d_tau = _inline(charge), _inline(charge_slopes), _inline(charge_d_tau)
+_fires, _reset, _reset_slopes = _inline(fires), _inline(reset), _inline(reset_slopes)
 
 
 # ------------------------------------------------------------------------------
@@ -45,44 +38,38 @@ def _reset(h, s, v_th, vr, soft_reset, one):
 # arrays vectorise reliably; the same loops inlined into the big parallel body did not.
 
 @njit(cache=True, error_model="numpy")
-def _step_row(x_t, v, h_t, s_t, tau, v_th, vr, decay_input, leaky, soft_reset):
-    """Binary spikes: H = charge(V, X); S = H(H − θ); V ← reset(H, S).  h_t may be empty."""
+def _step_row(x_t, v, h_t, s_t, p):
+    """Binary spikes: H = charge(V, X); S = [H ≥ θ]; V ← reset(H, S).  h_t may be empty."""
     one = x_t.dtype.type(1.0)
     zero = x_t.dtype.type(0.0)
     keep_h = h_t.size > 0
     for j in range(x_t.size):
-        h = _charge(v[j], x_t[j], tau, vr, decay_input, leaky)
-        s = one if h >= v_th else zero
+        h = _charge(v[j], x_t[j], p.tau, p.v_rest, p.decay_input, p.leaky)
+        s = one if _fires(h, p.v_threshold) else zero
         if keep_h:
             h_t[j] = h
         s_t[j] = s
-        v[j] = _reset(h, s, v_th, vr, soft_reset, one)
+        v[j] = _reset(h, s, p.v_threshold, p.v_rest, p.soft_reset, one)
 
 
 @njit(cache=True, error_model="numpy")
-def _step_row_smooth(x_t, v, h_t, s_t, a, kind, tau, v_th, vr, decay_input, leaky, soft_reset):
+def _step_row_smooth(x_t, v, h_t, s_t, a, p):
     """Smooth spikes: as _step_row with S = p(H − θ; a)."""
     one = x_t.dtype.type(1.0)
     for j in range(x_t.size):
-        h_t[j] = _charge(v[j], x_t[j], tau, vr, decay_input, leaky)
-    surrogate_block(PRIMITIVE, kind, h_t, v_th, a, s_t)
+        h_t[j] = _charge(v[j], x_t[j], p.tau, p.v_rest, p.decay_input, p.leaky)
+    surrogate_block(PRIMITIVE, p.kind, h_t, p.v_threshold, a, s_t)
     for j in range(x_t.size):
-        v[j] = _reset(h_t[j], s_t[j], v_th, vr, soft_reset, one)
+        v[j] = _reset(h_t[j], s_t[j], p.v_threshold, p.v_rest, p.soft_reset, one)
 
 
 @njit(cache=True, error_model="numpy")
-def _backward_row(g_t, d, h_t, s_t, g_v, gx_t, g_s_out, g_h_out, v_th, vr, soft_reset, detach_reset,
-                  dh_dx, dh_dv):
+def _backward_row(g_t, d, h_t, s_t, g_v, gx_t, g_s_out, g_h_out, p, dh_dx, dh_dv):
     """One step of the BPTT recursion (see reference.lif); g_v: dL/dV[t] in, dL/dV[t−1] out."""
     one = g_t.dtype.type(1.0)
     for j in range(g_t.size):
-        if soft_reset:
-            dv_dh = one
-            dv_ds = -v_th
-        else:
-            dv_dh = one - s_t[j]
-            dv_ds = vr - h_t[j]
-        g_s = g_t[j] if detach_reset else g_t[j] + g_v[j] * dv_ds
+        dv_dh, dv_ds = _reset_slopes(h_t[j], s_t[j], p.v_threshold, p.v_rest, p.soft_reset, one)
+        g_s = g_t[j] if p.detach_reset else g_t[j] + g_v[j] * dv_ds
         g_h = g_s * d[j] + g_v[j] * dv_dh
         gx_t[j] = g_h * dh_dx
         g_v[j] = g_h * dh_dv
@@ -91,16 +78,11 @@ def _backward_row(g_t, d, h_t, s_t, g_v, gx_t, g_s_out, g_h_out, v_th, vr, soft_
 
 
 @njit(cache=True, error_model="numpy")
-def _tau_row(x_t, g_h, v_prev, vr, tau, decay_input):
+def _tau_row(x_t, g_h, v_prev, p):
     """Σ_j dL/dH[t]·∂H/∂τ over a row, accumulated in float64.  v_prev: V[t−1] (row)."""
-    tau2 = tau * tau
     acc = 0.0
     for j in range(x_t.size):
-        if decay_input:
-            dh_dtau = -(x_t[j] - (v_prev[j] - vr)) / tau2
-        else:
-            dh_dtau = (v_prev[j] - vr) / tau2
-        acc += np.float64(g_h[j] * dh_dtau)
+        acc += np.float64(g_h[j] * _charge_d_tau(v_prev[j], x_t[j], p.tau, p.v_rest, p.decay_input))
     return acc
 
 
@@ -139,8 +121,7 @@ def _n_chunks(M):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _forward_chunk(c, nchunks, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth,
-                   s_seq, psi_seq):
+def _forward_chunk(c, nchunks, x_seq, alpha, p, s_seq, psi_seq):
     """Forward for the blocks of chunk c (and q = ±ψ, ψ = p'(H − θ), when psi_seq is not empty);
     returns how many final membranes are not finite."""
     T, M = x_seq.shape
@@ -148,26 +129,24 @@ def _forward_chunk(c, nchunks, x_seq, alpha, tau, v_th, vr, decay_input, leaky, 
     nblocks = (M + BLOCK - 1) // BLOCK
     per_chunk = (nblocks + nchunks - 1) // nchunks
     v = np.empty(BLOCK, dtype=x_seq.dtype)  # V[t−1] of the current block
-    h = np.empty(BLOCK if smooth or keep_psi else 0, dtype=x_seq.dtype)
+    h = np.empty(BLOCK if p.smooth or keep_psi else 0, dtype=x_seq.dtype)
     a = np.empty(BLOCK, dtype=x_seq.dtype)
     nonfinite = 0
     for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
         i0 = b * BLOCK
         n = min(M, i0 + BLOCK) - i0
         v_b = v[:n]
-        v_b[:] = vr
+        v_b[:] = p.v_rest
         for t in range(T):
-            if smooth or keep_psi:
+            if p.smooth or keep_psi:
                 _load_slopes(alpha, t, i0, a[:n])
-            if smooth:
-                _step_row_smooth(x_seq[t, i0:i0 + n], v_b, h[:n], s_seq[t, i0:i0 + n], a[:n], kind,
-                                 tau, v_th, vr, decay_input, leaky, soft_reset)
+            if p.smooth:
+                _step_row_smooth(x_seq[t, i0:i0 + n], v_b, h[:n], s_seq[t, i0:i0 + n], a[:n], p)
             else:
-                _step_row(x_seq[t, i0:i0 + n], v_b, h[:n] if keep_psi else h, s_seq[t, i0:i0 + n],
-                          tau, v_th, vr, decay_input, leaky, soft_reset)
+                _step_row(x_seq[t, i0:i0 + n], v_b, h[:n] if keep_psi else h, s_seq[t, i0:i0 + n], p)
             if keep_psi:
-                surrogate_block(DERIVATIVE, kind, h[:n], v_th, a[:n], psi_seq[t, i0:i0 + n])
-                _mark_fired_row(h[:n], v_th, psi_seq[t, i0:i0 + n])
+                surrogate_block(DERIVATIVE, p.kind, h[:n], p.v_threshold, a[:n], psi_seq[t, i0:i0 + n])
+                _mark_fired_row(h[:n], p.v_threshold, psi_seq[t, i0:i0 + n])
         nonfinite += _count_nonfinite(v_b)
     return nonfinite
 
@@ -176,19 +155,19 @@ def _forward_chunk(c, nchunks, x_seq, alpha, tau, v_th, vr, decay_input, leaky, 
 def _mark_fired_row(h_t, v_th, q_t):
     """q ← −q where H ≥ θ: the spike goes into the sign bit of ψ (ψ = 0 becomes −0.0)."""
     for j in range(q_t.size):
-        if h_t[j] >= v_th:
+        if _fires(h_t[j], v_th):
             q_t[j] = -q_t[j]
 
 
 @njit(cache=True, error_model="numpy")
-def _saved_backward_row(g_t, q_t, g_v, gx_t, v_th, soft_reset, detach_reset, dh_dx, dh_dv):
+def _saved_backward_row(g_t, q_t, g_v, gx_t, p, dh_dx, dh_dv):
     """One BPTT step from the saved q[t] = ±ψ[t] (no H needed: detached hard reset or soft reset)."""
     one = g_t.dtype.type(1.0)
     zero = g_t.dtype.type(0.0)
     for j in range(g_t.size):
         psi = abs(q_t[j])
-        if soft_reset:
-            g_s = g_t[j] if detach_reset else g_t[j] - g_v[j] * v_th  # ∂V/∂S = −θ
+        if p.soft_reset:
+            g_s = g_t[j] if p.detach_reset else g_t[j] - g_v[j] * p.v_threshold  # ∂V/∂S = −θ
             g_h = g_s * psi + g_v[j]
         else:
             s = one if np.signbit(q_t[j]) else zero
@@ -207,8 +186,9 @@ def _saved_backward_last_row(g_t, q_t, g_v, gx_t, dh_dx, dh_dv):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _saved_backward_chunk(c, nchunks, g_seq, q_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq):
+def _saved_backward_chunk(c, nchunks, g_seq, q_seq, p, gx_seq):
     T, M = g_seq.shape
+    dh_dx, dh_dv = _charge_slopes(p.tau, p.decay_input, p.leaky, g_seq.dtype.type(1.0))
     nblocks = (M + BLOCK - 1) // BLOCK
     per_chunk = (nblocks + nchunks - 1) // nchunks
     g_v = np.empty(BLOCK, dtype=g_seq.dtype)
@@ -219,18 +199,15 @@ def _saved_backward_chunk(c, nchunks, g_seq, q_seq, v_th, soft_reset, detach_res
                                  gx_seq[T - 1, i0:i0 + n], dh_dx, dh_dv)
         for t in range(T - 2, -1, -1):
             _saved_backward_row(g_seq[t, i0:i0 + n], q_seq[t, i0:i0 + n], g_v[:n],
-                                gx_seq[t, i0:i0 + n], v_th, soft_reset, detach_reset, dh_dx, dh_dv)
+                                gx_seq[t, i0:i0 + n], p, dh_dx, dh_dv)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, detach_reset,
-                    kind, smooth, need_alpha, need_tau, gx_seq, ga_seq):
+def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, p, need_alpha, need_tau, gx_seq, ga_seq):
     """BPTT for the blocks of chunk c; returns (Σ dL/dτ over the chunk, #non-finite membranes)."""
     T, M = x_seq.shape
-    one = x_seq.dtype.type(1.0)
     zero = x_seq.dtype.type(0.0)
-    dh_dv = one - one / tau if leaky else one
-    dh_dx = one / tau if leaky and decay_input else one
+    dh_dx, dh_dv = _charge_slopes(p.tau, p.decay_input, p.leaky, x_seq.dtype.type(1.0))
     nblocks = (M + BLOCK - 1) // BLOCK
     per_chunk = (nblocks + nchunks - 1) // nchunks
     # scratch for one block, reused by every block of this chunk
@@ -245,15 +222,13 @@ def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, tau, v_th, vr, decay_input,
         n = min(M, i0 + BLOCK) - i0
         a, v, g_v, d, g_s, g_h = work[0, :n], work[1, :n], work[2, :n], work[3, :n], work[4, :n], work[5, :n]
         # 1. forward again, keeping H[t] and S[t] (and V[t] when dL/dτ is wanted)
-        v[:] = vr
+        v[:] = p.v_rest
         for t in range(T):
-            if smooth:
+            if p.smooth:
                 _load_slopes(alpha, t, i0, a)
-                _step_row_smooth(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], a, kind,
-                                 tau, v_th, vr, decay_input, leaky, soft_reset)
+                _step_row_smooth(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], a, p)
             else:
-                _step_row(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n],
-                          tau, v_th, vr, decay_input, leaky, soft_reset)
+                _step_row(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], p)
             if need_tau:
                 v_buf[t, :n] = v
         nonfinite += _count_nonfinite(v)
@@ -261,72 +236,62 @@ def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, tau, v_th, vr, decay_input,
         g_v[:] = zero
         for t in range(T - 1, -1, -1):
             _load_slopes(alpha, t, i0, a)
-            surrogate_block(DERIVATIVE, kind, h_buf[t, :n], v_th, a, d)  # p'(H[t] − θ)
+            surrogate_block(DERIVATIVE, p.kind, h_buf[t, :n], p.v_threshold, a, d)  # p'(H[t] − θ)
             _backward_row(g_seq[t, i0:i0 + n], d, h_buf[t, :n], s_buf[t, :n], g_v, gx_seq[t, i0:i0 + n],
-                          g_s, g_h, v_th, vr, soft_reset, detach_reset, dh_dx, dh_dv)
+                          g_s, g_h, p, dh_dx, dh_dv)
             if need_alpha:
-                surrogate_block(D_ALPHA, kind, h_buf[t, :n], v_th, a, d)
+                surrogate_block(D_ALPHA, p.kind, h_buf[t, :n], p.v_threshold, a, d)
                 _multiply_row(g_s, d, ga_seq[t, i0:i0 + n])
-            if need_tau and leaky:
+            if need_tau and p.leaky:
                 if t > 0:
-                    g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v_buf[t - 1, :n], vr, tau, decay_input)
+                    g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v_buf[t - 1, :n], p)
                 else:
-                    v[:] = vr
-                    g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v, vr, tau, decay_input)
+                    v[:] = p.v_rest
+                    g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v, p)
     return g_tau, nonfinite
 
 
 # Parallel drivers (one work item per chunk) and serial twins for small inputs, where
 # waking the thread pool costs more than the work.  Both use the same fixed chunks, so
-# results do not depend on the driver or the thread count.
+# results do not depend on the driver or the thread count.  `p` is the neuron's LIFParams
+# with τ, θ and v_r already in the dtype of the arrays (`LIFParams.in_dtype`), so every
+# driver compiles once per dtype.
 @njit(cache=True, error_model="numpy", parallel=True)
-def _forward_parallel(x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq, psi_seq, bad):
+def _forward_parallel(x_seq, alpha, p, s_seq, psi_seq, bad):
     for c in prange(bad.size):
-        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind,
-                                smooth, s_seq, psi_seq)
+        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, p, s_seq, psi_seq)
 
 
 @njit(cache=True, error_model="numpy")
-def _forward_serial(x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind, smooth, s_seq, psi_seq, bad):
+def _forward_serial(x_seq, alpha, p, s_seq, psi_seq, bad):
     for c in range(bad.size):
-        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, kind,
-                                smooth, s_seq, psi_seq)
+        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, p, s_seq, psi_seq)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _saved_backward_parallel(g_seq, q_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq, nchunks):
+def _saved_backward_parallel(g_seq, q_seq, p, gx_seq, nchunks):
     for c in prange(nchunks):
-        _saved_backward_chunk(c, nchunks, g_seq, q_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq)
+        _saved_backward_chunk(c, nchunks, g_seq, q_seq, p, gx_seq)
 
 
 @njit(cache=True, error_model="numpy")
-def _saved_backward_serial(g_seq, q_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq, nchunks):
+def _saved_backward_serial(g_seq, q_seq, p, gx_seq, nchunks):
     for c in range(nchunks):
-        _saved_backward_chunk(c, nchunks, g_seq, q_seq, v_th, soft_reset, detach_reset, dh_dx, dh_dv, gx_seq)
+        _saved_backward_chunk(c, nchunks, g_seq, q_seq, p, gx_seq)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _backward_parallel(g_seq, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, detach_reset,
-                       kind, smooth, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
+def _backward_parallel(g_seq, x_seq, alpha, p, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
     for c in prange(bad.size):
-        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, tau, v_th, vr, decay_input,
-                                                  leaky, soft_reset, detach_reset, kind, smooth, need_alpha,
-                                                  need_tau, gx_seq, ga_seq)
+        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, p, need_alpha, need_tau,
+                                                  gx_seq, ga_seq)
 
 
 @njit(cache=True, error_model="numpy")
-def _backward_serial(g_seq, x_seq, alpha, tau, v_th, vr, decay_input, leaky, soft_reset, detach_reset,
-                     kind, smooth, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
+def _backward_serial(g_seq, x_seq, alpha, p, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
     for c in range(bad.size):
-        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, tau, v_th, vr, decay_input,
-                                                  leaky, soft_reset, detach_reset, kind, smooth, need_alpha,
-                                                  need_tau, gx_seq, ga_seq)
-
-
-def _scalars(x_seq, tau, v_threshold, v_reset, soft_reset):
-    """tau, θ and v_r as scalars of x_seq's dtype (float32 maths stays float32)."""
-    dt = x_seq.dtype.type
-    return dt(tau), dt(v_threshold), dt(0.0) if soft_reset else dt(v_reset)
+        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, p, need_alpha, need_tau,
+                                                  gx_seq, ga_seq)
 
 
 def _check_finite(bad):
@@ -335,58 +300,48 @@ def _check_finite(bad):
                          "e.g. with np.nan_to_num)")
 
 
-def _forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth, keep_psi):
-    tau, v_th, vr = _scalars(x_seq, tau, v_threshold, v_reset, soft_reset)
+def _forward(x_seq, alpha, params, keep_psi):
     s_seq = np.empty_like(x_seq)
     psi_seq = np.empty_like(x_seq) if keep_psi else np.empty((0, 0), x_seq.dtype)
     bad = np.zeros(_n_chunks(x_seq.shape[1]), dtype=np.int64)
     run = _forward_serial if x_seq.size < SERIAL_BELOW else _forward_parallel
-    run(x_seq, alpha, tau, v_th, vr, bool(decay_input), bool(leaky), bool(soft_reset), int(kind),
-        bool(smooth), s_seq, psi_seq, bad)
+    run(x_seq, alpha, params.in_dtype(x_seq.dtype), s_seq, psi_seq, bad)
     _check_finite(bad)
     return s_seq, psi_seq
 
 
-def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
+def lif_forward(x_seq, alpha, params):
     """Spikes s_seq [T, M] of the neurons driven by x_seq [T, M] (contract: reference.lif)."""
-    return _forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth, False)[0]
+    return _forward(x_seq, alpha, params, False)[0]
 
 
-def lif_forward_with_psi(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
+def lif_forward_with_psi(x_seq, alpha, params):
     """(s_seq, q_seq) [T, M] each, q = ψ = p'(H − θ) with the sign bit set where H ≥ θ
     (contract: reference.lif)."""
-    return _forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth, True)
+    return _forward(x_seq, alpha, params, True)
 
 
-def lif_backward_saved(g_seq, q_seq, tau, v_threshold, decay_input, leaky, soft_reset, detach_reset):
+def lif_backward_saved(g_seq, q_seq, params):
     """dL/dx_seq from the forward's sign-packed ψ, q_seq (contract: reference.lif)."""
-    if not (soft_reset or detach_reset):
+    if not (params.soft_reset or params.detach_reset):
         raise ValueError("lif_backward_saved needs H for a hard reset that is not detached; use lif_backward")
-    dt = g_seq.dtype.type
-    tau, v_th, one = dt(tau), dt(v_threshold), dt(1.0)
-    dh_dv = one - one / tau if leaky else one
-    dh_dx = one / tau if leaky and decay_input else one
     gx_seq = np.empty_like(g_seq)
     if g_seq.shape[0] == 0:
         return gx_seq
     run = _saved_backward_serial if g_seq.size < SERIAL_BELOW else _saved_backward_parallel
-    run(g_seq, q_seq, v_th, bool(soft_reset), bool(detach_reset), dh_dx, dh_dv, gx_seq,
-        _n_chunks(g_seq.shape[1]))
+    run(g_seq, q_seq, params.in_dtype(g_seq.dtype), gx_seq, _n_chunks(g_seq.shape[1]))
     return gx_seq
 
 
-def lif_backward(g_seq, x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset,
-                 detach_reset, kind, smooth, need_alpha, need_tau):
+def lif_backward(g_seq, x_seq, alpha, params, need_alpha, need_tau):
     """(dL/dx_seq, dL/dα per element or empty, dL/dτ) (contract: reference.lif)."""
-    tau, v_th, vr = _scalars(x_seq, tau, v_threshold, v_reset, soft_reset)
     gx_seq = np.empty_like(x_seq)
     ga_seq = np.empty_like(x_seq) if need_alpha else np.empty((0, 0), x_seq.dtype)
     nchunks = _n_chunks(x_seq.shape[1])
     g_tau_chunks = np.zeros(nchunks, dtype=np.float64)
     bad = np.zeros(nchunks, dtype=np.int64)
     run = _backward_serial if x_seq.size < SERIAL_BELOW else _backward_parallel
-    run(g_seq, x_seq, alpha, tau, v_th, vr, bool(decay_input), bool(leaky), bool(soft_reset),
-        bool(detach_reset), int(kind), bool(smooth), bool(need_alpha), bool(need_tau),
-        gx_seq, ga_seq, g_tau_chunks, bad)
+    run(g_seq, x_seq, alpha, params.in_dtype(x_seq.dtype), bool(need_alpha), bool(need_tau), gx_seq, ga_seq,
+        g_tau_chunks, bad)
     _check_finite(bad)
     return gx_seq, ga_seq, float(g_tau_chunks.sum())

@@ -16,6 +16,7 @@ Python's ZeroDivisionError check would also block vectorisation.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -29,89 +30,39 @@ __all__ = ["surrogate_primitive", "surrogate_derivative", "surrogate_d_alpha", "
 
 # ----------------------------------------------------------------------------- exp
 @intrinsic
-def _float32_from_bits(typingctx, bits):
+def _pow2(typingctx, n):
+    """2**n for a whole-number float n in the normal range, built from its bit pattern: the
+    exponent field n + bias, shifted over the mantissa (float32: bias 127, 23 bits; float64: 1023, 52)."""
+    width, mantissa_bits, float_ir = (32, 23, ir.FloatType()) if n.bitwidth == 32 else (64, 52, ir.DoubleType())
+    int_ir = ir.IntType(width)
+    bias = (1 << (width - mantissa_bits - 2)) - 1
+
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
+        exponent = builder.add(builder.fptosi(args[0], int_ir), ir.Constant(int_ir, bias))
+        return builder.bitcast(builder.shl(exponent, ir.Constant(int_ir, mantissa_bits)), float_ir)
+    return n(n), codegen
 
 
-@intrinsic
-def _float64_from_bits(typingctx, bits):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
+class _ExpConstants(NamedTuple):
+    """What `exp_neg` needs for one float type: the valid range [lo, 0], log2(e), ln 2 split in a
+    short high part (exact n·ln2_hi) and a low part, and the polynomial for e^r, constant term first."""
+
+    lo: float
+    log2e: float
+    ln2_hi: float
+    ln2_lo: float
+    coefficients: tuple
 
 
 _F32 = np.float32
-# float32: valid range, log2(e), ln 2 split in a short high part (exact n·hi) and a low part
-_LO32, _HI32, _LOG2E32 = _F32(-87.33654), _F32(0.0), _F32(1.4426950408889634)
-_LN2HI32, _LN2LO32, _HALF32, _ZERO32 = _F32(0.693359375), _F32(-2.12194440e-4), _F32(0.5), _F32(0.0)
-# e^r on |r| <= ln2/2 by a degree-5 polynomial fitted at 200 Chebyshev nodes (near-minimax,
+# float32: e^r on |r| <= ln2/2 by a degree-5 polynomial fitted at 200 Chebyshev nodes (near-minimax,
 # <= 2.1 ulp in float32); the Taylor series would need degree 7 for the same accuracy.
-_C32 = tuple(_F32(c) for c in (1.0000000754953495, 1.0000000377274467, 0.49998869108810323,
-                               0.16666415477243318, 0.04191752968806377, 0.008375128889964521))
-_LO64, _HI64, _LOG2E64 = -708.3964185322641, 0.0, 1.4426950408889634
-_LN2HI64, _LN2LO64 = 6.93147180369123816490e-01, 1.90821492927058770002e-10
-_C64 = tuple(1.0 / math.factorial(k) for k in range(14))  # degree 13 for float64
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _exp32(y):
-    yc = min(max(y, _LO32), _HI32)
-    n = np.floor(yc * _LOG2E32 + _HALF32)  # e^y = 2^n · e^r,  |r| <= ln2/2 (Cody–Waite split of ln 2)
-    r = yc - n * _LN2HI32
-    r = r - n * _LN2LO32
-    c = _C32
-    p = c[5]
-    p = p * r + c[4]
-    p = p * r + c[3]
-    p = p * r + c[2]
-    p = p * r + c[1]
-    p = p * r + c[0]
-    scale = _float32_from_bits(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))  # 2^n
-    return p * scale if y >= _LO32 else _ZERO32
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _exp64(y):
-    yc = min(max(y, _LO64), _HI64)
-    n = np.floor(yc * _LOG2E64 + 0.5)
-    r = yc - n * _LN2HI64
-    r = r - n * _LN2LO64
-    c = _C64
-    p = c[13]
-    p = p * r + c[12]
-    p = p * r + c[11]
-    p = p * r + c[10]
-    p = p * r + c[9]
-    p = p * r + c[8]
-    p = p * r + c[7]
-    p = p * r + c[6]
-    p = p * r + c[5]
-    p = p * r + c[4]
-    p = p * r + c[3]
-    p = p * r + c[2]
-    p = p * r + c[1]
-    p = p * r + c[0]
-    scale = _float64_from_bits(np.int64((np.int64(n) + np.int64(1023)) << np.int64(52)))
-    return p * scale if y >= _LO64 else 0.0
-
-
-def exp_neg(y):  # pragma: no cover - replaced by the overload inside jitted code
-    """e**y for y <= 0 (larger y is clamped to 0) in y's float type, vectorisable."""
-    return math.exp(min(y, 0.0))
-
-
-@overload(exp_neg)
-def _exp_neg_overload(y):
-    if isinstance(y, types.Float) and y.bitwidth == 32:
-        def exp_neg32(y):
-            return _exp32(y)
-        return exp_neg32
-
-    def exp_neg64(y):
-        return _exp64(y)
-    return exp_neg64
+_EXP32 = _ExpConstants(_F32(-87.33654), _F32(1.4426950408889634), _F32(0.693359375), _F32(-2.12194440e-4),
+                       tuple(_F32(c) for c in (1.0000000754953495, 1.0000000377274467, 0.49998869108810323,
+                                               0.16666415477243318, 0.04191752968806377, 0.008375128889964521)))
+# float64: the Taylor series to degree 13
+_EXP64 = _ExpConstants(-708.3964185322641, 1.4426950408889634, 6.93147180369123816490e-01,
+                       1.90821492927058770002e-10, tuple(1.0 / math.factorial(k) for k in range(14)))
 
 
 def typed(like, value):  # pragma: no cover - replaced by the overload inside jitted code
@@ -121,14 +72,39 @@ def typed(like, value):  # pragma: no cover - replaced by the overload inside ji
 
 @overload(typed)
 def _typed_overload(like, value):
-    if isinstance(like, types.Float) and like.bitwidth == 32:
-        def typed32(like, value):
-            return np.float32(value)
-        return typed32
+    float_type = np.float32 if isinstance(like, types.Float) and like.bitwidth == 32 else np.float64
 
-    def typed64(like, value):
-        return np.float64(value)
-    return typed64
+    def typed_impl(like, value):
+        return float_type(value)
+    return typed_impl
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _exp_neg(y, k):
+    """e**y for y <= 0 with the constants k of y's float type (larger y is clamped to 0)."""
+    yc = min(max(y, k.lo), typed(y, 0.0))
+    n = np.floor(yc * k.log2e + typed(y, 0.5))  # e^y = 2^n · e^r,  |r| <= ln2/2 (Cody–Waite split of ln 2)
+    r = yc - n * k.ln2_hi
+    r = r - n * k.ln2_lo
+    c = k.coefficients
+    p = c[len(c) - 1]
+    for i in range(len(c) - 2, -1, -1):  # Horner
+        p = p * r + c[i]
+    return p * _pow2(n) if y >= k.lo else typed(y, 0.0)
+
+
+def exp_neg(y):  # pragma: no cover - replaced by the overload inside jitted code
+    """e**y for y <= 0 (larger y is clamped to 0) in y's float type, vectorisable."""
+    return math.exp(min(y, 0.0))
+
+
+@overload(exp_neg)
+def _exp_neg_overload(y):
+    k = _EXP32 if isinstance(y, types.Float) and y.bitwidth == 32 else _EXP64
+
+    def exp_neg_impl(y):
+        return _exp_neg(y, k)
+    return exp_neg_impl
 
 
 # ----------------------------------------------------- scalar surrogate functions
@@ -227,47 +203,53 @@ SERIAL_BELOW = 1 << 15  # elements; smaller inputs run on the calling thread
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _load_alpha(alpha, i0, a_buf):
+def _chunk_with_slopes(b, x, alpha):
+    """(i0, x_b, a_b): where chunk b starts, its part of x, and a fresh buffer with its slopes."""
+    i0 = b * _CHUNK
+    m = min(x.size, i0 + _CHUNK) - i0
+    a_b = np.empty(m, dtype=x.dtype)
     if alpha.size == 1:
-        a_buf[:] = alpha[0]
+        a_b[:] = alpha[0]
     else:
-        a_buf[:] = alpha[i0:i0 + a_buf.size]
+        a_b[:] = alpha[i0:i0 + m]
+    return i0, x[i0:i0 + m], a_b
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _map_chunk(b, x, alpha, kind, which, out):
-    """Chunk b of out = primitive / derivative / d_alpha (which = 0 / 1 / 2)."""
-    i0 = b * _CHUNK
-    m = min(x.size, i0 + _CHUNK) - i0
+    """Chunk b of out = primitive / derivative / d_alpha (which = 0 / 1 / 2).
+
+    Every branch passes `which` as a constant, so `surrogate_block` is compiled for each function
+    with the choice folded away: with a run-time `which` the float64 loops do not vectorise."""
+    i0, x_b, a_b = _chunk_with_slopes(b, x, alpha)
     zero = x.dtype.type(0.0)
-    a_buf = np.empty(m, dtype=x.dtype)
-    _load_alpha(alpha, i0, a_buf)
-    x_b = x[i0:i0 + m]
-    out_b = out[i0:i0 + m]
+    out_b = out[i0:i0 + x_b.size]
     if which == PRIMITIVE:
-        surrogate_block(PRIMITIVE, kind, x_b, zero, a_buf, out_b)
+        surrogate_block(PRIMITIVE, kind, x_b, zero, a_b, out_b)
     elif which == DERIVATIVE:
-        surrogate_block(DERIVATIVE, kind, x_b, zero, a_buf, out_b)
+        surrogate_block(DERIVATIVE, kind, x_b, zero, a_b, out_b)
     else:
-        surrogate_block(D_ALPHA, kind, x_b, zero, a_buf, out_b)
+        surrogate_block(D_ALPHA, kind, x_b, zero, a_b, out_b)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _times_g(g, d_b, i0, out):
+    """out[i0 + j] = g[i0 + j]·d_b[j] over one chunk."""
+    for j in range(d_b.size):
+        out[i0 + j] = g[i0 + j] * d_b[j]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _spike_backward_chunk(b, g, x, alpha, kind, need_alpha, gx, ga):
-    i0 = b * _CHUNK
-    m = min(x.size, i0 + _CHUNK) - i0
+    """Chunk b of gx = g·∂p/∂x and, when need_alpha, of ga = g·∂p/∂α."""
+    i0, x_b, a_b = _chunk_with_slopes(b, x, alpha)
     zero = x.dtype.type(0.0)
-    a_buf = np.empty(m, dtype=x.dtype)
-    d_buf = np.empty(m, dtype=x.dtype)
-    _load_alpha(alpha, i0, a_buf)
-    x_b = x[i0:i0 + m]
-    surrogate_block(DERIVATIVE, kind, x_b, zero, a_buf, d_buf)
-    for j in range(m):
-        gx[i0 + j] = g[i0 + j] * d_buf[j]
+    d_b = np.empty(x_b.size, dtype=x.dtype)
+    surrogate_block(DERIVATIVE, kind, x_b, zero, a_b, d_b)
+    _times_g(g, d_b, i0, gx)
     if need_alpha:
-        surrogate_block(D_ALPHA, kind, x_b, zero, a_buf, d_buf)
-        for j in range(m):
-            ga[i0 + j] = g[i0 + j] * d_buf[j]
+        surrogate_block(D_ALPHA, kind, x_b, zero, a_b, d_b)
+        _times_g(g, d_b, i0, ga)
 
 
 # Each kernel has a parallel driver and a serial one for small inputs, where waking the

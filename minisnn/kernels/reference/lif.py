@@ -1,7 +1,8 @@
 """Multi-step LIF / IF neurons: forward and BPTT backward, NumPy reference.
 
-One neuron per column of `x_seq` [T, M]; time runs down axis 0.  Per step t
-(the derivation of the backward pass is in `minisnn/spiking/bptt.md`):
+One neuron per column of `x_seq` [T, M]; time runs down axis 0.  Per step t (the step
+functions `charge`, `fires`, `reset` and their slopes live in `minisnn/kernels/lif_params.py`,
+shared with the Numba kernel; the derivation of the backward pass is in `minisnn/spiking/bptt.md`):
 
     charge   H[t] = V[t-1] + (X[t] − (V[t-1] − v_r)) / τ      LIF, decay_input=True
              H[t] = V[t-1] − (V[t-1] − v_r) / τ + X[t]        LIF, decay_input=False
@@ -41,43 +42,25 @@ Kernel contract (shared with `minisnn.kernels.jit.lif`):
 * `x_seq`, `g_seq`: float32/float64 arrays [T, M], C-contiguous.
 * `alpha`: surrogate slope, same dtype, shape [A_t, A_m] with A_t in {1, T} and
   A_m in {1, M} (one slope for everything is [1, 1]).
-* scalars: `tau` (> 0, unused when not leaky), `v_threshold`, `v_reset` (the reset
-  value; ignored when `soft_reset`), flags `decay_input`, `leaky`, `soft_reset`,
-  `detach_reset`, `smooth`, `need_alpha`, `need_tau`; `kind` a surrogate code.
+* `params`: the neuron as one `LIFParams` (`minisnn/kernels/lif_params.py`: τ, θ, v_r,
+  the flags and the surrogate kind); flags `need_alpha`, `need_tau` for `lif_backward`.
 * A non-finite membrane (NaN/inf input) raises ValueError.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..lif_params import charge, charge_d_tau, charge_slopes, fires, reset, reset_slopes
 from .surrogate import surrogate_d_alpha, surrogate_derivative, surrogate_primitive
 
 __all__ = ["lif_forward", "lif_forward_with_psi", "lif_backward", "lif_backward_saved"]
 
 
-def _rest(dt, v_reset, soft_reset):
-    """The leak target v_r and the initial membrane: v_reset (hard) or 0 (soft)."""
-    return dt(0) if soft_reset else dt(v_reset)
-
-
-def _charge(v, x, tau, vr, decay_input, leaky):
-    if not leaky:
-        return v + x
-    if decay_input:
-        return v + (x - (v - vr)) / tau
-    return v - (v - vr) / tau + x
-
-
-def _fire(h, v_threshold, a, kind, smooth):
-    if smooth:
-        return surrogate_primitive(h - v_threshold, a, kind)
-    return (h >= v_threshold).astype(h.dtype)
-
-
-def _reset(h, s, v_threshold, vr, soft_reset):
-    if soft_reset:
-        return h - v_threshold * s
-    return h * (h.dtype.type(1) - s) + vr * s
+def _fire(h, p, a):
+    """S[t]: the step at θ, or p(H − θ; α) in smooth mode."""
+    if p.smooth:
+        return surrogate_primitive(h - p.v_threshold, a, p.kind)
+    return fires(h, p.v_threshold).astype(h.dtype)
 
 
 def _slope_at(alpha, t):
@@ -85,19 +68,17 @@ def _slope_at(alpha, t):
     return alpha[t if alpha.shape[0] > 1 else 0]
 
 
-def _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
-    """Charge, fire and reset over T steps; returns (h_seq, s_seq), both [T, M]."""
-    dt = x_seq.dtype.type
-    tau, v_th = dt(tau), dt(v_threshold)
-    vr = _rest(dt, v_reset, soft_reset)
+def _run(x_seq, alpha, p):
+    """Charge, fire and reset over T steps; returns (h_seq, s_seq), both [T, M].  p: params in x's dtype."""
+    one = x_seq.dtype.type(1)
     h_seq = np.empty_like(x_seq)
     s_seq = np.empty_like(x_seq)
-    v = np.full(x_seq.shape[1:], vr, dtype=x_seq.dtype)
+    v = np.full(x_seq.shape[1:], p.v_rest, dtype=x_seq.dtype)
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite input is reported below
         for t in range(x_seq.shape[0]):
-            h = _charge(v, x_seq[t], tau, vr, decay_input, leaky)
-            s = _fire(h, v_th, _slope_at(alpha, t), kind, smooth)
-            v = _reset(h, s, v_th, vr, soft_reset)
+            h = charge(v, x_seq[t], p.tau, p.v_rest, p.decay_input, p.leaky)
+            s = _fire(h, p, _slope_at(alpha, t))
+            v = reset(h, s, p.v_threshold, p.v_rest, p.soft_reset, one)
             h_seq[t], s_seq[t] = h, s
     if not np.all(np.isfinite(h_seq)):
         raise ValueError("LIF membrane is not finite: x_seq contains NaN or inf (clean it upstream, "
@@ -105,9 +86,9 @@ def _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset
     return h_seq, s_seq
 
 
-def lif_forward(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
+def lif_forward(x_seq, alpha, params):
     """Spikes s_seq [T, M] of the neurons driven by x_seq [T, M]."""
-    return _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth)[1]
+    return _run(x_seq, alpha, params.in_dtype(x_seq.dtype))[1]
 
 
 def _pack_spike_sign(psi, fired):
@@ -115,37 +96,36 @@ def _pack_spike_sign(psi, fired):
     return np.where(fired, -psi, psi)
 
 
-def lif_forward_with_psi(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth):
+def lif_forward_with_psi(x_seq, alpha, params):
     """(s_seq, q_seq) [T, M] each: the spikes, and ψ[t] = p'(H[t] − θ; α) with the sign bit
     set where H[t] ≥ θ (q = −ψ there): all that `lif_backward_saved` needs."""
-    h_seq, s_seq = _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth)
-    v_th = x_seq.dtype.type(v_threshold)
+    p = params.in_dtype(x_seq.dtype)
+    h_seq, s_seq = _run(x_seq, alpha, p)
     q_seq = np.empty_like(x_seq)
     for t in range(x_seq.shape[0]):
-        psi = surrogate_derivative(h_seq[t] - v_th, _slope_at(alpha, t), kind)
-        q_seq[t] = _pack_spike_sign(psi, h_seq[t] >= v_th)
+        psi = surrogate_derivative(h_seq[t] - p.v_threshold, _slope_at(alpha, t), p.kind)
+        q_seq[t] = _pack_spike_sign(psi, fires(h_seq[t], p.v_threshold))
     return s_seq, q_seq
 
 
-def lif_backward_saved(g_seq, q_seq, tau, v_threshold, decay_input, leaky, soft_reset, detach_reset):
+def lif_backward_saved(g_seq, q_seq, params):
     """dL/dx_seq [T, M] from the forward's sign-packed ψ (q_seq), without H or S.
 
     ψ[t] = |q[t]|; the hard reset's 1 − S[t] is 0 where signbit(q[t]), 1 elsewhere.
     Valid when H is not needed: a detached hard reset with binary spikes, or a soft reset
     (∂V/∂S = −θ is a constant); no gradient for α or τ.  The same recursion as `lif_backward`.
     """
-    if not (soft_reset or detach_reset):
+    if not (params.soft_reset or params.detach_reset):
         raise ValueError("lif_backward_saved needs H for a hard reset that is not detached; use lif_backward")
-    dt = g_seq.dtype.type
-    tau, v_th, one = dt(tau), dt(v_threshold), dt(1)
-    dh_dv = one - one / tau if leaky else one
-    dh_dx = one / tau if leaky and decay_input else one
+    p = params.in_dtype(g_seq.dtype)
+    one = g_seq.dtype.type(1)
+    dh_dx, dh_dv = charge_slopes(p.tau, p.decay_input, p.leaky, one)
     gx_seq = np.empty_like(g_seq)
     g_v = np.zeros(g_seq.shape[1:], dtype=g_seq.dtype)
     for t in range(g_seq.shape[0] - 1, -1, -1):
         psi = np.abs(q_seq[t])
-        if soft_reset:
-            g_s = g_seq[t] if detach_reset else g_seq[t] - g_v * v_th
+        if p.soft_reset:
+            g_s = g_seq[t] if p.detach_reset else g_seq[t] - g_v * p.v_threshold
             g_h = g_s * psi + g_v
         else:
             s = np.signbit(q_seq[t]).astype(g_seq.dtype)
@@ -155,42 +135,33 @@ def lif_backward_saved(g_seq, q_seq, tau, v_threshold, decay_input, leaky, soft_
     return gx_seq
 
 
-def lif_backward(g_seq, x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset,
-                 detach_reset, kind, smooth, need_alpha, need_tau):
+def lif_backward(g_seq, x_seq, alpha, params, need_alpha, need_tau):
     """BPTT through T steps.  g_seq = dL/ds_seq [T, M].
 
     Returns (dL/dx_seq [T, M], dL/dα per element [T, M] or an empty array,
     dL/dτ as a Python float, 0.0 unless need_tau and leaky).
     """
-    dt = x_seq.dtype.type
-    h_seq, s_seq = _run(x_seq, alpha, tau, v_threshold, v_reset, decay_input, leaky, soft_reset, kind, smooth)
-    tau, v_th = dt(tau), dt(v_threshold)
-    vr = _rest(dt, v_reset, soft_reset)
-    one = dt(1)
-    dh_dv = one - one / tau if leaky else one
-    dh_dx = one / tau if leaky and decay_input else one
+    p = params.in_dtype(x_seq.dtype)
+    h_seq, s_seq = _run(x_seq, alpha, p)
+    one = x_seq.dtype.type(1)
+    dh_dx, dh_dv = charge_slopes(p.tau, p.decay_input, p.leaky, one)
     gx_seq = np.empty_like(x_seq)
     ga_seq = np.empty_like(x_seq) if need_alpha else np.empty((0, 0), x_seq.dtype)
     g_tau = 0.0
     g_v = np.zeros(x_seq.shape[1:], dtype=x_seq.dtype)  # dL/dV[t], arriving from step t+1
     for t in range(x_seq.shape[0] - 1, -1, -1):
         h, s, a = h_seq[t], s_seq[t], _slope_at(alpha, t)
-        u = h - v_th
-        if soft_reset:
-            dv_dh, dv_ds = one, -v_th
-        else:
-            dv_dh, dv_ds = one - s, vr - h
-        g_s = g_seq[t] if detach_reset else g_seq[t] + g_v * dv_ds
-        g_h = g_s * surrogate_derivative(u, a, kind) + g_v * dv_dh
+        u = h - p.v_threshold
+        dv_dh, dv_ds = reset_slopes(h, s, p.v_threshold, p.v_rest, p.soft_reset, one)
+        g_s = g_seq[t] if p.detach_reset else g_seq[t] + g_v * dv_ds
+        g_h = g_s * surrogate_derivative(u, a, p.kind) + g_v * dv_dh
         gx_seq[t] = g_h * dh_dx
         if need_alpha:
-            ga_seq[t] = g_s * surrogate_d_alpha(u, a, kind)
-        if need_tau and leaky:
-            v_prev = _reset(h_seq[t - 1], s_seq[t - 1], v_th, vr, soft_reset) if t > 0 else vr
-            if decay_input:
-                dh_dtau = -(x_seq[t] - (v_prev - vr)) / (tau * tau)
-            else:
-                dh_dtau = (v_prev - vr) / (tau * tau)
-            g_tau += float(np.sum(g_h * dh_dtau, dtype=np.float64))
+            ga_seq[t] = g_s * surrogate_d_alpha(u, a, p.kind)
+        if need_tau and p.leaky:
+            v_prev = p.v_rest if t == 0 else reset(h_seq[t - 1], s_seq[t - 1], p.v_threshold, p.v_rest,
+                                                   p.soft_reset, one)
+            g_tau += float(np.sum(g_h * charge_d_tau(v_prev, x_seq[t], p.tau, p.v_rest, p.decay_input),
+                                  dtype=np.float64))
         g_v = g_h * dh_dv
     return gx_seq, ga_seq, g_tau
