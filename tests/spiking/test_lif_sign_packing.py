@@ -38,7 +38,7 @@ def test_sign_packed_psi_decodes_to_psi_and_spikes(backend, args):
     h_seq, s_ref = ref_lif._run(x_seq, alpha, p)
     psi_ref = surrogate_derivative(h_seq - p.v_threshold, alpha[0], p.kind)
     assert np.all(psi_ref >= 0)
-    near = np.abs(h_seq.astype(np.float64) - np.float64(p.v_threshold)) < 1e-6  # jit and NumPy may round H apart there
+    near = np.abs(h_seq.astype(np.float64) - np.float64(p.v_threshold)) < 1e-6  # where H is within rounding of θ
     ok = ~np.any(near, axis=0)
     np.testing.assert_array_equal(s_seq[:, ok], s_ref[:, ok])
     np.testing.assert_array_equal(np.signbit(q_seq), s_seq == 1)  # every spike, also where ψ = 0

@@ -6,9 +6,11 @@ small buffer that stays in cache.  The inner loop runs over the neurons of a blo
 (contiguous memory, SIMD-vectorised); the loop over T is outside it.  The charge,
 fire and reset equations are the functions of `kernels/lif_params.py` that the reference
 calls too, compiled inline; arithmetic is done in the dtype of `x_seq`, in the same order
-as the reference, so spikes agree bit for bit.  The neuron arrives as one `LIFParams`.  `lif_backward` recomputes H from `x_seq` (one read) rather than loading
-a stored copy; `lif_backward_saved` reads dL/ds and the sign-packed ψ (q, spike in the
-sign bit) that the forward saved: two arrays in, one out.
+as the reference, so spikes agree bit for bit.  The neuron arrives as one `LIFParams`
+(`params`), which the compiled functions read fields from.  `lif_backward` recomputes H
+from `x_seq` (one read) rather than loading a stored copy; `lif_backward_saved` reads
+dL/ds and the sign-packed ψ (q, spike in the sign bit) that the forward saved: two arrays
+in, one out.
 """
 from __future__ import annotations
 
@@ -38,38 +40,38 @@ _fires, _reset, _reset_slopes = _inline(fires), _inline(reset), _inline(reset_sl
 # arrays vectorise reliably; the same loops inlined into the big parallel body did not.
 
 @njit(cache=True, error_model="numpy")
-def _step_row(x_t, v, h_t, s_t, p):
+def _step_row(x_t, v, h_t, s_t, params):
     """Binary spikes: H = charge(V, X); S = [H ≥ θ]; V ← reset(H, S).  h_t may be empty."""
     one = x_t.dtype.type(1.0)
     zero = x_t.dtype.type(0.0)
     keep_h = h_t.size > 0
     for j in range(x_t.size):
-        h = _charge(v[j], x_t[j], p.tau, p.v_rest, p.decay_input, p.leaky)
-        s = one if _fires(h, p.v_threshold) else zero
+        h = _charge(v[j], x_t[j], params.tau, params.v_rest, params.decay_input, params.leaky)
+        s = one if _fires(h, params.v_threshold) else zero
         if keep_h:
             h_t[j] = h
         s_t[j] = s
-        v[j] = _reset(h, s, p.v_threshold, p.v_rest, p.soft_reset, one)
+        v[j] = _reset(h, s, params.v_threshold, params.v_rest, params.soft_reset, one)
 
 
 @njit(cache=True, error_model="numpy")
-def _step_row_smooth(x_t, v, h_t, s_t, a, p):
+def _step_row_smooth(x_t, v, h_t, s_t, a, params):
     """Smooth spikes: as _step_row with S = p(H − θ; a)."""
     one = x_t.dtype.type(1.0)
     for j in range(x_t.size):
-        h_t[j] = _charge(v[j], x_t[j], p.tau, p.v_rest, p.decay_input, p.leaky)
-    surrogate_block(PRIMITIVE, p.kind, h_t, p.v_threshold, a, s_t)
+        h_t[j] = _charge(v[j], x_t[j], params.tau, params.v_rest, params.decay_input, params.leaky)
+    surrogate_block(PRIMITIVE, params.kind, h_t, params.v_threshold, a, s_t)
     for j in range(x_t.size):
-        v[j] = _reset(h_t[j], s_t[j], p.v_threshold, p.v_rest, p.soft_reset, one)
+        v[j] = _reset(h_t[j], s_t[j], params.v_threshold, params.v_rest, params.soft_reset, one)
 
 
 @njit(cache=True, error_model="numpy")
-def _backward_row(g_t, d, h_t, s_t, g_v, gx_t, g_s_out, g_h_out, p, dh_dx, dh_dv):
+def _backward_row(g_t, d, h_t, s_t, g_v, gx_t, g_s_out, g_h_out, params, dh_dx, dh_dv):
     """One step of the BPTT recursion (see reference.lif); g_v: dL/dV[t] in, dL/dV[t−1] out."""
     one = g_t.dtype.type(1.0)
     for j in range(g_t.size):
-        dv_dh, dv_ds = _reset_slopes(h_t[j], s_t[j], p.v_threshold, p.v_rest, p.soft_reset, one)
-        g_s = g_t[j] if p.detach_reset else g_t[j] + g_v[j] * dv_ds
+        dv_dh, dv_ds = _reset_slopes(h_t[j], s_t[j], params.v_threshold, params.v_rest, params.soft_reset, one)
+        g_s = g_t[j] if params.detach_reset else g_t[j] + g_v[j] * dv_ds
         g_h = g_s * d[j] + g_v[j] * dv_dh
         gx_t[j] = g_h * dh_dx
         g_v[j] = g_h * dh_dv
@@ -78,11 +80,11 @@ def _backward_row(g_t, d, h_t, s_t, g_v, gx_t, g_s_out, g_h_out, p, dh_dx, dh_dv
 
 
 @njit(cache=True, error_model="numpy")
-def _tau_row(x_t, g_h, v_prev, p):
+def _tau_row(x_t, g_h, v_prev, params):
     """Σ_j dL/dH[t]·∂H/∂τ over a row, accumulated in float64.  v_prev: V[t−1] (row)."""
     acc = 0.0
     for j in range(x_t.size):
-        acc += np.float64(g_h[j] * _charge_d_tau(v_prev[j], x_t[j], p.tau, p.v_rest, p.decay_input))
+        acc += np.float64(g_h[j] * _charge_d_tau(v_prev[j], x_t[j], params.tau, params.v_rest, params.decay_input))
     return acc
 
 
@@ -121,7 +123,7 @@ def _n_chunks(M):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _forward_chunk(c, nchunks, x_seq, alpha, p, s_seq, psi_seq):
+def _forward_chunk(c, nchunks, x_seq, alpha, params, s_seq, psi_seq):
     """Forward for the blocks of chunk c (and q = ±ψ, ψ = p'(H − θ), when psi_seq is not empty);
     returns how many final membranes are not finite."""
     T, M = x_seq.shape
@@ -129,24 +131,24 @@ def _forward_chunk(c, nchunks, x_seq, alpha, p, s_seq, psi_seq):
     nblocks = (M + BLOCK - 1) // BLOCK
     per_chunk = (nblocks + nchunks - 1) // nchunks
     v = np.empty(BLOCK, dtype=x_seq.dtype)  # V[t−1] of the current block
-    h = np.empty(BLOCK if p.smooth or keep_psi else 0, dtype=x_seq.dtype)
+    h = np.empty(BLOCK if params.smooth or keep_psi else 0, dtype=x_seq.dtype)
     a = np.empty(BLOCK, dtype=x_seq.dtype)
     nonfinite = 0
     for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
         i0 = b * BLOCK
         n = min(M, i0 + BLOCK) - i0
         v_b = v[:n]
-        v_b[:] = p.v_rest
+        v_b[:] = params.v_rest
         for t in range(T):
-            if p.smooth or keep_psi:
+            if params.smooth or keep_psi:
                 _load_slopes(alpha, t, i0, a[:n])
-            if p.smooth:
-                _step_row_smooth(x_seq[t, i0:i0 + n], v_b, h[:n], s_seq[t, i0:i0 + n], a[:n], p)
+            if params.smooth:
+                _step_row_smooth(x_seq[t, i0:i0 + n], v_b, h[:n], s_seq[t, i0:i0 + n], a[:n], params)
             else:
-                _step_row(x_seq[t, i0:i0 + n], v_b, h[:n] if keep_psi else h, s_seq[t, i0:i0 + n], p)
+                _step_row(x_seq[t, i0:i0 + n], v_b, h[:n] if keep_psi else h, s_seq[t, i0:i0 + n], params)
             if keep_psi:
-                surrogate_block(DERIVATIVE, p.kind, h[:n], p.v_threshold, a[:n], psi_seq[t, i0:i0 + n])
-                _mark_fired_row(h[:n], p.v_threshold, psi_seq[t, i0:i0 + n])
+                surrogate_block(DERIVATIVE, params.kind, h[:n], params.v_threshold, a[:n], psi_seq[t, i0:i0 + n])
+                _mark_fired_row(h[:n], params.v_threshold, psi_seq[t, i0:i0 + n])
         nonfinite += _count_nonfinite(v_b)
     return nonfinite
 
@@ -160,14 +162,14 @@ def _mark_fired_row(h_t, v_th, q_t):
 
 
 @njit(cache=True, error_model="numpy")
-def _saved_backward_row(g_t, q_t, g_v, gx_t, p, dh_dx, dh_dv):
+def _saved_backward_row(g_t, q_t, g_v, gx_t, params, dh_dx, dh_dv):
     """One BPTT step from the saved q[t] = ±ψ[t] (no H needed: detached hard reset or soft reset)."""
     one = g_t.dtype.type(1.0)
     zero = g_t.dtype.type(0.0)
     for j in range(g_t.size):
         psi = abs(q_t[j])
-        if p.soft_reset:
-            g_s = g_t[j] if p.detach_reset else g_t[j] - g_v[j] * p.v_threshold  # ∂V/∂S = −θ
+        if params.soft_reset:
+            g_s = g_t[j] if params.detach_reset else g_t[j] - g_v[j] * params.v_threshold  # ∂V/∂S = −θ
             g_h = g_s * psi + g_v[j]
         else:
             s = one if np.signbit(q_t[j]) else zero
@@ -186,9 +188,9 @@ def _saved_backward_last_row(g_t, q_t, g_v, gx_t, dh_dx, dh_dv):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _saved_backward_chunk(c, nchunks, g_seq, q_seq, p, gx_seq):
+def _saved_backward_chunk(c, nchunks, g_seq, q_seq, params, gx_seq):
     T, M = g_seq.shape
-    dh_dx, dh_dv = _charge_slopes(p.tau, p.decay_input, p.leaky, g_seq.dtype.type(1.0))
+    dh_dx, dh_dv = _charge_slopes(params.tau, params.decay_input, params.leaky, g_seq.dtype.type(1.0))
     nblocks = (M + BLOCK - 1) // BLOCK
     per_chunk = (nblocks + nchunks - 1) // nchunks
     g_v = np.empty(BLOCK, dtype=g_seq.dtype)
@@ -199,15 +201,15 @@ def _saved_backward_chunk(c, nchunks, g_seq, q_seq, p, gx_seq):
                                  gx_seq[T - 1, i0:i0 + n], dh_dx, dh_dv)
         for t in range(T - 2, -1, -1):
             _saved_backward_row(g_seq[t, i0:i0 + n], q_seq[t, i0:i0 + n], g_v[:n],
-                                gx_seq[t, i0:i0 + n], p, dh_dx, dh_dv)
+                                gx_seq[t, i0:i0 + n], params, dh_dx, dh_dv)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, p, need_alpha, need_tau, gx_seq, ga_seq):
+def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, params, need_alpha, need_tau, gx_seq, ga_seq):
     """BPTT for the blocks of chunk c; returns (Σ dL/dτ over the chunk, #non-finite membranes)."""
     T, M = x_seq.shape
     zero = x_seq.dtype.type(0.0)
-    dh_dx, dh_dv = _charge_slopes(p.tau, p.decay_input, p.leaky, x_seq.dtype.type(1.0))
+    dh_dx, dh_dv = _charge_slopes(params.tau, params.decay_input, params.leaky, x_seq.dtype.type(1.0))
     nblocks = (M + BLOCK - 1) // BLOCK
     per_chunk = (nblocks + nchunks - 1) // nchunks
     # scratch for one block, reused by every block of this chunk
@@ -222,13 +224,13 @@ def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, p, need_alpha, need_tau, gx
         n = min(M, i0 + BLOCK) - i0
         a, v, g_v, d, g_s, g_h = work[0, :n], work[1, :n], work[2, :n], work[3, :n], work[4, :n], work[5, :n]
         # 1. forward again, keeping H[t] and S[t] (and V[t] when dL/dτ is wanted)
-        v[:] = p.v_rest
+        v[:] = params.v_rest
         for t in range(T):
-            if p.smooth:
+            if params.smooth:
                 _load_slopes(alpha, t, i0, a)
-                _step_row_smooth(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], a, p)
+                _step_row_smooth(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], a, params)
             else:
-                _step_row(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], p)
+                _step_row(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], params)
             if need_tau:
                 v_buf[t, :n] = v
         nonfinite += _count_nonfinite(v)
@@ -236,61 +238,61 @@ def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, p, need_alpha, need_tau, gx
         g_v[:] = zero
         for t in range(T - 1, -1, -1):
             _load_slopes(alpha, t, i0, a)
-            surrogate_block(DERIVATIVE, p.kind, h_buf[t, :n], p.v_threshold, a, d)  # p'(H[t] − θ)
+            surrogate_block(DERIVATIVE, params.kind, h_buf[t, :n], params.v_threshold, a, d)  # p'(H[t] − θ)
             _backward_row(g_seq[t, i0:i0 + n], d, h_buf[t, :n], s_buf[t, :n], g_v, gx_seq[t, i0:i0 + n],
-                          g_s, g_h, p, dh_dx, dh_dv)
+                          g_s, g_h, params, dh_dx, dh_dv)
             if need_alpha:
-                surrogate_block(D_ALPHA, p.kind, h_buf[t, :n], p.v_threshold, a, d)
+                surrogate_block(D_ALPHA, params.kind, h_buf[t, :n], params.v_threshold, a, d)
                 _multiply_row(g_s, d, ga_seq[t, i0:i0 + n])
-            if need_tau and p.leaky:
+            if need_tau and params.leaky:
                 if t > 0:
-                    g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v_buf[t - 1, :n], p)
+                    g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v_buf[t - 1, :n], params)
                 else:
-                    v[:] = p.v_rest
-                    g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v, p)
+                    v[:] = params.v_rest
+                    g_tau += _tau_row(x_seq[t, i0:i0 + n], g_h, v, params)
     return g_tau, nonfinite
 
 
 # Parallel drivers (one work item per chunk) and serial twins for small inputs, where
 # waking the thread pool costs more than the work.  Both use the same fixed chunks, so
-# results do not depend on the driver or the thread count.  `p` is the neuron's LIFParams
+# results do not depend on the driver or the thread count.  `params` is the neuron's LIFParams
 # with τ, θ and v_r already in the dtype of the arrays (`LIFParams.in_dtype`), so every
 # driver compiles once per dtype.
 @njit(cache=True, error_model="numpy", parallel=True)
-def _forward_parallel(x_seq, alpha, p, s_seq, psi_seq, bad):
+def _forward_parallel(x_seq, alpha, params, s_seq, psi_seq, bad):
     for c in prange(bad.size):
-        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, p, s_seq, psi_seq)
+        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, params, s_seq, psi_seq)
 
 
 @njit(cache=True, error_model="numpy")
-def _forward_serial(x_seq, alpha, p, s_seq, psi_seq, bad):
+def _forward_serial(x_seq, alpha, params, s_seq, psi_seq, bad):
     for c in range(bad.size):
-        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, p, s_seq, psi_seq)
+        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, params, s_seq, psi_seq)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _saved_backward_parallel(g_seq, q_seq, p, gx_seq, nchunks):
+def _saved_backward_parallel(g_seq, q_seq, params, gx_seq, nchunks):
     for c in prange(nchunks):
-        _saved_backward_chunk(c, nchunks, g_seq, q_seq, p, gx_seq)
+        _saved_backward_chunk(c, nchunks, g_seq, q_seq, params, gx_seq)
 
 
 @njit(cache=True, error_model="numpy")
-def _saved_backward_serial(g_seq, q_seq, p, gx_seq, nchunks):
+def _saved_backward_serial(g_seq, q_seq, params, gx_seq, nchunks):
     for c in range(nchunks):
-        _saved_backward_chunk(c, nchunks, g_seq, q_seq, p, gx_seq)
+        _saved_backward_chunk(c, nchunks, g_seq, q_seq, params, gx_seq)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _backward_parallel(g_seq, x_seq, alpha, p, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
+def _backward_parallel(g_seq, x_seq, alpha, params, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
     for c in prange(bad.size):
-        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, p, need_alpha, need_tau,
+        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, params, need_alpha, need_tau,
                                                   gx_seq, ga_seq)
 
 
 @njit(cache=True, error_model="numpy")
-def _backward_serial(g_seq, x_seq, alpha, p, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
+def _backward_serial(g_seq, x_seq, alpha, params, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
     for c in range(bad.size):
-        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, p, need_alpha, need_tau,
+        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, params, need_alpha, need_tau,
                                                   gx_seq, ga_seq)
 
 

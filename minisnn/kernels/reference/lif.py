@@ -56,11 +56,11 @@ from .surrogate import surrogate_d_alpha, surrogate_derivative, surrogate_primit
 __all__ = ["lif_forward", "lif_forward_with_psi", "lif_backward", "lif_backward_saved"]
 
 
-def _fire(h, p, a):
+def _fire(h, params, a):
     """S[t]: the step at θ, or p(H − θ; α) in smooth mode."""
-    if p.smooth:
-        return surrogate_primitive(h - p.v_threshold, a, p.kind)
-    return fires(h, p.v_threshold).astype(h.dtype)
+    if params.smooth:
+        return surrogate_primitive(h - params.v_threshold, a, params.kind)
+    return fires(h, params.v_threshold).astype(h.dtype)
 
 
 def _slope_at(alpha, t):
@@ -68,17 +68,18 @@ def _slope_at(alpha, t):
     return alpha[t if alpha.shape[0] > 1 else 0]
 
 
-def _run(x_seq, alpha, p):
-    """Charge, fire and reset over T steps; returns (h_seq, s_seq), both [T, M].  p: params in x's dtype."""
+def _run(x_seq, alpha, params):
+    """Charge, fire and reset over T steps; returns (h_seq, s_seq), both [T, M].
+    params: the LIFParams already in x_seq's dtype (`LIFParams.in_dtype`)."""
     one = x_seq.dtype.type(1)
     h_seq = np.empty_like(x_seq)
     s_seq = np.empty_like(x_seq)
-    v = np.full(x_seq.shape[1:], p.v_rest, dtype=x_seq.dtype)
+    v = np.full(x_seq.shape[1:], params.v_rest, dtype=x_seq.dtype)
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite input is reported below
         for t in range(x_seq.shape[0]):
-            h = charge(v, x_seq[t], p.tau, p.v_rest, p.decay_input, p.leaky)
-            s = _fire(h, p, _slope_at(alpha, t))
-            v = reset(h, s, p.v_threshold, p.v_rest, p.soft_reset, one)
+            h = charge(v, x_seq[t], params.tau, params.v_rest, params.decay_input, params.leaky)
+            s = _fire(h, params, _slope_at(alpha, t))
+            v = reset(h, s, params.v_threshold, params.v_rest, params.soft_reset, one)
             h_seq[t], s_seq[t] = h, s
     if not np.all(np.isfinite(h_seq)):
         raise ValueError("LIF membrane is not finite: x_seq contains NaN or inf (clean it upstream, "
@@ -99,12 +100,12 @@ def _pack_spike_sign(psi, fired):
 def lif_forward_with_psi(x_seq, alpha, params):
     """(s_seq, q_seq) [T, M] each: the spikes, and ψ[t] = p'(H[t] − θ; α) with the sign bit
     set where H[t] ≥ θ (q = −ψ there): all that `lif_backward_saved` needs."""
-    p = params.in_dtype(x_seq.dtype)
-    h_seq, s_seq = _run(x_seq, alpha, p)
+    params = params.in_dtype(x_seq.dtype)
+    h_seq, s_seq = _run(x_seq, alpha, params)
     q_seq = np.empty_like(x_seq)
     for t in range(x_seq.shape[0]):
-        psi = surrogate_derivative(h_seq[t] - p.v_threshold, _slope_at(alpha, t), p.kind)
-        q_seq[t] = _pack_spike_sign(psi, fires(h_seq[t], p.v_threshold))
+        psi = surrogate_derivative(h_seq[t] - params.v_threshold, _slope_at(alpha, t), params.kind)
+        q_seq[t] = _pack_spike_sign(psi, fires(h_seq[t], params.v_threshold))
     return s_seq, q_seq
 
 
@@ -117,15 +118,15 @@ def lif_backward_saved(g_seq, q_seq, params):
     """
     if not (params.soft_reset or params.detach_reset):
         raise ValueError("lif_backward_saved needs H for a hard reset that is not detached; use lif_backward")
-    p = params.in_dtype(g_seq.dtype)
+    params = params.in_dtype(g_seq.dtype)
     one = g_seq.dtype.type(1)
-    dh_dx, dh_dv = charge_slopes(p.tau, p.decay_input, p.leaky, one)
+    dh_dx, dh_dv = charge_slopes(params.tau, params.decay_input, params.leaky, one)
     gx_seq = np.empty_like(g_seq)
     g_v = np.zeros(g_seq.shape[1:], dtype=g_seq.dtype)
     for t in range(g_seq.shape[0] - 1, -1, -1):
         psi = np.abs(q_seq[t])
-        if p.soft_reset:
-            g_s = g_seq[t] if p.detach_reset else g_seq[t] - g_v * p.v_threshold
+        if params.soft_reset:
+            g_s = g_seq[t] if params.detach_reset else g_seq[t] - g_v * params.v_threshold
             g_h = g_s * psi + g_v
         else:
             s = np.signbit(q_seq[t]).astype(g_seq.dtype)
@@ -141,27 +142,27 @@ def lif_backward(g_seq, x_seq, alpha, params, need_alpha, need_tau):
     Returns (dL/dx_seq [T, M], dL/dα per element [T, M] or an empty array,
     dL/dτ as a Python float, 0.0 unless need_tau and leaky).
     """
-    p = params.in_dtype(x_seq.dtype)
-    h_seq, s_seq = _run(x_seq, alpha, p)
+    params = params.in_dtype(x_seq.dtype)
+    h_seq, s_seq = _run(x_seq, alpha, params)
     one = x_seq.dtype.type(1)
-    dh_dx, dh_dv = charge_slopes(p.tau, p.decay_input, p.leaky, one)
+    dh_dx, dh_dv = charge_slopes(params.tau, params.decay_input, params.leaky, one)
     gx_seq = np.empty_like(x_seq)
     ga_seq = np.empty_like(x_seq) if need_alpha else np.empty((0, 0), x_seq.dtype)
     g_tau = 0.0
     g_v = np.zeros(x_seq.shape[1:], dtype=x_seq.dtype)  # dL/dV[t], arriving from step t+1
     for t in range(x_seq.shape[0] - 1, -1, -1):
         h, s, a = h_seq[t], s_seq[t], _slope_at(alpha, t)
-        u = h - p.v_threshold
-        dv_dh, dv_ds = reset_slopes(h, s, p.v_threshold, p.v_rest, p.soft_reset, one)
-        g_s = g_seq[t] if p.detach_reset else g_seq[t] + g_v * dv_ds
-        g_h = g_s * surrogate_derivative(u, a, p.kind) + g_v * dv_dh
+        u = h - params.v_threshold
+        dv_dh, dv_ds = reset_slopes(h, s, params.v_threshold, params.v_rest, params.soft_reset, one)
+        g_s = g_seq[t] if params.detach_reset else g_seq[t] + g_v * dv_ds
+        g_h = g_s * surrogate_derivative(u, a, params.kind) + g_v * dv_dh
         gx_seq[t] = g_h * dh_dx
         if need_alpha:
-            ga_seq[t] = g_s * surrogate_d_alpha(u, a, p.kind)
-        if need_tau and p.leaky:
-            v_prev = p.v_rest if t == 0 else reset(h_seq[t - 1], s_seq[t - 1], p.v_threshold, p.v_rest,
-                                                   p.soft_reset, one)
-            g_tau += float(np.sum(g_h * charge_d_tau(v_prev, x_seq[t], p.tau, p.v_rest, p.decay_input),
-                                  dtype=np.float64))
+            ga_seq[t] = g_s * surrogate_d_alpha(u, a, params.kind)
+        if need_tau and params.leaky:
+            v_prev = params.v_rest if t == 0 else reset(h_seq[t - 1], s_seq[t - 1], params.v_threshold,
+                                                        params.v_rest, params.soft_reset, one)
+            dh_dtau = charge_d_tau(v_prev, x_seq[t], params.tau, params.v_rest, params.decay_input)
+            g_tau += float(np.sum(g_h * dh_dtau, dtype=np.float64))
         g_v = g_h * dh_dv
     return gx_seq, ga_seq, g_tau
