@@ -14,15 +14,17 @@ runs such programs with all of Python at hand; `unpickle` runs them with none of
   state_dict's `_metadata`, is checked and dropped).  Nothing a load hands out can be
   changed by BUILD, so one file cannot alter how a later file loads.
 * Dict keys and set elements must be str, bytes, bool, None or ints of magnitude below
-  2**61 - 1: no two of them share a hash unless they are equal, so collisions cannot be
-  piled up, and nothing nested is ever hashed.
-* Work is linear in the pickle's length n.  Every opcode is at least one byte; the memo is
-  a list filled in order (a PUT may not skip ahead); calls and BUILDs are charged the size
-  of their arguments (entries and bytes, two levels down) and of what they make, at most
-  WORK_PER_BYTE * n + WORK_SLACK in total.
-* Containers may nest at most MAX_DEPTH deep and may not contain themselves.  This is
-  checked without recursion when the program stops, before anything hashes, compares or
-  prints the result.
+  2**61 - 1 (pickle_limits.check_key): no two of them share a hash unless they are equal,
+  so collisions cannot be piled up, and nothing nested is ever hashed.
+* Memory and time are linear in the pickle's length n.  Every opcode is charged the bytes of
+  Python objects it builds (a list 64, a set 224, a string 64 + its length, ...), every call
+  one per item of its arguments two levels down (a list shared by many calls is paid for at
+  each) and the size of what it makes, every BUILD the size of its state; all of it
+  together may not exceed BUILD_BYTES_PER_BYTE * n + BUILD_SLACK (a caller may ask for
+  less).  The memo is a list filled in order: a PUT may not skip ahead.
+* Containers may nest at most MAX_DEPTH (100) deep and may not contain themselves.  This is
+  checked without recursion when the program stops (pickle_limits.check_nesting), before
+  anything hashes, compares or prints the result.
 
 Errors are `PickleRefused` (a ValueError) with a one-line reason naming the opcode and its
 byte offset; whatever `find_class` or `persistent_load` raise passes through unchanged.
@@ -32,24 +34,16 @@ from __future__ import annotations
 import codecs
 import pickletools
 import struct
+import sys
 from collections import OrderedDict
 from typing import Callable
 
-import numpy as np
+from .pickle_limits import CONTAINERS, PickleRefused, brief, check_key, check_nesting
 
-MAX_DEPTH = 100              # containers inside containers, counted from the outermost
-WORK_PER_BYTE = 4            # budget for calls and BUILDs per byte of pickle ...
-WORK_SLACK = 1 << 20         # ... plus this much, so that tiny pickles have room too
+BUILD_BYTES_PER_BYTE = 32    # bytes of Python objects a load may build per byte of pickle ...
+BUILD_SLACK = 1 << 20        # ... plus this much, so that tiny pickles have room too
 HIGHEST_PROTOCOL = 5
-KEY_INT_LIMIT = 2**61 - 1    # |int key| below this: hash(k) == k (except hash(-1) == -2)
-_CONTAINERS = (list, tuple, dict, set, frozenset, OrderedDict)
-
-
-class PickleRefused(ValueError):
-    """A pickle that is malformed, truncated, or asks for something the machine does not do."""
-
-
-_END = object()  # marks the end of an iterator in _check_nesting
+_EXT_REFUSED = "extension codes (copyreg's registry) are refused: they name objects without GLOBAL"
 
 
 class _CallerError(Exception):
@@ -59,96 +53,29 @@ class _CallerError(Exception):
         self.error = error
 
 
-def brief(value, limit: int = 60) -> str:
-    """A short one-line description of an untrusted value (never recursive, never a huge repr)."""
-    if value is None or isinstance(value, (bool, float, complex)):
-        text = repr(value)
-    elif isinstance(value, int):
-        text = repr(value) if value.bit_length() <= 64 else f"an int of {value.bit_length()} bits"
-    elif isinstance(value, (str, bytes, bytearray)):
-        text = repr(value[:limit]) + ("..." if len(value) > limit else "")
-    elif isinstance(value, _CONTAINERS):
-        text = f"a {type(value).__name__} of {len(value)} items"
-    else:
-        text = f"a {type(value).__name__}"
-    return text.replace("\n", "\\n")
-
-
-def check_key(key, what: str = "dict key") -> None:
-    """TypeError unless `key` is a str, bytes, bool, None or an int of magnitude below 2**61 - 1."""
-    kind = type(key)
-    if kind is str or kind is bytes or kind is bool or key is None:
-        return
-    if kind is int and -KEY_INT_LIMIT < key < KEY_INT_LIMIT:
-        return
-    raise TypeError(f"{what} {brief(key)} is not allowed: keys must be str, bytes, bool, None or ints "
-                    "smaller than 2**61 in magnitude")
-
-
 def unpickle(data: bytes, find_class: Callable[[str, str], object], *,
-             persistent_load: Callable[[object], object] | None = None, encoding: str = "utf-8"):
+             persistent_load: Callable[[object], object] | None = None, encoding: str = "utf-8",
+             bytes_per_byte: int = BUILD_BYTES_PER_BYTE):
     """Run the pickle program `data` and return the object it builds.
 
     find_class(module, name) -> the stand-in for a GLOBAL (or raises);
     persistent_load(pid) -> the object for a persistent id (None: persistent ids are refused);
-    encoding: how Python 2 `str` literals are decoded ("bytes" keeps them as bytes).
+    encoding: how Python 2 `str` literals are decoded ("bytes" keeps them as bytes);
+    bytes_per_byte: the budget, bytes of objects per byte of pickle (plus BUILD_SLACK).
     """
-    machine = _Machine(bytes(data), find_class, persistent_load, encoding)
+    machine = _Machine(bytes(data), find_class, persistent_load, encoding, bytes_per_byte)
     try:
         result = machine.run()
     except _CallerError as wrapped:
         raise wrapped.error from None
-    _check_nesting(result)
+    check_nesting(result)
     return result
-
-
-def _check_nesting(root) -> None:
-    """PickleRefused if containers nest deeper than MAX_DEPTH or contain themselves (no recursion).
-
-    A depth-first walk with an explicit stack; each container's depth (1 + its deepest child)
-    is computed once, so shared sub-trees cost nothing more and the walk is linear.
-    """
-    def nested(x) -> bool:
-        return isinstance(x, _CONTAINERS) or hasattr(type(x), "pickle_children")
-
-    def children(x):
-        if isinstance(x, dict):
-            return iter(x.values())
-        return iter(x) if isinstance(x, _CONTAINERS) else iter(x.pickle_children())
-
-    if not nested(root):
-        return
-    depth: dict[int, int] = {}                      # id -> depth of a finished container
-    path = [[root, children(root), 0]]              # [container, its children, deepest child so far]
-    on_path = {id(root)}
-    while path:
-        frame = path[-1]
-        child = next(frame[1], _END)
-        if child is _END:
-            path.pop()
-            on_path.discard(id(frame[0]))
-            depth[id(frame[0])] = frame[2] + 1
-            if frame[2] + 1 > MAX_DEPTH:
-                raise PickleRefused(f"containers are nested more than {MAX_DEPTH} deep")
-            if path:
-                path[-1][2] = max(path[-1][2], frame[2] + 1)
-        elif not nested(child):
-            continue
-        elif id(child) in on_path:
-            raise PickleRefused(f"the pickle builds a {type(child).__name__} that contains itself")
-        elif id(child) in depth:
-            frame[2] = max(frame[2], depth[id(child)])
-        elif len(path) >= MAX_DEPTH:
-            raise PickleRefused(f"containers are nested more than {MAX_DEPTH} deep")
-        else:
-            path.append([child, children(child), 0])
-            on_path.add(id(child))
 
 
 class _Machine:
     """The interpreter state of one load: the program, the stack, the memo and the work budget."""
 
-    def __init__(self, data: bytes, find_class, persistent_load, encoding: str):
+    def __init__(self, data: bytes, find_class, persistent_load, encoding: str, bytes_per_byte: int):
         self.data, self.pos, self.op_start = data, 0, 0
         self.find_class, self.persistent_load, self.encoding = find_class, persistent_load, encoding
         self.stack: list = []
@@ -156,7 +83,8 @@ class _Machine:
         self.memo: list = []
         self.callables: dict[int, tuple[object, str]] = {}   # id -> (stand-in, "module.name") from find_class
         self.made: dict[int, object] = {}                   # id -> object made here that BUILD may apply to
-        self.work_left = WORK_PER_BYTE * len(data) + WORK_SLACK
+        self.bytes_per_byte = bytes_per_byte
+        self.budget = bytes_per_byte * len(data) + BUILD_SLACK  # bytes of objects still allowed
 
     # ------------------------------------------------------------ reading the program
     def refuse(self, problem: str) -> PickleRefused:
@@ -176,6 +104,7 @@ class _Machine:
                 raise self.refuse(f"unknown opcode {data[self.op_start]:#04x}")
             if op[0] == "stop":
                 return self.pop()
+            self.spend(op[2])
             try:
                 getattr(self, "op_" + op[0])(op[1])
             except PickleRefused:
@@ -219,17 +148,19 @@ class _Machine:
         items, self.stack = self.stack, self.metastack.pop()
         return items
 
-    def charge(self, value, levels: int = 2) -> None:
-        """Spend work on `value`: str/bytes lengths, array bytes, container entries `levels` down."""
+    def spend(self, nbytes: int) -> None:
+        self.budget -= nbytes
+        if self.budget < 0:
+            raise self.refuse(f"the pickle builds more than {self.bytes_per_byte} bytes of objects per byte "
+                              "of its own (objects far larger than the file, or calls on shared arguments)")
+
+    def charge(self, value, levels: int) -> None:
+        """Spend one unit on `value` and on each thing it holds, `levels` down (no recursion)."""
         todo = [(value, levels)]
         while todo:
             x, level = todo.pop()
-            size = len(x) if isinstance(x, (str, bytes, bytearray, *_CONTAINERS)) else getattr(x, "nbytes", 0)
-            self.work_left -= 1 + (size if isinstance(size, int) else 0)
-            if self.work_left < 0:
-                raise self.refuse(f"the pickle needs more than {WORK_PER_BYTE} units of work per byte "
-                                  "(calls on shared arguments, or objects far larger than the file)")
-            if level > 0 and isinstance(x, _CONTAINERS):
+            self.spend(1)
+            if level > 0 and isinstance(x, CONTAINERS):
                 todo.extend((v, level - 1) for v in (x.values() if isinstance(x, dict) else x))
 
     def checked(self, key, what: str = "dict key"):
@@ -267,6 +198,7 @@ class _Machine:
         """A literal of `length` bytes after a `width`-byte length: strings, bytes, long ints."""
         width, kind = arg
         raw = self.read(self.unsigned(width))
+        self.spend(len(raw))
         if kind == "str2":      # a Python 2 str: kept as bytes, or decoded with the load's encoding
             self.push(raw if self.encoding == "bytes" else raw.decode(self.encoding, "strict"))
         elif kind == "utf8":
@@ -279,6 +211,7 @@ class _Machine:
     def op_text(self, kind: str):
         """Protocol 0 literals, one line each: INT, LONG, FLOAT, STRING, UNICODE."""
         line = self.readline()
+        self.spend(len(line))
         if kind == "int":
             self.push(False if line == b"00" else True if line == b"01" else int(line, 0))
         elif kind == "long":
@@ -324,31 +257,37 @@ class _Machine:
         else:
             raise self.refuse(f"memo index {index} skips ahead of the {len(self.memo)} stored so far")
 
-    def op_tuple(self, size):
+    def items(self, per_item: int, size: int | None = None) -> list:
+        """The items above the last MARK (or the top `size` items), paying `per_item` bytes for each."""
         if size is None:
-            self.push(tuple(self.pop_mark()))
+            items = self.pop_mark()
         else:
-            items = [self.pop() for _ in range(size)]
-            self.push(tuple(reversed(items)))
+            items = [self.pop() for _ in range(size)][::-1]
+        self.spend(per_item * len(items))
+        return items
+
+    def op_tuple(self, size):
+        self.push(tuple(self.items(8, size)))
 
     def op_list(self, _):
-        self.push(self.pop_mark())
+        self.push(self.items(8))
 
     def op_dict(self, _):
-        self.push(self.set_items({}, self.pop_mark()))
+        self.push(self.set_items({}, self.items(24)))
 
     def op_frozenset(self, _):
-        self.push(frozenset(self.checked(v, "set element") for v in self.pop_mark()))
+        self.push(frozenset(self.checked(v, "set element") for v in self.items(64)))
 
     def op_append(self, _):
         value = self.pop()
         self.target((list,), "APPEND").append(value)
 
     def op_appends(self, _):
-        items = self.pop_mark()
+        items = self.items(8)
         self.target((list,), "APPENDS").extend(items)
 
     def set_items(self, mapping, items: list):
+        """Fill `mapping` from [key, value, key, value, ...] (dict entries are paid 24 bytes per item)."""
         if len(items) % 2:
             raise self.refuse("odd number of items for a dict")
         for i in range(0, len(items), 2):
@@ -360,11 +299,11 @@ class _Machine:
         self.target((dict, OrderedDict), "SETITEM")[self.checked(key)] = value
 
     def op_setitems(self, _):
-        items = self.pop_mark()
+        items = self.items(24)
         self.set_items(self.target((dict, OrderedDict), "SETITEMS"), items)
 
     def op_additems(self, _):
-        items = self.pop_mark()
+        items = self.items(64)
         self.target((set,), "ADDITEMS").update(self.checked(v, "set element") for v in items)
 
     # ------------------------------------------------------------ globals, calls, state
@@ -396,12 +335,12 @@ class _Machine:
             raise self.refuse(f"cannot call {brief(func)}: only globals from the allow-list are called")
         if not isinstance(args, tuple) or not (kwargs is None or type(kwargs) is dict):
             raise self.refuse(f"the arguments for {entry[1]} are not a tuple (and a dict)")
-        self.charge((args, kwargs), levels=3)
+        self.charge((args, kwargs), levels=3)  # the stand-ins look at most two levels into their arguments
         try:
             result = func(*args, **(kwargs or {}))
         except Exception as exc:  # the stand-ins check their arguments and say what is wrong
             raise self.refuse(f"{entry[1]} refused its arguments ({type(exc).__name__}: {exc})") from None
-        self.charge(result, levels=0)
+        self.spend(sys.getsizeof(result))  # the work of a stand-in is at most in proportion to what it makes
         if type(result) is OrderedDict or hasattr(type(result), "pickle_build"):
             self.made[id(result)] = result
         return result
@@ -430,8 +369,8 @@ class _Machine:
         obj = self.top()
         if self.made.get(id(obj)) is not obj:
             raise self.refuse(f"BUILD on {brief(obj)}, which this load did not make: stand-ins take no state")
-        self.charge(state)
-        self.charge(state)  # what a BUILD makes is no larger than its state
+        self.spend(sys.getsizeof(state) + sum(map(sys.getsizeof, state)) if type(state) is tuple
+                   else sys.getsizeof(state))  # what a BUILD makes is no larger than its state
         if type(obj) is OrderedDict:
             if state is not None and not (type(state) is dict and all(type(k) is str for k in state)):
                 raise self.refuse(f"the state of an OrderedDict must be an attribute dict, not {brief(state)}")
@@ -451,31 +390,29 @@ class _Machine:
             raise _CallerError(exc) from None
 
 
-# opcode -> (name of the _Machine method without "op_", its argument)
+# opcode -> (name of the _Machine method without "op_", its argument, bytes of objects it builds)
 _OPS = {ord(code): op for code, op in {
-    ".": ("stop", None), "\x80": ("proto", None), "\x95": ("frame", None),
-    "N": ("const", None), "\x88": ("const", True), "\x89": ("const", False),
-    ")": ("const", ()), "]": ("empty", list), "}": ("empty", dict), "\x8f": ("empty", set),
-    "J": ("fixed", "<i"), "K": ("fixed", "<B"), "M": ("fixed", "<H"), "G": ("fixed", ">d"),
-    "T": ("sized", (4, "str2")), "U": ("sized", (1, "str2")), "B": ("sized", (4, bytes)),
-    "C": ("sized", (1, bytes)), "\x8e": ("sized", (8, bytes)), "\x96": ("sized", (8, bytearray)),
-    "X": ("sized", (4, "utf8")), "\x8c": ("sized", (1, "utf8")), "\x8d": ("sized", (8, "utf8")),
-    "\x8a": ("sized", (1, "long")), "\x8b": ("sized", (4, "long")),
-    "I": ("text", "int"), "L": ("text", "long"), "F": ("text", "float"), "S": ("text", "string"),
-    "V": ("text", "unicode"),
-    "\x97": ("refuse", "out-of-band buffers are not supported"),
-    "\x98": ("refuse", "out-of-band buffers are not supported"),
-    "\x82": ("refuse", "extension codes (copyreg's registry) are refused: they name objects without GLOBAL"),
-    "\x83": ("refuse", "extension codes (copyreg's registry) are refused: they name objects without GLOBAL"),
-    "\x84": ("refuse", "extension codes (copyreg's registry) are refused: they name objects without GLOBAL"),
-    "(": ("mark", None), "0": ("pop", None), "1": ("pop_mark", None), "2": ("dup", None),
-    "g": ("get", 0), "h": ("get", 1), "j": ("get", 4), "p": ("put", 0), "q": ("put", 1), "r": ("put", 4),
-    "\x94": ("put", None),
-    "t": ("tuple", None), "\x85": ("tuple", 1), "\x86": ("tuple", 2), "\x87": ("tuple", 3),
-    "l": ("list", None), "d": ("dict", None), "\x91": ("frozenset", None),
-    "a": ("append", None), "e": ("appends", None), "s": ("setitem", None), "u": ("setitems", None),
-    "\x90": ("additems", None),
-    "c": ("push_global", "utf-8"), "\x93": ("stack_global", None), "R": ("reduce", None),
-    "\x81": ("newobj", False), "\x92": ("newobj", True), "i": ("inst", None), "o": ("obj", None),
-    "b": ("build", None), "P": ("persid", False), "Q": ("persid", True),
+    ".": ("stop", None, 0), "\x80": ("proto", None, 0), "\x95": ("frame", None, 0),
+    "N": ("const", None, 8), "\x88": ("const", True, 8), "\x89": ("const", False, 8), ")": ("const", (), 8),
+    "]": ("empty", list, 64), "}": ("empty", dict, 72), "\x8f": ("empty", set, 224),
+    "J": ("fixed", "<i", 36), "K": ("fixed", "<B", 8), "M": ("fixed", "<H", 36), "G": ("fixed", ">d", 32),
+    "T": ("sized", (4, "str2"), 64), "U": ("sized", (1, "str2"), 64), "B": ("sized", (4, bytes), 64),
+    "C": ("sized", (1, bytes), 64), "\x8e": ("sized", (8, bytes), 64), "\x96": ("sized", (8, bytearray), 64),
+    "X": ("sized", (4, "utf8"), 64), "\x8c": ("sized", (1, "utf8"), 64), "\x8d": ("sized", (8, "utf8"), 64),
+    "\x8a": ("sized", (1, "long"), 64), "\x8b": ("sized", (4, "long"), 64),
+    "I": ("text", "int", 64), "L": ("text", "long", 64), "F": ("text", "float", 64),
+    "S": ("text", "string", 64), "V": ("text", "unicode", 64),
+    "\x97": ("refuse", "out-of-band buffers are not supported", 0),
+    "\x98": ("refuse", "out-of-band buffers are not supported", 0),
+    "\x82": ("refuse", _EXT_REFUSED, 0), "\x83": ("refuse", _EXT_REFUSED, 0), "\x84": ("refuse", _EXT_REFUSED, 0),
+    "(": ("mark", None, 64), "0": ("pop", None, 0), "1": ("pop_mark", None, 0), "2": ("dup", None, 8),
+    "g": ("get", 0, 8), "h": ("get", 1, 8), "j": ("get", 4, 8), "p": ("put", 0, 8), "q": ("put", 1, 8),
+    "r": ("put", 4, 8), "\x94": ("put", None, 8),
+    "t": ("tuple", None, 48), "\x85": ("tuple", 1, 48), "\x86": ("tuple", 2, 48), "\x87": ("tuple", 3, 48),
+    "l": ("list", None, 64), "d": ("dict", None, 72), "\x91": ("frozenset", None, 224),
+    "a": ("append", None, 8), "e": ("appends", None, 0), "s": ("setitem", None, 48), "u": ("setitems", None, 0),
+    "\x90": ("additems", None, 0),
+    "c": ("push_global", "utf-8", 16), "\x93": ("stack_global", None, 16), "R": ("reduce", None, 8),
+    "\x81": ("newobj", False, 8), "\x92": ("newobj", True, 8), "i": ("inst", None, 24), "o": ("obj", None, 8),
+    "b": ("build", None, 0), "P": ("persid", False, 64), "Q": ("persid", True, 64),
 }.items()}

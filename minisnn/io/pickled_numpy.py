@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pickle_machine import brief
+from .pickle_limits import brief
 
 MAX_DIMS = 32                   # NumPy 1.x's limit (2.x allows 64); no real tensor comes near it
 MAX_ELEMENT_BYTES = 2**62       # elements x itemsize (zero dimensions counted as 1) must stay below

@@ -27,7 +27,8 @@ from typing import Callable
 
 from .dtypes import STORAGE_CLASS_TO_DTYPE, TORCH_DTYPES, UNSUPPORTED_TORCH_DTYPES, itemsize
 from .errors import CheckpointError, UnsafeCheckpointError
-from .pickle_machine import PickleRefused, brief, check_key, unpickle
+from .pickle_limits import PickleRefused, brief, check_key
+from .pickle_machine import unpickle
 from .pickled_numpy import (MAX_ELEMENT_BYTES, NDARRAY_TYPE, PickledNumpyArray, PickledNumpyDType,
                             TypeMarker, dims, numpy_globals)
 
