@@ -1,0 +1,91 @@
+"""A/B: minisnn training throughput of two source trees (two commits), alternating, same machine.
+
+    git worktree add /tmp/before <commit>            # or: git archive <commit> minisnn | tar -x -C /tmp/before
+    python bench/bench_ab.py --a /tmp/before --b . --models dysvit-tiny spikformer-tiny qkformer-tiny
+
+Each measurement is a fresh process that imports `minisnn` from the given tree (PYTHONPATH), builds
+the model with seed 0, runs `--warmup` training steps (forward, cross-entropy, backward, AdamW)
+and times `--repeats` more on one fixed random batch.  Rounds alternate A and B, so a busy moment
+of the machine hits both alike; the medians and the ratio B/A (above 1: B is faster) are printed.
+Set the thread count with --threads (Numba, BLAS and OpenMP variables); pin cores with taskset.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+WORKER = """
+import json, sys, time
+import minisnn
+import numpy as np
+from minisnn import functional as F, models
+from minisnn.nn import init
+from minisnn.optim import AdamW
+name, batch, warmup, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+init.manual_seed(0)
+model = models.create(name)
+model.train()
+opt = AdamW(model.parameters(), lr=1e-3)
+rng = np.random.default_rng(0)
+x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
+y = rng.integers(0, model.num_classes, batch)
+times = []
+for i in range(warmup + repeats):
+    t0 = time.perf_counter()
+    loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if i >= warmup:
+        times.append(time.perf_counter() - t0)
+print(json.dumps({"file": minisnn.__file__, "times": times}))
+"""
+
+
+def _parse():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--a", required=True, help="source tree A (holds the minisnn package)")
+    p.add_argument("--b", required=True, help="source tree B")
+    p.add_argument("--models", nargs="+", default=["dysvit-tiny", "spikformer-tiny", "qkformer-tiny"])
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    return p.parse_args()
+
+
+def _measure(tree: str, name: str, args) -> list[float]:
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), **{v: str(args.threads) for v in THREAD_VARS})
+    out = subprocess.run([sys.executable, "-c", WORKER, name, str(args.batch_size), str(args.warmup),
+                          str(args.repeats)], env=env, cwd=os.path.abspath(tree), capture_output=True, text=True,
+                         check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = os.path.join(os.path.abspath(tree), "minisnn")
+    if not result["file"].startswith(expected):
+        raise RuntimeError(f"{tree}: imported minisnn from {result['file']}, not from the tree")
+    return result["times"]
+
+
+def main():
+    args = _parse()
+    print(f"A = {args.a}, B = {args.b}; batch {args.batch_size}, {args.threads} threads, "
+          f"{args.rounds} alternating rounds x {args.repeats} timed steps")
+    print(f"{'model':22s} {'A img/s':>9s} {'B img/s':>9s} {'B/A':>6s}")
+    for name in args.models:
+        samples = {"a": [], "b": []}
+        for _ in range(args.rounds):
+            for side in ("a", "b"):
+                samples[side] += _measure(getattr(args, side), name, args)
+        a, b = (args.batch_size / statistics.median(samples[s]) for s in ("a", "b"))
+        print(f"{name:22s} {a:9.1f} {b:9.1f} {b / a:6.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
