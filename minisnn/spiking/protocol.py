@@ -36,9 +36,16 @@ class Neuron(Protocol):
     def reset_state(self) -> None: ...
 
 
+_VERDICTS: dict[type, bool] = {}  # the protocol check is slow (one getattr per member): once per class
+
+
 def is_neuron(module) -> bool:
-    """True for a Module that satisfies the `Neuron` protocol."""
-    return isinstance(module, Module) and isinstance(module, Neuron)
+    """True for a Module that satisfies the `Neuron` protocol (checked once per class)."""
+    cls = type(module)
+    verdict = _VERDICTS.get(cls)
+    if verdict is None:
+        verdict = _VERDICTS[cls] = isinstance(module, Module) and isinstance(module, Neuron)
+    return verdict
 
 
 def named_neurons(model: Module) -> list[tuple[str, Module]]:
