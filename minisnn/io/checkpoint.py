@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .dtypes import itemsize
-from .errors import CheckpointError
+from .errors import CheckpointError, display_path
+from .files import file_size, fs_path, open_regular
 from .safetensors import SafetensorRef, SafetensorsReader, write_safetensors
 from .torch_zip import TorchZipReader, write_torch_zip
 from .unpickler import PickledNamespace, TensorRef
@@ -63,12 +64,14 @@ class StateDict(OrderedDict):
 
 # -------------------------------------------------------------------- format
 def detect_format(path) -> str:
-    """'torch-zip' or 'safetensors' from the file's first bytes; CheckpointError otherwise."""
-    path = str(path)
-    with open(path, "rb") as f:
+    """'torch-zip' or 'safetensors' from the file's first bytes; CheckpointError otherwise.
+
+    `path` may be a str, bytes or os.PathLike; anything but a regular file is refused unopened.
+    """
+    path = fs_path(path)
+    with open_regular(path, CheckpointError) as f:
         head = f.read(512)
-        f.seek(0, 2)
-        size = f.tell()
+        size = file_size(f)
     if not head:
         raise CheckpointError(path, "file is empty")
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -112,7 +115,8 @@ def _select(tree, path: str, key: str | None):
         raise CheckpointError(path, f"holds a {type(tree).__name__}, not a dict of tensors")
     if key is not None:
         if key not in tree:
-            raise CheckpointError(path, f"has no key {key!r}; top-level keys: {', '.join(map(str, tree))}")
+            shown = [str(k) for _, k in zip(range(20), tree)] + (["..."] if len(tree) > 20 else [])
+            raise CheckpointError(path, f"has no key {key!r}; top-level keys: {', '.join(shown)}")
         wrapper = key
     else:
         wrapper = next((k for k in WRAPPER_KEYS if _is_tensor_mapping(tree.get(k))), None)
@@ -165,7 +169,7 @@ def load_checkpoint(path, *, key: str | None = None, verbose: bool = False) -> S
     StateDict of np.ndarray (bfloat16 becomes float32 exactly); nothing in the file is
     executed.  Raises CheckpointError (a ValueError) for corrupt or unsupported files.
     """
-    path = str(path)
+    path = fs_path(path)
     fmt = detect_format(path)
     with _open_reader(path) as reader:
         wrapper, weights, dropped = _select(reader.load(), path, key)
@@ -174,7 +178,7 @@ def load_checkpoint(path, *, key: str | None = None, verbose: bool = False) -> S
     state = StateDict(zip(refs, arrays), source=_source_label(fmt, wrapper),
                       dropped=dropped + dropped_inside, stripped_prefix=stripped)
     if verbose:
-        print(f"load_checkpoint({path}): {state.summary()}")
+        print(f"load_checkpoint({display_path(path)}): {state.summary()}")
     return state
 
 
@@ -202,13 +206,13 @@ def save_checkpoint(state_dict, path) -> None:
     `torch.load(path, weights_only=True)` reads back bit for bit.
     """
     arrays = _state_arrays(state_dict)
-    name = Path(path).name.lower()
+    name = Path(fs_path(path)).name.lower()
     if name.endswith(SAFETENSORS_SUFFIX):
         write_safetensors(arrays, path)
     elif name.endswith(TORCH_SUFFIXES):
         write_torch_zip(arrays, path)
     else:
-        raise ValueError(f"cannot tell the checkpoint format from {str(path)!r}: use a "
+        raise ValueError(f"cannot tell the checkpoint format from {display_path(path)!r}: use a "
                          f"{SAFETENSORS_SUFFIX} or {'/'.join(TORCH_SUFFIXES)} suffix")
 
 
@@ -221,6 +225,8 @@ def _format_bytes(n: int) -> str:
 
 
 def _plain_value(value) -> str | None:
+    if isinstance(value, int) and value.bit_length() > 128 or isinstance(value, str) and len(value) > 40:
+        return None
     if isinstance(value, (bool, int, float, str)) and len(repr(value)) <= 40:
         return repr(value)
     return None
@@ -231,7 +237,7 @@ def describe_checkpoint(path, *, key: str | None = None) -> str:
 
     Reads only the headers and data.pkl, never tensor data.
     """
-    path = str(path)
+    path = fs_path(path)
     fmt = detect_format(path)
     with _open_reader(path) as reader:
         tree = reader.load()
@@ -243,7 +249,7 @@ def describe_checkpoint(path, *, key: str | None = None) -> str:
     nbytes = sum(ref.numel * itemsize(ref.dtype) for ref in refs.values())
     largest = max(refs, key=lambda k: refs[k].numel)
     lines = [
-        f"{path}",
+        display_path(path),
         f"  format: {fmt}" + (f", weights under {wrapper!r}" if wrapper else ", plain state dict"),
         f"  {len(refs)} tensors, {elements:,} elements, {_format_bytes(nbytes)} of tensor data",
         "  dtypes: " + ", ".join(f"{d} x{n}" for d, n in dtypes.most_common()),

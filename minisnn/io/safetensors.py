@@ -5,22 +5,32 @@
                              ..., "__metadata__": {"str": "str"}}   (padded with spaces)
     bytes 8+N..       data; tensor "name" is bytes [b, e) of this section, C-order, little-endian
 
-The format has no code in it, so reading it is safe by construction.
+The format has no code in it.  The header is read by a small parser for exactly this JSON
+layout (an object of flat objects, lists of at most MAX_LIST_ITEMS scalars), so a header
+full of nested junk is refused at its first nested value instead of being built in memory:
+parsing takes about 20 bytes of Python objects and half a microsecond per header byte at
+most, and the header is at most MAX_HEADER_BYTES long (the limit of the safetensors library)
+and never longer than the file.  The entry every writer produces is read by one regular
+expression; anything else by the general parser.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
+from json.decoder import scanstring
 from pathlib import Path
 
 import numpy as np
 
 from .dtypes import bfloat16_bits_to_float32, loaded_numpy_dtype, raw_numpy_dtype, torch_dtype_of
 from .errors import CheckpointError
+from .files import file_size, fs_path, open_regular
+from .pickled_numpy import MAX_DIMS, MAX_ELEMENT_BYTES
 
 # safetensors dtype code <-> torch dtype name
 SAFETENSORS_DTYPES = {
@@ -30,7 +40,16 @@ SAFETENSORS_DTYPES = {
 }
 _CODE_OF_DTYPE = {name: code for code, name in SAFETENSORS_DTYPES.items()}
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+MAX_LIST_ITEMS = 64         # a shape has at most MAX_DIMS numbers, data_offsets two
 _HEADER_ALIGNMENT = 8
+_SPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_CONSTANTS = {"true": True, "false": False, "null": None}
+_INT = r"(?:0|[1-9][0-9]{0,19})"
+# the entry every writer produces, read by one regular expression: {"dtype": .., "shape": [..], "data_offsets": [..]}
+_TENSOR_ENTRY = re.compile(
+    rf'\{{\s*"dtype"\s*:\s*"([A-Z0-9_]{{1,16}})"\s*,\s*"shape"\s*:\s*\[\s*({_INT}(?:\s*,\s*{_INT}){{0,63}})?\s*\]'
+    rf'\s*,\s*"data_offsets"\s*:\s*\[\s*({_INT})\s*,\s*({_INT})\s*\]\s*\}}')
 
 
 @dataclass(frozen=True)
@@ -47,11 +66,108 @@ class SafetensorRef:
         return math.prod(self.shape)
 
 
-def _unique_keys(pairs: list) -> dict:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("a name appears twice")
-    return dict(pairs)
+class _HeaderSyntaxError(ValueError):
+    pass
+
+
+class _HeaderParser:
+    """The safetensors header: {name: {key: scalar or [scalars]}, "__metadata__": {str: str}}.
+
+    A hand-written parser for just this shape of JSON: `entries()` yields each top-level name
+    with its flat object as soon as it is read, so the caller can check it before the next.
+    Strings are decoded by the json module's own scanner; names must be unique.
+    """
+
+    def __init__(self, text: str):
+        self.text, self.pos = text, 0
+
+    def fail(self, expected: str):
+        found = self.text[self.pos:self.pos + 12] or "the end"
+        raise _HeaderSyntaxError(f"expected {expected} at character {self.pos}, found {found!r}")
+
+    def skip(self, char: str | None = None) -> bool:
+        """Skip white space, then `char` if it is next (True if it was)."""
+        self.pos = _SPACE.match(self.text, self.pos).end()
+        if char is not None and self.text.startswith(char, self.pos):
+            self.pos += 1
+            return True
+        return False
+
+    def string(self) -> str:
+        if not self.skip('"'):
+            self.fail("a string")
+        value, self.pos = scanstring(self.text, self.pos)
+        return value
+
+    def scalar(self):
+        self.skip()
+        if self.text.startswith('"', self.pos):
+            return self.string()
+        for word, value in _CONSTANTS.items():
+            if self.text.startswith(word, self.pos):
+                self.pos += len(word)
+                return value
+        match = _NUMBER.match(self.text, self.pos)
+        if not match:
+            self.fail("a string, number, true, false or null")
+        self.pos = match.end()
+        return float(match.group()) if match.group(1) or match.group(2) else int(match.group())
+
+    def items(self, close: str, item):
+        """Comma-separated `item()`s up to `close` (the opening bracket already read)."""
+        if self.skip(close):
+            return
+        while True:
+            yield item()
+            if self.skip(close):
+                return
+            if not self.skip(","):
+                self.fail(f"',' or {close!r}")
+
+    def pairs(self, value):
+        """Unique-keyed "key": value() pairs of an object, up to its '}' (the '{' already read)."""
+        seen = set()
+
+        def pair():
+            key = self.string()
+            if key in seen:
+                raise _HeaderSyntaxError(f"name {key!r} appears twice")
+            seen.add(key)
+            if not self.skip(":"):
+                self.fail("':'")
+            return key, value()
+        return self.items("}", pair)
+
+    def flat_value(self):
+        if self.skip("["):
+            items = []
+            for item in self.items("]", self.scalar):
+                if len(items) == MAX_LIST_ITEMS:
+                    raise _HeaderSyntaxError(f"a list of more than {MAX_LIST_ITEMS} items")
+                items.append(item)
+            return items
+        if self.text.startswith("{", self.pos):
+            self.fail("a string, number or list of them (no nested objects)")
+        return self.scalar()
+
+    def entry_value(self):
+        self.skip()
+        match = _TENSOR_ENTRY.match(self.text, self.pos)
+        if match:
+            self.pos = match.end()
+            dims = match.group(2)
+            return {"dtype": match.group(1), "shape": [int(d) for d in dims.split(",")] if dims else [],
+                    "data_offsets": [int(match.group(3)), int(match.group(4))]}
+        if self.skip("{"):
+            return dict(self.pairs(self.flat_value))
+        return self.flat_value()
+
+    def entries(self):
+        if not self.skip("{"):
+            self.fail("'{'")
+        yield from self.pairs(self.entry_value)
+        if self.skip() or self.pos != len(self.text):
+            self.fail("the end of the header")
 
 
 def _nonneg_ints(value) -> bool:
@@ -62,8 +178,8 @@ class SafetensorsReader:
     """An open .safetensors file; `load()` gives name -> SafetensorRef in data order."""
 
     def __init__(self, path):
-        self.path = str(path)
-        self.file = open(self.path, "rb")
+        self.path = fs_path(path)
+        self.file = open_regular(self.path, CheckpointError)
         try:
             self.refs, self.metadata, self.data_start = self._parse_header()
         except BaseException:
@@ -74,46 +190,57 @@ class SafetensorsReader:
         raise CheckpointError(self.path, f"invalid safetensors file: {problem}")
 
     def _parse_header(self):
-        size = os.fstat(self.file.fileno()).st_size
+        size = file_size(self.file)
         head = self.file.read(8)
         if len(head) < 8:
             self._fail("shorter than the 8-byte header length")
         (n,) = struct.unpack("<Q", head)
-        if n > min(size - 8, MAX_HEADER_BYTES):
+        if n > size - 8:
             self._fail(f"header length {n} exceeds the file size {size} (truncated?)")
+        if n > MAX_HEADER_BYTES:
+            self._fail(f"header length {n} is more than the {MAX_HEADER_BYTES} bytes allowed")
         try:
-            entries = json.loads(self.file.read(n).decode("utf-8"), object_pairs_hook=_unique_keys)
-        except (UnicodeDecodeError, ValueError) as exc:
+            text = self.file.read(n).decode("utf-8")
+        except UnicodeDecodeError as exc:
             self._fail(f"header is not valid UTF-8 JSON with unique names ({exc})")
-        if not isinstance(entries, dict):
-            self._fail("header is not a JSON object")
         data_len = size - 8 - n
         refs, metadata = [], {}
-        for name, info in entries.items():
-            if name == "__metadata__":
-                if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
-                    self._fail("__metadata__ must map strings to strings")
-                metadata = info
-                continue
-            if not isinstance(info, dict):
-                self._fail(f"entry '{name}' is not a JSON object")
-            code, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-            if not isinstance(code, str) or code not in SAFETENSORS_DTYPES:
-                self._fail(f"tensor '{name}' has unsupported dtype {code!r}; supported: {', '.join(SAFETENSORS_DTYPES)}")
-            if not _nonneg_ints(shape) or not _nonneg_ints(offsets) or len(offsets) != 2:
-                self._fail(f"tensor '{name}' needs a shape list and two data_offsets")
-            ref = SafetensorRef(name, SAFETENSORS_DTYPES[code], tuple(shape), *offsets)
-            nbytes = ref.numel * raw_numpy_dtype(ref.dtype).itemsize
-            if ref.end - ref.begin != nbytes or ref.begin > ref.end:
-                self._fail(f"tensor '{name}' spans {ref.end - ref.begin} bytes, its shape needs {nbytes}")
-            if ref.end > data_len:
-                self._fail(f"tensor '{name}' ends at byte {ref.end} of a {data_len}-byte data section (truncated?)")
-            refs.append(ref)
+        try:
+            for name, info in _HeaderParser(text).entries():
+                if name == "__metadata__":
+                    if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                        self._fail("__metadata__ must map strings to strings")
+                    metadata = info
+                else:
+                    refs.append(self._tensor_ref(name, info, data_len))
+        except CheckpointError:
+            raise
+        except ValueError as exc:  # _HeaderSyntaxError, or json's string scanner
+            self._fail(f"header is not valid UTF-8 JSON with unique names ({exc})")
         refs.sort(key=lambda r: (r.begin, r.end))
         for a, b in zip(refs, refs[1:]):
             if b.begin < a.end:
                 self._fail(f"tensors '{a.name}' and '{b.name}' overlap")
         return OrderedDict((r.name, r) for r in refs), metadata, 8 + n
+
+    def _tensor_ref(self, name: str, info, data_len: int) -> SafetensorRef:
+        if not isinstance(info, dict):
+            self._fail(f"entry '{name}' is not a JSON object")
+        code, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if not isinstance(code, str) or code not in SAFETENSORS_DTYPES:
+            self._fail(f"tensor '{name}' has unsupported dtype {code!r}; supported: {', '.join(SAFETENSORS_DTYPES)}")
+        if not _nonneg_ints(shape) or not _nonneg_ints(offsets) or len(offsets) != 2:
+            self._fail(f"tensor '{name}' needs a shape list and two data_offsets")
+        itemsize = raw_numpy_dtype(SAFETENSORS_DTYPES[code]).itemsize
+        if len(shape) > MAX_DIMS or math.prod(max(d, 1) for d in shape) * itemsize >= MAX_ELEMENT_BYTES:
+            self._fail(f"tensor '{name}' has shape {shape}, beyond what an array can hold")
+        ref = SafetensorRef(name, SAFETENSORS_DTYPES[code], tuple(shape), *offsets)
+        nbytes = ref.numel * itemsize
+        if ref.end - ref.begin != nbytes or ref.begin > ref.end:
+            self._fail(f"tensor '{name}' spans {ref.end - ref.begin} bytes, its shape needs {nbytes}")
+        if ref.end > data_len:
+            self._fail(f"tensor '{name}' ends at byte {ref.end} of a {data_len}-byte data section (truncated?)")
+        return ref
 
     def load(self) -> "OrderedDict[str, SafetensorRef]":
         return OrderedDict(self.refs)
@@ -122,11 +249,13 @@ class SafetensorsReader:
         arrays = []
         for ref in refs:
             self.file.seek(self.data_start + ref.begin)
-            raw = self.file.read(ref.end - ref.begin)
-            if len(raw) != ref.end - ref.begin:
+            raw = bytearray(ref.end - ref.begin)  # inside the file: checked when the header was read
+            if self.file.readinto(raw) != len(raw):
                 self._fail(f"tensor '{ref.name}' is cut short (truncated file)")
-            flat = np.frombuffer(raw, dtype=raw_numpy_dtype(ref.dtype))
-            array = flat.astype(flat.dtype.newbyteorder("=")).reshape(ref.shape)
+            flat = np.frombuffer(raw, dtype=raw_numpy_dtype(ref.dtype))  # a writeable array of its own
+            if not flat.dtype.isnative:
+                flat = flat.byteswap(inplace=True).view(flat.dtype.newbyteorder("="))
+            array = flat.reshape(ref.shape)
             if ref.dtype == "bfloat16":
                 array = bfloat16_bits_to_float32(array)
             assert array.dtype == loaded_numpy_dtype(ref.dtype)
@@ -177,7 +306,7 @@ def write_safetensors(state_dict, path, metadata: dict[str, str] | None = None) 
         offset += array.nbytes
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * (-(8 + len(text)) % _HEADER_ALIGNMENT)
-    path = Path(path)
+    path = Path(fs_path(path))
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:

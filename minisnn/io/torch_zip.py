@@ -24,32 +24,63 @@ import numpy as np
 
 from .dtypes import TORCH_DTYPES, bfloat16_bits_to_float32, itemsize, loaded_numpy_dtype, raw_numpy_dtype
 from .errors import CheckpointError
+from .files import file_size, fs_path, open_regular
 from .pickle_writer import TorchPickleWriter
 from .unpickler import TensorRef, load_pickle, resolve, tensor_refs
 
 ALIGNMENT = 64          # torch aligns the start of every record's data to 64 bytes
 ARCHIVE_NAME = "archive"
+MAX_EXPANSION = 100     # the records may declare at most this many times the file's size in total
+COPY_SLACK = 16 << 20   # copies of views may exceed the storage bytes they come from by this much
 _ZIP_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
                     NotImplementedError, RuntimeError, struct.error, zlib.error)
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, (version .. sizes), name length, extra length
 
 
 class TorchZipReader:
-    """An open torch zip checkpoint.  Raises CheckpointError for anything that is not one."""
+    """An open torch zip checkpoint.  Raises CheckpointError for anything that is not one.
+
+    Memory stays in proportion to the file: the records may declare at most MAX_EXPANSION
+    times the file's size, a stored record is read only if its bytes are really there, a
+    compressed one is inflated in steps and never past its declared size, and the tensors a
+    read returns (views of shared storages copied out) may exceed the storage bytes they
+    come from by at most COPY_SLACK.
+    """
 
     def __init__(self, path):
-        self.path = str(path)
+        self.path = fs_path(path)
+        self.file = open_regular(self.path, CheckpointError)
         try:
-            self.zip = zipfile.ZipFile(self.path)
+            self.size = file_size(self.file)
+            self.zip = zipfile.ZipFile(self.file)
         except _ZIP_READ_ERRORS as exc:
-            raise CheckpointError(self.path, f"not a readable zip archive (truncated or corrupt: {exc})") from exc
-        names = self.zip.namelist()
-        self.prefix = self._find_prefix(names)
-        self.byteorder = "little"
-        if f"{self.prefix}byteorder" in names:
-            order = self._read(f"{self.prefix}byteorder").decode("ascii", "replace").strip()
-            if order not in ("little", "big"):
-                raise CheckpointError(self.path, f"unknown byteorder record {order!r}")
-            self.byteorder = order
+            self.file.close()
+            raise CheckpointError(self.path, f"not a readable zip archive (truncated or corrupt: {exc})") from None
+        except BaseException:
+            self.file.close()
+            raise
+        try:
+            self._check_sizes()
+            names = self.zip.namelist()
+            self.prefix = self._find_prefix(names)
+            self.byteorder = "little"
+            if f"{self.prefix}byteorder" in names:
+                order = self._read(f"{self.prefix}byteorder").decode("ascii", "replace").strip()
+                if order not in ("little", "big"):
+                    raise CheckpointError(self.path, f"unknown byteorder record {order!r}")
+                self.byteorder = order
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_sizes(self) -> None:
+        infos = self.zip.infolist()
+        stored = sum(info.compress_size for info in infos)
+        declared = sum(info.file_size for info in infos)
+        if stored > self.size or declared > MAX_EXPANSION * self.size:
+            raise CheckpointError(
+                self.path, f"its zip records declare {declared} bytes ({stored} compressed) in a file of "
+                f"{self.size} bytes; at most {MAX_EXPANSION} times the file's size is read")
 
     def _find_prefix(self, names: list[str]) -> str:
         pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
@@ -58,7 +89,6 @@ class TorchZipReader:
                 self.path, "is a TorchScript archive (torch.jit.save), which holds code; save the "
                 "weights with torch.save(model.state_dict(), path) instead")
         if not pickles:
-            self.zip.close()
             if names and all(n.endswith(".npy") for n in names):
                 raise CheckpointError(self.path, "is a NumPy .npz archive, not a torch checkpoint; "
                                       "load it with numpy.load")
@@ -66,31 +96,58 @@ class TorchZipReader:
                                   "so it is not a torch.save checkpoint")
         return pickles[0][: -len("data.pkl")]
 
-    def _read(self, name: str) -> bytes:
+    def _read(self, name: str) -> bytearray:
         try:
             info = self.zip.getinfo(name)
-            if info.CRC == 0 and info.file_size and info.compress_type == zipfile.ZIP_STORED:
-                return self._read_without_crc(info)
-            return self.zip.read(info)
         except KeyError:
             raise CheckpointError(
                 self.path, f"missing record '{name}' referenced by data.pkl (file truncated or corrupt)"
             ) from None
+        try:
+            if info.flag_bits & 0x1:
+                raise NotImplementedError("it is encrypted")
+            if info.compress_type == zipfile.ZIP_STORED:
+                return self._read_stored(info)
+            if info.compress_type == zipfile.ZIP_DEFLATED:
+                return self._read_deflated(info)
+            raise NotImplementedError(f"compression method {info.compress_type} is not read; only stored "
+                                      "and deflated records are")
         except _ZIP_READ_ERRORS as exc:
-            raise CheckpointError(self.path, f"record '{name}' is corrupt ({exc})") from exc
+            raise CheckpointError(self.path, f"record '{name}' is corrupt or unsupported ({exc})") from None
 
-    def _read_without_crc(self, info: zipfile.ZipInfo) -> bytes:
-        """A stored record whose CRC field is 0: torch writes these when its CRC option is
-        off (torch.serialization.set_crc32_options(False)), so there is nothing to check."""
-        fp = self.zip.fp
-        fp.seek(info.header_offset)
-        header = fp.read(30)
-        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+    def _read_stored(self, info: zipfile.ZipInfo) -> bytearray:
+        """The bytes of a stored record, read straight into a buffer of exactly their size.
+
+        The CRC is checked unless the field is 0: torch writes 0 when its CRC option is off
+        (torch.serialization.set_crc32_options(False)), and then there is nothing to check.
+        """
+        self.file.seek(info.header_offset)
+        header = self.file.read(_LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size:
+            raise EOFError(f"local header of {info.filename!r} is cut short")
+        signature, name_len, extra_len = _LOCAL_HEADER.unpack(header)
+        name = self.file.read(name_len).decode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace")
+        if signature != b"PK\x03\x04" or name != info.orig_filename:
             raise zipfile.BadZipFile(f"bad local header for {info.filename!r}")
-        name_len, extra_len = struct.unpack("<HH", header[26:30])
-        fp.seek(info.header_offset + 30 + name_len + extra_len)
-        data = fp.read(info.compress_size)
-        if len(data) != info.compress_size:
+        start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        if info.file_size != info.compress_size or start + info.file_size > self.size:
+            raise EOFError(f"record {info.filename!r} declares {info.file_size} bytes but the file holds "
+                           f"{max(0, self.size - start)} after its header")
+        data = bytearray(info.file_size)
+        self.file.seek(start)
+        if self.file.readinto(data) != len(data):
+            raise EOFError(f"record {info.filename!r} is cut short")
+        if info.CRC != 0 and zlib.crc32(data) != info.CRC:
+            raise zipfile.BadZipFile(f"bad CRC-32 for {info.filename!r}")
+        return data
+
+    def _read_deflated(self, info: zipfile.ZipInfo) -> bytearray:
+        """Inflate in 1 MiB steps; zipfile stops at the declared size and checks the CRC there."""
+        data = bytearray()
+        with self.zip.open(info) as stream:
+            while chunk := stream.read(1 << 20):
+                data += chunk
+        if len(data) != info.file_size:
             raise EOFError(f"record {info.filename!r} is cut short")
         return data
 
@@ -100,32 +157,57 @@ class TorchZipReader:
         return load_pickle(self._read(f"{self.prefix}data.pkl"), self.path)
 
     def read_tensors(self, refs: list[TensorRef]) -> list[np.ndarray]:
-        """Arrays for `refs` (same order).  Each storage record is read once, then released."""
-        uses = Counter(ref.storage.key for ref in refs)
-        cache: dict[str, bytes] = {}
+        """Arrays for `refs` (same order): each its own C-contiguous, writeable array.
+
+        Storage sizes are checked against the zip before anything is read; each storage
+        record is then read once and released after its last tensor.  A tensor that is the
+        only one of its storage and covers it whole in C order is that storage's buffer, no
+        copy; other views are copied out, at most the storages' bytes + COPY_SLACK in total.
+        """
+        users = Counter(ref.storage.key for ref in refs)
+        uses = Counter(users)
+        stored = sum(self._storage_nbytes(ref) for ref in {ref.storage.key: ref for ref in refs}.values())
+        copied = 0
+        cache: dict[str, bytearray] = {}
         arrays = []
         for ref in refs:
             key = ref.storage.key
             if key not in cache:
-                cache[key] = self._read_storage(ref)
-            arrays.append(self._view(cache[key], ref))
+                cache[key] = self._read(f"{self.prefix}data/{key}")
+            flat = self._elements(cache[key], ref)
+            array = _whole_storage(flat, ref) if users[key] == 1 else None
+            if array is None:
+                copied += ref.numel * loaded_numpy_dtype(ref.dtype).itemsize
+                if copied > stored + COPY_SLACK:
+                    raise CheckpointError(
+                        self.path, f"its tensor views (the one at offset {ref.offset}, shape {ref.shape}, stride "
+                        f"{ref.stride}, and those before it) would copy more than the {stored} bytes of tensor "
+                        f"data it stores + {COPY_SLACK >> 20} MiB; stride-0 or overlapping views this large "
+                        "are refused")
+                array = _copy_out(flat, ref)
+            arrays.append(array)
             uses[key] -= 1
             if uses[key] == 0:
                 del cache[key]
         return arrays
 
-    def _read_storage(self, ref: TensorRef) -> bytes:
-        storage = ref.storage
-        raw = self._read(f"{self.prefix}data/{storage.key}")
+    def _storage_nbytes(self, ref: TensorRef) -> int:
+        """Bytes of `ref`'s storage as loaded (bfloat16 widens to 4), once checked against its zip record."""
+        storage, name = ref.storage, f"{self.prefix}data/{ref.storage.key}"
         expected = storage.numel * (itemsize(storage.dtype) if storage.dtype else 1)
-        if len(raw) != expected:
+        try:
+            actual = self.zip.getinfo(name).file_size
+        except KeyError:
             raise CheckpointError(
-                self.path, f"data record '{storage.key}' has {len(raw)} bytes but data.pkl declares "
+                self.path, f"missing record '{name}' referenced by data.pkl (file truncated or corrupt)") from None
+        if actual != expected:
+            raise CheckpointError(
+                self.path, f"data record '{storage.key}' has {actual} bytes but data.pkl declares "
                 f"{expected} (file truncated or corrupt)")
-        return raw
+        return expected * (2 if ref.dtype == "bfloat16" else 1)
 
-    def _view(self, raw: bytes, ref: TensorRef) -> np.ndarray:
-        """Copy out the strided view `ref` of one storage as a C-contiguous native array."""
+    def _elements(self, raw: bytearray, ref: TensorRef) -> np.ndarray:
+        """The storage as a flat array of `ref`'s element type, once `ref` is checked to lie inside it."""
         if ref.dtype not in TORCH_DTYPES:
             raise CheckpointError(self.path, f"tensor dtype torch.{ref.dtype} is not supported")
         dtype = raw_numpy_dtype(ref.dtype, self.byteorder)
@@ -133,30 +215,50 @@ class TorchZipReader:
             raise CheckpointError(self.path, f"storage '{ref.storage.key}' is not a whole number of "
                                   f"{ref.dtype} elements")
         flat = np.frombuffer(raw, dtype=dtype)
-        if 0 in ref.shape:
-            view = np.empty(ref.shape, dtype=dtype)
-        else:
-            last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride))
-            if last >= flat.size:
-                raise CheckpointError(
-                    self.path, f"tensor (offset {ref.offset}, shape {ref.shape}, stride {ref.stride}) reaches "
-                    f"element {last} of storage '{ref.storage.key}', which has only {flat.size}")
-            view = np.lib.stride_tricks.as_strided(
-                flat[ref.offset:], ref.shape, [s * dtype.itemsize for s in ref.stride], writeable=False)
-        array = np.array(view, dtype=dtype.newbyteorder("="), order="C")
-        if ref.dtype == "bfloat16":
-            array = bfloat16_bits_to_float32(array)
-        assert array.dtype == loaded_numpy_dtype(ref.dtype)
-        return array
+        last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride))
+        if ref.numel and last >= flat.size:
+            raise CheckpointError(
+                self.path, f"tensor (offset {ref.offset}, shape {ref.shape}, stride {ref.stride}) reaches "
+                f"element {last} of storage '{ref.storage.key}', which has only {flat.size}")
+        return flat
 
     def close(self) -> None:
         self.zip.close()
+        self.file.close()
 
     def __enter__(self) -> "TorchZipReader":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _whole_storage(flat: np.ndarray, ref: TensorRef) -> np.ndarray | None:
+    """The storage buffer itself as `ref` (byte-swapped in place if need be), if `ref` covers it whole in
+    C order; else None.  The buffer is a bytearray read for this load, so the array is writeable and its own."""
+    if ref.dtype == "bfloat16" or ref.offset or ref.numel != flat.size or ref.numel == 0:
+        return None
+    step = 1
+    for n, s in zip(reversed(ref.shape), reversed(ref.stride)):
+        if n != 1 and s != step:
+            return None
+        step *= n
+    if not flat.dtype.isnative:
+        flat = flat.byteswap(inplace=True).view(flat.dtype.newbyteorder("="))
+    return flat.reshape(ref.shape)
+
+
+def _copy_out(flat: np.ndarray, ref: TensorRef) -> np.ndarray:
+    """A C-contiguous native copy of the strided view `ref` (bfloat16 widened to float32)."""
+    if ref.numel == 0:
+        return np.empty(ref.shape, dtype=loaded_numpy_dtype(ref.dtype))
+    view = np.lib.stride_tricks.as_strided(
+        flat[ref.offset:], ref.shape, [s * flat.itemsize for s in ref.stride], writeable=False)
+    array = np.array(view, dtype=flat.dtype.newbyteorder("="), order="C")
+    if ref.dtype == "bfloat16":
+        array = bfloat16_bits_to_float32(array)
+    assert array.dtype == loaded_numpy_dtype(ref.dtype)
+    return array
 
 
 def read_torch_zip(path):
@@ -201,7 +303,7 @@ def write_torch_zip(obj, path) -> None:
     bit for bit.  The file is written to a temporary name and renamed into place.
     """
     data_pkl, storages = TorchPickleWriter().dumps(obj)
-    path = Path(path)
+    path = Path(fs_path(path))
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
