@@ -22,5 +22,7 @@ if _importlib_util.find_spec("torch") is None:
     raise ImportError('minisnn.torch needs PyTorch, which is not installed: pip install "minisnn[torch]"')
 
 from .convert import build_module, from_torch, load_torch_state_dict, numpy_state_dict, to_torch, unwrap  # noqa: E402
+from .engine import TorchTrainer, train  # noqa: E402
 
-__all__ = ["build_module", "from_torch", "load_torch_state_dict", "numpy_state_dict", "to_torch", "unwrap"]
+__all__ = ["TorchTrainer", "build_module", "from_torch", "load_torch_state_dict", "numpy_state_dict", "to_torch",
+           "train", "unwrap"]
