@@ -15,6 +15,7 @@ MAX_DEPTH = 100              # containers inside containers, counted from the ou
 KEY_INT_LIMIT = 2**61 - 1    # |int key| below this: hash(k) == k (except hash(-1) == -2)
 CONTAINERS = (list, tuple, dict, set, frozenset, OrderedDict)
 _END = object()              # marks the end of an iterator in check_nesting
+_LEAVES = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray})
 
 
 class PickleRefused(ValueError):
@@ -57,9 +58,8 @@ def check_nesting(root) -> None:
         return isinstance(x, CONTAINERS) or hasattr(type(x), "pickle_children")
 
     def children(x):
-        if isinstance(x, dict):
-            return iter(x.values())
-        return iter(x) if isinstance(x, CONTAINERS) else iter(x.pickle_children())
+        items = x.values() if isinstance(x, dict) else x if isinstance(x, CONTAINERS) else x.pickle_children()
+        return iter(()) if _LEAVES.issuperset(map(type, items)) else iter(items)  # the first test runs in C
 
     if not nested(root):
         return

@@ -21,7 +21,7 @@ runs such programs with all of Python at hand; `unpickle` runs them with none of
   one per item of its arguments two levels down (a list shared by many calls is paid for at
   each) and the size of what it makes, every BUILD the size of its state; all of it
   together may not exceed BUILD_BYTES_PER_BYTE * n + BUILD_SLACK (a caller may ask for
-  less).  The memo is a list filled in order: a PUT may not skip ahead.
+  less).  The memo is a list; a PUT past its end pays for every slot it skips.
 * Containers may nest at most MAX_DEPTH (100) deep and may not contain themselves.  This is
   checked without recursion when the program stops (pickle_limits.check_nesting), before
   anything hashes, compares or prints the result.
@@ -43,6 +43,7 @@ from .pickle_limits import CONTAINERS, PickleRefused, brief, check_key, check_ne
 BUILD_BYTES_PER_BYTE = 32    # bytes of Python objects a load may build per byte of pickle ...
 BUILD_SLACK = 1 << 20        # ... plus this much, so that tiny pickles have room too
 HIGHEST_PROTOCOL = 5
+_UNSET = object()  # a memo slot that no PUT has filled
 _EXT_REFUSED = "extension codes (copyreg's registry) are refused: they name objects without GLOBAL"
 
 
@@ -85,6 +86,9 @@ class _Machine:
         self.made: dict[int, object] = {}                   # id -> object made here that BUILD may apply to
         self.bytes_per_byte = bytes_per_byte
         self.budget = bytes_per_byte * len(data) + BUILD_SLACK  # bytes of objects still allowed
+        self.ops = [None] * 256                              # opcode -> (bound method, argument, cost)
+        for code, (name, arg, cost) in _OPS.items():
+            self.ops[code] = (getattr(self, "op_" + name), arg, cost)
 
     # ------------------------------------------------------------ reading the program
     def refuse(self, problem: str) -> PickleRefused:
@@ -93,20 +97,23 @@ class _Machine:
         return PickleRefused(f"{problem} ({where} at byte {self.op_start})".replace("\n", "\\n"))
 
     def run(self):
-        data = self.data
+        data, ops, end = self.data, self.ops, len(self.data)
         while True:
-            if self.pos >= len(data):
+            pos = self.pos
+            if pos >= end:
                 raise self.refuse("the pickle ends without a STOP opcode (truncated)")
-            self.op_start = self.pos
-            op = _OPS.get(data[self.pos])
-            self.pos += 1
+            self.op_start, self.pos = pos, pos + 1
+            op = ops[data[pos]]
             if op is None:
-                raise self.refuse(f"unknown opcode {data[self.op_start]:#04x}")
-            if op[0] == "stop":
+                raise self.refuse(f"unknown opcode {data[pos]:#04x}")
+            method, arg, cost = op
+            if method == self.op_stop:
                 return self.pop()
-            self.spend(op[2])
+            self.budget -= cost
+            if self.budget < 0:
+                self.spend(0)  # raises
             try:
-                getattr(self, "op_" + op[0])(op[1])
+                method(arg)
             except PickleRefused:
                 raise
             except (ValueError, UnicodeError, OverflowError) as exc:  # int(), float(), decoding
@@ -126,6 +133,9 @@ class _Machine:
         return line
 
     def unsigned(self, size: int) -> int:
+        if size == 1 and self.pos < len(self.data):  # the most common case, without a slice
+            self.pos += 1
+            return self.data[self.pos - 1]
         return int.from_bytes(self.read(size), "little")
 
     # ------------------------------------------------------------ the stack and the memo
@@ -177,6 +187,9 @@ class _Machine:
         return obj
 
     # ------------------------------------------------------------ opcodes; `arg` comes from _OPS
+    def op_stop(self, _):  # the loop returns at STOP; this names it in the table
+        raise AssertionError("unreachable")
+
     def op_proto(self, _):
         if self.unsigned(1) > HIGHEST_PROTOCOL:
             raise self.refuse("unsupported pickle protocol")
@@ -192,7 +205,7 @@ class _Machine:
         self.push(kind())
 
     def op_fixed(self, fmt: str):
-        self.push(struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0])
+        self.push(self.unsigned(1) if fmt == "<B" else struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0])
 
     def op_sized(self, arg):
         """A literal of `length` bytes after a `width`-byte length: strings, bytes, long ints."""
@@ -244,18 +257,26 @@ class _Machine:
 
     def op_get(self, width: int):
         index = int(self.readline()) if width == 0 else self.unsigned(width)
-        if not 0 <= index < len(self.memo):
+        if not 0 <= index < len(self.memo) or self.memo[index] is _UNSET:
             raise self.refuse(f"memo index {index} was never stored")
         self.push(self.memo[index])
 
     def op_put(self, width: int):
-        index = len(self.memo) if width is None else int(self.readline()) if width == 0 else self.unsigned(width)
-        if index == len(self.memo):
-            self.memo.append(self.top())
-        elif 0 <= index < len(self.memo):
-            self.memo[index] = self.top()
+        """Store the top of the stack in the memo, a list: an index past its end pays 8 bytes per slot skipped
+        (Python 2's cPickle numbers from 1, so a small gap is normal)."""
+        index, memo = int(self.readline()) if width == 0 else self.unsigned(width), self.memo
+        if index >= len(memo):
+            if index > len(memo):
+                self.spend(8 * (index - len(memo)))
+                memo.extend([_UNSET] * (index - len(memo)))
+            memo.append(self.top())
+        elif index >= 0:
+            memo[index] = self.top()
         else:
-            raise self.refuse(f"memo index {index} skips ahead of the {len(self.memo)} stored so far")
+            raise self.refuse(f"negative memo index {index}")
+
+    def op_memoize(self, _):
+        self.memo.append(self.top())
 
     def items(self, per_item: int, size: int | None = None) -> list:
         """The items above the last MARK (or the top `size` items), paying `per_item` bytes for each."""
@@ -407,7 +428,7 @@ _OPS = {ord(code): op for code, op in {
     "\x82": ("refuse", _EXT_REFUSED, 0), "\x83": ("refuse", _EXT_REFUSED, 0), "\x84": ("refuse", _EXT_REFUSED, 0),
     "(": ("mark", None, 64), "0": ("pop", None, 0), "1": ("pop_mark", None, 0), "2": ("dup", None, 8),
     "g": ("get", 0, 8), "h": ("get", 1, 8), "j": ("get", 4, 8), "p": ("put", 0, 8), "q": ("put", 1, 8),
-    "r": ("put", 4, 8), "\x94": ("put", None, 8),
+    "r": ("put", 4, 8), "\x94": ("memoize", None, 8),
     "t": ("tuple", None, 48), "\x85": ("tuple", 1, 48), "\x86": ("tuple", 2, 48), "\x87": ("tuple", 3, 48),
     "l": ("list", None, 64), "d": ("dict", None, 72), "\x91": ("frozenset", None, 224),
     "a": ("append", None, 8), "e": ("appends", None, 0), "s": ("setitem", None, 48), "u": ("setitems", None, 0),

@@ -56,14 +56,18 @@ class PickledNumpyDType:
     _CODE = re.compile(r"^(b1|[iuf](1|2|4|8)|c(8|16))$")
 
     def __init__(self, code, align=False, copy=True):
+        if isinstance(code, bytes):  # Python 2 pickles read with encoding="bytes" (the CIFAR batches)
+            code = code.decode("ascii", "replace")
         if not isinstance(code, str) or not self._CODE.match(code):
             raise TypeError(f"numpy dtype {brief(code)} is not a plain numeric dtype")
         self.code, self.byteorder = code, "="
 
     def pickle_build(self, state):
-        if not isinstance(state, tuple) or len(state) < 2 or state[1] not in ("<", ">", "|", "="):
+        order = state[1] if isinstance(state, tuple) and len(state) >= 2 else None
+        order = order.decode("ascii", "replace") if isinstance(order, bytes) else order
+        if order not in ("<", ">", "|", "="):
             raise TypeError("malformed numpy dtype state")
-        self.byteorder = state[1]
+        self.byteorder = order
 
     def to_numpy(self) -> np.dtype:
         return np.dtype(self.code).newbyteorder(self.byteorder if self.byteorder != "|" else "=")

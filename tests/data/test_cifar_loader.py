@@ -5,6 +5,7 @@ import hashlib
 import logging
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,3 +176,19 @@ def test_any_pickle_protocol_reads(tmp_path, protocol):
     got, labels = cifar.read_batch(path)
     np.testing.assert_array_equal(got.reshape(3, -1), x)
     assert labels.tolist() == [1, 2, 3]
+
+
+REAL_CIFAR = Path(os.environ.get("MINISNN_DATA_DIR") or "~/.cache/minisnn").expanduser() / "cifar-10-batches-py"
+
+
+@pytest.mark.skipif(not (REAL_CIFAR / "data_batch_1").is_file(), reason="real CIFAR-10 batches not available")
+def test_the_official_batches_load_through_the_restricted_reader():
+    """The official files (Python 2 pickles, memo numbered from 1) read exactly as the stock unpickler reads them."""
+    tx, ty, sx, sy, classes = D.load_cifar10(REAL_CIFAR, verify=True)
+    assert tx.shape == (50000, 3, 32, 32) and sx.shape == (10000, 3, 32, 32) and classes == CIFAR10_NAMES
+    assert np.bincount(ty).tolist() == [5000] * 10 and np.bincount(sy).tolist() == [1000] * 10
+    with open(REAL_CIFAR / "test_batch", "rb") as f:
+        stock = pickle.load(f, encoding="bytes")
+    np.testing.assert_array_equal(sx.reshape(10000, 3072), stock[b"data"])
+    np.testing.assert_array_equal(sy, stock[b"labels"])
+    assert tx.flags.writeable and sx.flags.writeable

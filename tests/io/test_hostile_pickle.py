@@ -58,7 +58,7 @@ def _repeat_call(global_op: bytes, arg: bytes, times: int) -> bytes:
 # name -> (data.pkl, words of the refusal).  Each is at most a few hundred KiB, and each would
 # have taken gigabytes or minutes (or crashed the process) in a stock unpickler.
 AMPLIFIERS = {
-    "memo index far ahead": (pickle_program(b"Nr\xff\xff\xff\x7f"), "skips ahead"),
+    "memo index far ahead": (pickle_program(b"Nr\xff\xff\xff\x7f"), "per byte"),
     "memo get never stored": (pickle_program(b"j\xff\xff\xff\x7f"), "never stored"),
     "bytearray of 1 TiB declared": (pickle_program(b"\x96" + struct.pack("<Q", 1 << 40)), "truncated"),
     "bytes of 2**60 declared": (pickle_program(b"\x8e" + struct.pack("<Q", 1 << 60)), "truncated"),
