@@ -1,22 +1,39 @@
-"""Training and inference throughput: minisnn vs PyTorch + SpikingJelly on the same model.
+"""Training and inference throughput and memory: minisnn vs PyTorch + SpikingJelly, eager and compiled.
 
-    python bench/bench_train.py                          # every CPU preset, batch 64, 2 threads
+    python bench/bench_train.py                          # every CPU preset, batch 64, 2 threads, all peers
     python bench/bench_train.py --models dysvit-cifar10 --batch-size 64 --threads 2
+    python bench/bench_train.py --peers eager            # only eager PyTorch + SpikingJelly
     python bench/bench_train.py --models qkformer-small --no-winograd    # minisnn's 3×3 convs on im2col
+    python bench/bench_train.py --models dysvit-tiny --json results.json # every number, for the README
 
-Both implementations get the same architecture and weights (the PyTorch side is the oracle
-in `minisnn.parity.oracles`, state_dict copied over), the same thread count (Numba/BLAS
-threads and torch.set_num_threads), float32 and the same random batch.  A training step is
-forward + cross-entropy + backward + AdamW update, with neuron state reset before each
-step; inference is a no-grad forward in eval mode.
+Every implementation gets the same architecture and weights (the PyTorch side is the oracle in
+`minisnn.parity.oracles`, state_dict copied over), the same thread count (Numba/BLAS threads and
+torch.set_num_threads), float32 parameters and the same random batch.  A training step is
+forward + cross-entropy + backward + AdamW update, with neuron state reset before each step;
+inference is a no-grad forward in eval mode.  The PyTorch peers (`--peers`):
 
-Each implementation runs in a process of its own, as a user runs it: the minisnn worker
-imports minisnn first (so its thread settings apply, as in the `minisnn` command), the
-PyTorch worker imports torch first with PyTorch's default settings.  Three thread pools in
-one process (torch's OpenMP, Numba's, OpenBLAS's) on two cores would slow both sides.
-Rounds of the two workers alternate, so a busy moment of the machine hits both alike; the
-median over all timed steps is reported.  The ratio is minisnn images/s divided by
-PyTorch images/s (above 1: minisnn is faster).
+* `eager`: the oracle as it is;
+* `compile`: `torch.compile(oracle)`, Inductor, default mode, float32;
+* `compile-bf16`: the same with forward and loss under `torch.autocast("cpu", dtype=torch.bfloat16)`.
+
+The compiled peers use one compiled module for training and, after `model.eval()` under
+`torch.no_grad()`, for inference (Dynamo compiles a second graph for it).  Compilation happens in
+the warm-up calls and is not timed; a worker reports any compilation that still fell inside the
+timed steps, and a peer that fails is reported as "failed: <message>" while the run goes on.
+
+Each implementation runs in a process of its own, as a user runs it (`bench/_train_workers.py`):
+the minisnn worker imports minisnn first (so its thread settings apply, as in the `minisnn`
+command), the PyTorch workers import torch first with PyTorch's default settings.  Three thread
+pools in one process (torch's OpenMP, Numba's, OpenBLAS's) on two cores would slow both sides.
+Rounds of the workers alternate, so a busy moment of the machine hits all alike; the median over
+all timed steps is reported.  Ratios are minisnn / peer: above 1 for images/s, minisnn is faster;
+below 1 for memory, minisnn needs less.
+
+Memory is the peak resident set of the training: `ru_maxrss` read in each worker right after
+its timed training steps, before any inference, in a fresh process per implementation, model and
+round.  It covers the imports (minisnn and Numba, or torch and SpikingJelly: the PyTorch workers
+load the oracle from its files without importing minisnn), the model, the optimizer state, the
+steps and, for the compiled peers, what compilation took.  The median over rounds is printed.
 
 Against the hardware: the script also times a large float32 GEMM on the same threads (the
 most this BLAS gets out of the cores) and divides it by each model's training arithmetic,
@@ -31,182 +48,168 @@ import os
 import statistics
 import subprocess
 import sys
-import time
+import tempfile
 
 DEFAULT_MODELS = ("dysvit-tiny", "spikformer-tiny", "qkformer-tiny", "msvit-tiny", "dysvit-cifar10")
+PEERS = ("eager", "compile", "compile-bf16")
+PEER_LABELS = {"eager": "torch+SJ eager", "compile": "torch.compile", "compile-bf16": "compile+bf16"}
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+WORKERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_train_workers.py")
+# (label, key of the per-implementation summary, larger is better)
+QUANTITIES = (("train img/s", "train_img_s", True), ("infer img/s", "infer_img_s", True),
+              ("train peak MiB", "peak_rss_mib", False))
 
 
 def _parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    p.add_argument("--peers", nargs="+", choices=PEERS, default=list(PEERS), help="PyTorch modes to time")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of the two workers")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of the workers")
     p.add_argument("--repeats", type=int, default=3, help="timed steps per round and mode")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=2, help="warm-up calls per mode (more while one still compiles)")
     p.add_argument("--no-winograd", action="store_true", help="minisnn's 3x3 convolutions on im2col")
-    p.add_argument("--worker", choices=("minisnn", "torch", "gemm"), help=argparse.SUPPRESS)
+    p.add_argument("--json", metavar="PATH", help="write every number (medians and all samples) to this file")
     return p.parse_args()
 
 
 def main():
     args = _parse()
-    if args.worker:
-        print(json.dumps(_worker(args)))
-        return
     env = dict(os.environ, **{v: str(args.threads) for v in THREAD_VARS})
-    gemm = _run_worker("gemm", "", args, env)["gflops"]
-    print(f"float32 GEMM (4096², {args.threads} threads): {gemm:.0f} GFLOP/s")
-    limits = []
-    print(f"threads {args.threads} per implementation, batch {args.batch_size}, float32, "
-          f"median of {args.rounds} x {args.repeats} steps, one process per implementation"
-          + (", minisnn's 3x3 convolutions on im2col" if args.no_winograd else ""))
-    print(f"{'model':22s} {'params':>9s} | {'train img/s':>24s} {'ratio':>6s} | {'infer img/s':>24s} {'ratio':>6s}")
-    print(f"{'':22s} {'':>9s} | {'minisnn':>11s} {'torch+SJ':>12s} {'':>6s} | {'minisnn':>11s} {'torch+SJ':>12s}")
+    impls = ["minisnn", *(p for p in PEERS if p in args.peers)]
+    machine = _machine(args.threads)
+    print(f"machine: {machine['cpu']}, {machine['threads']} threads per implementation, "
+          f"numpy {machine['numpy']} BLAS {machine['blas']}, torch {machine['torch']}")
+    print(f"cpu flags: {' '.join(machine['flags']) or 'no AVX-512 or AMX'}")
+    gemm = _run_worker("gemm", "", args, env, "").get("gflops")
+    print(f"float32 GEMM (4096², {args.threads} threads): " + (f"{gemm:.0f} GFLOP/s" if gemm else "failed"))
+    print(f"batch {args.batch_size}, float32 parameters, median of {args.rounds} x {args.repeats} steps, "
+          "one process per implementation" + (", minisnn's 3x3 convolutions on im2col" if args.no_winograd else ""))
+    print("(ratio) = minisnn / peer: above 1 minisnn is faster (img/s), below 1 it needs less memory (MiB); "
+          "best torch: the fastest PyTorch mode, or the one needing the least memory\n")
+    print(f"{'model':22s} {'params':>9s}  {'':16s} {'minisnn':>9s}"
+          + "".join(f" {PEER_LABELS[p]:>20s}" for p in impls[1:]) + "  best torch")
+    report = {"machine": machine, "settings": {k: v for k, v in vars(args).items() if k != "json"},
+              "gemm_gflops": gemm, "models": {}}
     for name in args.models:
-        times = {"minisnn": {"train": [], "infer": []}, "torch": {"train": [], "infer": []}}
-        params = macs = 0
-        for _ in range(args.rounds):
-            for impl in ("minisnn", "torch"):
-                r = _run_worker(impl, name, args, env)
-                params = r["params"]
-                macs = r.get("macs", macs)
-                for mode in ("train", "infer"):
-                    times[impl][mode] += r[mode]
-        ips = {impl: {m: args.batch_size / statistics.median(t) for m, t in d.items()} for impl, d in times.items()}
-        mt, tt = ips["minisnn"]["train"], ips["torch"]["train"]
-        mi, ti = ips["minisnn"]["infer"], ips["torch"]["infer"]
-        print(f"{name:22s} {params:9,d} | {mt:11.1f} {tt:12.1f} {mt / tt:6.2f} | {mi:11.1f} {ti:12.1f} {mi / ti:6.2f}",
-              flush=True)
-        limits.append((name, macs, gemm * 1e9 / (6 * macs), mt))
+        with tempfile.TemporaryDirectory() as folder:
+            weights = os.path.join(folder, "weights.npz")
+            model = _run_worker("weights", name, args, env, weights)
+            if "params" not in model:
+                print(f"{name:22s} could not be built: {model['errors']['worker']}")
+                continue
+            runs = {impl: [] for impl in impls}
+            for _ in range(args.rounds):
+                for impl in impls:
+                    runs[impl].append(_run_worker(impl, name, args, env, weights))
+        summary = {impl: _summarise(rs, args.batch_size) for impl, rs in runs.items()}
+        params, macs = model["params"], model["macs"]
+        limit = gemm * 1e9 / (6 * macs) if gemm and macs else None
+        report["models"][name] = {"params": params, "forward_macs": macs, "gemm_limit_img_s": limit,
+                                  "implementations": summary}
+        _print_model(name, params, summary, impls[1:])
     print("\nagainst the GEMM rate: a training step is about 3 x 2 x the forward's multiply-adds")
     print(f"{'model':22s} {'fwd GMAC/img':>12s} {'limit img/s':>12s} {'minisnn':>8s} {'of limit':>9s}")
-    for name, macs, limit, mt in limits:
-        print(f"{name:22s} {macs / 1e9:12.3f} {limit:12.1f} {mt:8.1f} {mt / limit:8.0%}")
+    for name, m in report["models"].items():
+        mt = m["implementations"]["minisnn"]["train_img_s"]
+        if m["gemm_limit_img_s"] and mt:
+            print(f"{name:22s} {m['forward_macs'] / 1e9:12.3f} {m['gemm_limit_img_s']:12.1f} {mt:8.1f} "
+                  f"{mt / m['gemm_limit_img_s']:8.0%}")
+        else:
+            print(f"{name:22s} (no minisnn training result or GEMM rate)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"\nwrote {args.json}")
 
 
-def _run_worker(impl: str, name: str, args, env) -> dict:
-    cmd = [sys.executable, __file__, "--worker", impl, "--models", name or "-", "--batch-size", str(args.batch_size),
-           "--threads", str(args.threads), "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
-    cmd += ["--no-winograd"] if args.no_winograd else []
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"{impl} worker failed on {name}:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _print_model(name: str, params, summary: dict, peers: list):
+    """Three lines per model (train, infer, memory), then one line per failure."""
+    for row, (label, key, larger_is_better) in enumerate(QUANTITIES):
+        ours = summary["minisnn"][key]
+        cells = []
+        for peer in peers:
+            theirs = summary[peer][key]
+            if theirs is None:
+                cells.append("failed" if summary[peer]["errors"] else "-")
+            elif ours is None:
+                cells.append(f"{theirs:.1f}")
+            else:
+                cells.append(f"{theirs:.1f} ({ours / theirs:.2f})")
+        measured = [p for p in peers if summary[p][key] is not None]
+        pick = max if larger_is_better else min
+        best = pick(measured, key=lambda p: summary[p][key]) if measured else "-"
+        head = f"{name:22s} {params:9,d}" if row == 0 else f"{'':32s}"
+        print(f"{head}  {label:16s} {'failed' if ours is None else f'{ours:.1f}':>9s}"
+              + "".join(f" {c:>20s}" for c in cells) + f"  {best}", flush=True)
+    for impl, s in summary.items():
+        for error in s["errors"]:
+            print(f"{'':32s}  {impl} failed: {error}")
+        if s.get("compiled_during_timing"):
+            print(f"{'':32s}  {impl}: compilation inside the timed steps ({s['compiled_during_timing']} "
+                  "counter increments); its times include it")
 
 
-def _gemm_rate() -> dict:
-    """Best of 5 float32 4096 x 4096 x 4096 products, in GFLOP/s."""
-    import minisnn  # noqa: F401  (the same thread settings as the minisnn worker)
-    import numpy as np
-
-    a = np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32)
-    out = np.empty_like(a)
-    np.matmul(a, a, out=out)
-    best = min(_timed(lambda: np.matmul(a, a, out=out)) for _ in range(5))
-    return {"gflops": 2 * 4096**3 / best / 1e9}
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def _worker(args) -> dict:
-    name = args.models[0]
-    if args.worker == "gemm":
-        return _gemm_rate()
-    if args.worker == "minisnn":
-        import minisnn  # before NumPy: its thread hand-off settings take effect, as in the `minisnn` command
-        import numpy as np
-        import numba
-        from minisnn import F, models
-        from minisnn.nn import init
-        from minisnn.optim import AdamW
-        from minisnn.spiking import reset_net
-
-        numba.set_num_threads(args.threads)
-        if args.no_winograd:
-            from minisnn.ops import winograd
-            winograd.MIN_CHANNELS = 1 << 30
-        init.manual_seed(0)
-        model = models.create(name)
-        x, y = _batch(np, model.num_classes, args.batch_size)
-        opt = AdamW(model.parameters(), lr=1e-4)
-
-        def train():
-            model.train()
-            reset_net(model)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        def infer():
-            model.eval()
-            reset_net(model)
-            with minisnn.no_grad():
-                model(x)
-        params = model.num_parameters()
-        from minisnn.models.flops import count_flops
-        macs = sum(r.flops for r in count_flops(model)) * model.config.get("T", 1)
-    else:
-        import torch  # first, with PyTorch's default settings
-        import numpy as np
-
-        torch.set_num_threads(args.threads)
-        from minisnn import models
-        from minisnn.nn import init
-        from minisnn.parity import build_oracle
-
-        init.manual_seed(0)
-        ours = models.create(name)
-        oracle = build_oracle(name, dict(ours.config)).float()
-        oracle.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()})
-        params = ours.num_parameters()
-        x, y = _batch(np, ours.num_classes, args.batch_size)
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-        opt = torch.optim.AdamW(oracle.parameters(), lr=1e-4)
-        del ours
-
-        def reset():
-            for m in oracle.modules():
-                if type(m).__name__.endswith("Node") and hasattr(m, "reset"):
-                    m.reset()
-
-        def train():
-            oracle.train()
-            reset()
-            loss = torch.nn.functional.cross_entropy(oracle(xt), yt)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        def infer():
-            oracle.eval()
-            reset()
-            with torch.no_grad():
-                oracle(xt)
-    result = {"params": params}
-    if args.worker == "minisnn":
-        result["macs"] = macs
-    for mode, fn in (("train", train), ("infer", infer)):
-        for _ in range(args.warmup):
-            fn()
-        ts = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        result[mode] = ts
-    return result
+def _summarise(runs: list, batch_size: int) -> dict:
+    """Medians over all rounds of one implementation, with every sample and every distinct error."""
+    train = [t for r in runs for t in r.get("train", [])]
+    infer = [t for r in runs for t in r.get("infer", [])]
+    out = {"train_img_s": batch_size / statistics.median(train) if train else None,
+           "infer_img_s": batch_size / statistics.median(infer) if infer else None,
+           "train_s": train, "infer_s": infer}
+    memory = [r["peak_rss_mib"] for r in runs if r.get("peak_rss_mib") is not None]
+    out["peak_rss_mib"] = statistics.median(memory) if memory else None
+    out["peak_rss_mib_samples"] = memory
+    errors = [f"{mode}: {e}" for r in runs for mode, e in r.get("errors", {}).items()]
+    out["errors"] = list(dict.fromkeys(errors))
+    if any("graphs" in r for r in runs):  # a compiled peer
+        out["graphs"] = max(r.get("graphs", 0) for r in runs)
+        out["graph_breaks"] = max(r.get("graph_breaks", 0) for r in runs)
+        out["compiled_during_timing"] = sum(sum(r.get("compiled_during_timing", {}).values()) for r in runs)
+    return out
 
 
-def _batch(np, num_classes, batch):
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((batch, 3, 32, 32)).astype(np.float32), rng.integers(0, num_classes, batch)
+def _run_worker(impl: str, name: str, args, env, weights: str) -> dict:
+    """Run one worker process; a crash becomes {"errors": {"worker": <last line of its stderr>}}."""
+    spec = {"impl": impl, "model": name, "weights": weights, "batch_size": args.batch_size, "threads": args.threads,
+            "repeats": args.repeats, "warmup": args.warmup, "no_winograd": args.no_winograd}
+    out = subprocess.run([sys.executable, WORKERS, json.dumps(spec)], env=env, capture_output=True, text=True)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    tail = [s for s in out.stderr.strip().splitlines() if s.strip()] or [f"exit status {out.returncode}"]
+    return {"errors": {"worker": tail[-1].strip()[:300]}}
+
+
+def _machine(threads: int) -> dict:
+    """CPU model and its AVX-512/AMX flags, NumPy's BLAS, torch's version (the parent process times nothing)."""
+    cpu, flags = "unknown CPU", []
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in f if ":" in line)}
+        cpu = info.get("model name", cpu)  # the last CPU's fields
+        flags = [f for f in info.get("flags", "").split() if f.startswith(("avx512", "amx"))]
+    except OSError:
+        pass
+    import numpy
+
+    try:
+        from threadpoolctl import threadpool_info
+        blas = ", ".join(f"{p['internal_api']} {p['version']}" for p in threadpool_info() if p["user_api"] == "blas")
+    except ImportError:
+        try:
+            dep = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+            blas = f"{dep['name']} {dep['version']}"
+        except (TypeError, KeyError):
+            blas = "unknown"
+    try:
+        import torch
+        version = f"{torch.__version__} (CPU capability {torch.backends.cpu.get_cpu_capability()})"
+    except ImportError:
+        version = "not installed"
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "flags": flags, "threads": threads,
+            "numpy": numpy.__version__, "blas": blas, "torch": version}
 
 
 if __name__ == "__main__":
