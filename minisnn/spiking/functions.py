@@ -75,28 +75,50 @@ class SpikeFunction(Function):
     Backward (straight-through, dysvit.md §4.3), with x = u − θ and g = dL/ds:
         dL/du = g·∂p/∂x(x; α),    dL/dα = Σ_broadcast g·∂p/∂α(x; α).
     Inputs: u (any shape), slope (broadcastable to u).  Options: threshold, kind, smooth.
+
+    When the slope does not vary along u's last axis (one slope, or one per token: [B, N, 1]
+    against [B, N, C]), u is seen as rows [R, C] with one slope per row and the `*_rows`
+    kernels run without broadcasting the slope; they also sum dL/dα over each row.
     """
 
     @staticmethod
     def forward(ctx, u, slope, *, threshold: float, kind: int, smooth: bool):
         alpha = np.asarray(slope, dtype=u.dtype)
-        ctx.save_for_backward(u, alpha)
+        rows = _row_slopes(alpha, u.shape)
+        if rows is not None:
+            u = np.ascontiguousarray(u)
+        ctx.save_for_backward(u, alpha, rows)
         ctx.threshold, ctx.kind = threshold, kind
+        if smooth and rows is not None:
+            return kernels.surrogate_primitive_rows(u.reshape(rows.size, u.shape[-1]), threshold, rows, kind).reshape(u.shape)
         if smooth:
             x = u - u.dtype.type(threshold)
-            a = alpha if alpha.size == 1 else np.ascontiguousarray(np.broadcast_to(alpha, u.shape))
-            return kernels.surrogate_primitive(x, a, kind)
+            return kernels.surrogate_primitive(x, np.ascontiguousarray(np.broadcast_to(alpha, u.shape)), kind)
         return fires(u, u.dtype.type(threshold)).astype(u.dtype)
 
     @staticmethod
     def backward(ctx, g):
-        u, alpha = ctx.saved_tensors
+        u, alpha, rows = ctx.saved_tensors
         need_slope = ctx.needs_input_grad[1]
-        x = u - u.dtype.type(ctx.threshold)
-        a = alpha if alpha.size == 1 else np.ascontiguousarray(np.broadcast_to(alpha, u.shape))
-        gu, ga = kernels.spike_backward(np.ascontiguousarray(g), x, a, ctx.kind, need_slope)
-        g_slope = unbroadcast(ga, alpha.shape) if need_slope else None
+        if rows is not None:
+            g2 = np.ascontiguousarray(g, dtype=u.dtype).reshape(rows.size, u.shape[-1])
+            gu, ga = kernels.spike_backward_rows(g2, u.reshape(g2.shape), ctx.threshold, rows, ctx.kind, need_slope)
+            gu = gu.reshape(u.shape)
+            g_slope = unbroadcast(ga.reshape(u.shape[:-1] + (1,)), alpha.shape) if need_slope else None
+        else:
+            x = u - u.dtype.type(ctx.threshold)
+            a = np.ascontiguousarray(np.broadcast_to(alpha, u.shape))
+            gu, ga = kernels.spike_backward(np.ascontiguousarray(g), x, a, ctx.kind, need_slope)
+            g_slope = unbroadcast(ga, alpha.shape) if need_slope else None
         return (gu if ctx.needs_input_grad[0] else None), g_slope
+
+
+def _row_slopes(alpha: np.ndarray, shape: tuple):
+    """The slope as one value per row of u seen as [R, C] (C = u's last axis), shape [R]; None when
+    it varies along the last axis (or u is 0-d).  α's last axis lines up with u's last axis."""
+    if len(shape) == 0 or (alpha.ndim > 0 and alpha.shape[-1] != 1):
+        return None
+    return np.ascontiguousarray(np.broadcast_to(alpha, tuple(shape[:-1]) + (1,))).reshape(-1)
 
 
 def spike(u, slope=None, threshold: float = 1.0, surrogate="sigmoid", smooth: bool = False) -> Tensor:

@@ -27,3 +27,5 @@ def warm_spiking_kernels():
         a = np.array([2.0], dtype)
         jit_surrogate.surrogate_primitive(x, a, 0)
         jit_surrogate.spike_backward(g, x, a, 0, True)
+        jit_surrogate.surrogate_primitive_rows(x, 1.0, a.repeat(3), 0)
+        jit_surrogate.spike_backward_rows(g, x, 1.0, a.repeat(3), 0, True)

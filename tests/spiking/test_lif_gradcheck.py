@@ -86,6 +86,17 @@ def test_smooth_spike_gradcheck_in_u_and_slope(backend):
                          atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("slope_shape", [(2, 3, 1), (3, 1), (1,), (), (11,), (2, 3, 11)],
+                         ids=["per_token", "per_token_broadcast", "one", "scalar", "per_channel", "per_element"])
+def test_smooth_spike_gradcheck_for_every_slope_layout(backend, slope_shape):
+    """The per-row kernels (slope constant along the last axis, 11 channels: 8 summing lanes and a
+    tail) and the general ones (slope varying along it) both give exact gradients."""
+    rng = np.random.default_rng(4)
+    u = rng.normal(1.0, 0.7, (2, 3, 11))
+    z = rng.normal(0.0, 1.0, slope_shape)
+    assert gradcheck(lambda u, z: spike(u, 1.0 + 4.0 * F.sigmoid(z), smooth=True), [u, z], atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["lif_hard", "lif_soft", "if_hard"])
 def test_step_mode_gradients_equal_smooth_forward_gradients(backend, name):
     """STE consistency: the binary forward uses exactly the smooth mode's backward formulas
