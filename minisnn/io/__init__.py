@@ -7,12 +7,12 @@
 See format.md for the byte layouts.
 """
 from .checkpoint import StateDict, describe_checkpoint, detect_format, load_checkpoint, save_checkpoint
-from .errors import CheckpointError, UnsafeCheckpointError
+from .errors import CheckpointError, InputFileError, UnsafeCheckpointError
 from .safetensors import read_safetensors, read_safetensors_metadata, write_safetensors
 from .torch_zip import read_torch_zip, write_torch_zip
 
 __all__ = [
     "load_checkpoint", "save_checkpoint", "describe_checkpoint", "detect_format", "StateDict",
-    "CheckpointError", "UnsafeCheckpointError",
+    "CheckpointError", "UnsafeCheckpointError", "InputFileError",
     "read_torch_zip", "write_torch_zip", "read_safetensors", "read_safetensors_metadata", "write_safetensors",
 ]

@@ -88,7 +88,7 @@ class _Machine:
         self.budget = bytes_per_byte * len(data) + BUILD_SLACK  # bytes of objects still allowed
         self.ops = [None] * 256                              # opcode -> (bound method, argument, cost)
         for code, (name, arg, cost) in _OPS.items():
-            self.ops[code] = (getattr(self, "op_" + name), arg, cost)
+            self.ops[code] = (getattr(self, "op_" + name) if name else None, arg, cost)  # None: STOP
 
     # ------------------------------------------------------------ reading the program
     def refuse(self, problem: str) -> PickleRefused:
@@ -107,16 +107,16 @@ class _Machine:
             if op is None:
                 raise self.refuse(f"unknown opcode {data[pos]:#04x}")
             method, arg, cost = op
-            if method == self.op_stop:
+            if method is None:
                 return self.pop()
             self.budget -= cost
             if self.budget < 0:
-                self.spend(0)  # raises
+                raise self.over_budget()
             try:
                 method(arg)
             except PickleRefused:
                 raise
-            except (ValueError, UnicodeError, OverflowError) as exc:  # int(), float(), decoding
+            except (ValueError, OverflowError) as exc:  # int(), float(), decoding
                 raise self.refuse(f"malformed argument ({type(exc).__name__}: {exc})") from None
 
     def read(self, n: int) -> bytes:
@@ -161,11 +161,15 @@ class _Machine:
     def spend(self, nbytes: int) -> None:
         self.budget -= nbytes
         if self.budget < 0:
-            raise self.refuse(f"the pickle builds more than {self.bytes_per_byte} bytes of objects per byte "
-                              "of its own (objects far larger than the file, or calls on shared arguments)")
+            raise self.over_budget()
+
+    def over_budget(self) -> PickleRefused:
+        return self.refuse(f"the pickle builds more than {self.bytes_per_byte} bytes of objects per byte of "
+                           "its own (objects far larger than the file, or calls on shared arguments)")
 
     def charge(self, value, levels: int) -> None:
-        """Spend one unit on `value` and on each thing it holds, `levels` down (no recursion)."""
+        """Spend a byte on `value` and on each thing it holds, `levels` down (no recursion): the work of
+        looking at arguments, paid again each time the same (shared) argument is passed."""
         todo = [(value, levels)]
         while todo:
             x, level = todo.pop()
@@ -187,9 +191,6 @@ class _Machine:
         return obj
 
     # ------------------------------------------------------------ opcodes; `arg` comes from _OPS
-    def op_stop(self, _):  # the loop returns at STOP; this names it in the table
-        raise AssertionError("unreachable")
-
     def op_proto(self, _):
         if self.unsigned(1) > HIGHEST_PROTOCOL:
             raise self.refuse("unsupported pickle protocol")
@@ -282,8 +283,11 @@ class _Machine:
         """The items above the last MARK (or the top `size` items), paying `per_item` bytes for each."""
         if size is None:
             items = self.pop_mark()
+        elif len(self.stack) < size:
+            raise self.refuse("the stack is empty")
         else:
-            items = [self.pop() for _ in range(size)][::-1]
+            items = self.stack[-size:]
+            del self.stack[-size:]
         self.spend(per_item * len(items))
         return items
 
@@ -339,12 +343,12 @@ class _Machine:
             self.callables[id(obj)] = (obj, f"{module}.{name}")
         return obj
 
-    def op_global(self, encoding: str):
+    def read_global(self, encoding: str):
         module = self.readline().decode(encoding)
         return self.lookup(module, self.readline().decode(encoding))
 
-    def op_push_global(self, encoding: str):
-        self.push(self.op_global(encoding))
+    def op_global(self, _):
+        self.push(self.read_global("utf-8"))
 
     def op_stack_global(self, _):
         name, module = self.pop(), self.pop()
@@ -376,7 +380,7 @@ class _Machine:
         self.push(self.call(self.pop(), args, kwargs))
 
     def op_inst(self, _):
-        cls = self.op_global("ascii")
+        cls = self.read_global("ascii")
         self.push(self.call(cls, tuple(self.pop_mark())))
 
     def op_obj(self, _):
@@ -413,7 +417,7 @@ class _Machine:
 
 # opcode -> (name of the _Machine method without "op_", its argument, bytes of objects it builds)
 _OPS = {ord(code): op for code, op in {
-    ".": ("stop", None, 0), "\x80": ("proto", None, 0), "\x95": ("frame", None, 0),
+    ".": (None, None, 0), "\x80": ("proto", None, 0), "\x95": ("frame", None, 0),
     "N": ("const", None, 8), "\x88": ("const", True, 8), "\x89": ("const", False, 8), ")": ("const", (), 8),
     "]": ("empty", list, 64), "}": ("empty", dict, 72), "\x8f": ("empty", set, 224),
     "J": ("fixed", "<i", 36), "K": ("fixed", "<B", 8), "M": ("fixed", "<H", 36), "G": ("fixed", ">d", 32),
@@ -433,7 +437,7 @@ _OPS = {ord(code): op for code, op in {
     "l": ("list", None, 64), "d": ("dict", None, 72), "\x91": ("frozenset", None, 224),
     "a": ("append", None, 8), "e": ("appends", None, 0), "s": ("setitem", None, 48), "u": ("setitems", None, 0),
     "\x90": ("additems", None, 0),
-    "c": ("push_global", "utf-8", 16), "\x93": ("stack_global", None, 16), "R": ("reduce", None, 8),
+    "c": ("global", None, 16), "\x93": ("stack_global", None, 16), "R": ("reduce", None, 8),
     "\x81": ("newobj", False, 8), "\x92": ("newobj", True, 8), "i": ("inst", None, 24), "o": ("obj", None, 8),
     "b": ("build", None, 0), "P": ("persid", False, 64), "Q": ("persid", True, 64),
 }.items()}

@@ -29,8 +29,9 @@ from .dtypes import STORAGE_CLASS_TO_DTYPE, TORCH_DTYPES, UNSUPPORTED_TORCH_DTYP
 from .errors import CheckpointError, UnsafeCheckpointError
 from .pickle_limits import PickleRefused, brief, check_key
 from .pickle_machine import unpickle
-from .pickled_numpy import (MAX_ELEMENT_BYTES, NDARRAY_TYPE, PickledNumpyArray, PickledNumpyDType,
+from .pickled_numpy import (MAX_ELEMENT_BYTES, PickledNumpyArray, PickledNumpyDType,
                             TypeMarker, dims, numpy_globals)
+
 
 # ----------------------------------------------------------------- stand-in values
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,8 @@ def test_label_count_and_data_shape(tmp_path):
 
 
 def test_keys_of_mixed_types_and_non_dicts(tmp_path):
-    _refused(_write(tmp_path / "a", _batch() | {"labels": [0], 3: 4}), "dict keys should all be bytes, found b'batch_label'")
+    _refused(_write(tmp_path / "a", _batch() | {"labels": [0], 3: 4}),
+             "dict keys should all be bytes, found b'batch_label'")
     _refused(_write(tmp_path / "b", [1, 2, 3]), "should hold a dict, found a list of 3 items")
     _refused(_write(tmp_path / "c", _batch() | {(1, 2): 3}), "dict key a tuple of 2 items is not allowed")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minisnn.io import CheckpointError, read_safetensors, save_checkpoint
+from minisnn.io import read_safetensors, save_checkpoint
 from minisnn.io.safetensors import MAX_HEADER_BYTES
 
 from .bounded import MiB, run_bounded
@@ -28,13 +28,14 @@ def _load_within_bounds(path, header_len: int):
     assert outcome.status == "returned" or outcome.raised("CheckpointError"), outcome
     assert outcome.peak_bytes < BYTES_PER_HEADER_BYTE * header_len + MiB, outcome
     untraced = run_bounded(read_safetensors, path, memory=512 * MiB, timeout=30, trace=False)
-    assert untraced.seconds < 0.5 + header_len / 1e6, untraced  # about 0.35 us per byte measured
+    assert untraced.seconds < 1.0 + 5 * header_len / 1e6, untraced  # 0.35 us per byte measured; margin for load
     return outcome
 
 
 ENTRY = b'{"dtype":"U8","shape":[0],"data_offsets":[0,0]}'
 JUNK = {
-    "lists of empty lists": b'{"w":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"junk":[' + b"[]," * 2_000_000 + b'[]]}}',
+    "lists of empty lists": b'{"w":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"junk":['
+                            + b"[]," * 2_000_000 + b"[]]}}",
     "a long list": b'{"w":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"junk":[' + b"0," * 2_000_000 + b"0]}}",
     "deep nesting": b'{"w":' + b"[" * 2_000_000 + b"]" * 2_000_000 + b"}",
     "nested objects": b'{"w":{"a":' + b'{"a":' * 500_000 + b"1" + b"}" * 500_001 + b"}",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minisnn.io import CheckpointError, load_checkpoint, write_torch_zip
+from minisnn.io import load_checkpoint, write_torch_zip
 from minisnn.io.torch_zip import MAX_EXPANSION
 
 from .bounded import MiB, run_bounded

@@ -14,10 +14,11 @@ from minisnn.io.pickle_machine import _OPS
 from minisnn.io.unpickler import load_pickle
 
 # (b"" is pickled as a call of builtins.bytes below protocol 3, which is not on the allow-list)
-keys = st.one_of(st.text(max_size=6), st.integers(-(2**60), 2**60), st.binary(min_size=1, max_size=4), st.booleans(), st.none())
+keys = st.one_of(st.text(max_size=6), st.integers(-(2**60), 2**60), st.binary(min_size=1, max_size=4),
+                 st.booleans(), st.none())
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-(2**200), 2**200),
-                    st.floats(allow_nan=False), st.text(max_size=8), st.binary(min_size=1, max_size=8), st.complex_numbers(
-                        allow_nan=False))
+                    st.floats(allow_nan=False), st.text(max_size=8), st.binary(min_size=1, max_size=8),
+                    st.complex_numbers(allow_nan=False))
 plain = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.tuples(inner, inner), st.dictionaries(keys, inner, max_size=4),
     st.dictionaries(st.text(max_size=4), inner, max_size=3).map(OrderedDict),
