@@ -87,6 +87,13 @@ class SpikingVisionModel(Module):
         if dim % heads:
             raise ValueError(f"{name}: channel count {dim} is not divisible by num_heads={heads}")
 
+    @staticmethod
+    def _check_hidden(name: str, dim: int, mlp_ratio: float) -> None:
+        """The MLP of a `dim`-channel block has int(dim · mlp_ratio) hidden channels: at least one."""
+        if int(dim * mlp_ratio) < 1:
+            raise ValueError(f"{name}: mlp_ratio {mlp_ratio} leaves the MLP of a {dim}-channel block without "
+                             "hidden channels")
+
     @property
     def dtype(self):
         return next(iter(self.parameters())).dtype
@@ -318,6 +325,7 @@ class HierarchicalSpikingTransformer(SpikingVisionModel):
             if dim < 1:
                 raise ValueError(f"{type(self).__name__}: embed_dim {E} gives an empty {name}")
             self._check_divisible(f"{type(self).__name__} {name}", dim, h)
+            self._check_hidden(f"{type(self).__name__} {name}", dim, mlp_ratio)
         if self.img_size % 4:
             raise ValueError(f"{type(self).__name__}: img_size must be a multiple of 4 (two 2× down-samplings), "
                              f"got {self.img_size}")

@@ -131,11 +131,13 @@ class DySViT(Module):
         super().__init__()
         if T != 1:
             raise ValueError(f"Dy-SViT is a single-step (T = 1) network; got T={T}")
+        for name, v in (("num_classes", num_classes), ("dim", dim), ("depth", depth), ("heads", heads),
+                        ("mlp_ratio", mlp_ratio), ("patch_size", patch_size), ("img_size", img_size),
+                        ("hypernet_hidden", hypernet_hidden)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         if img_size % patch_size:
             raise ValueError(f"img_size {img_size} is not divisible by patch_size {patch_size}")
-        for name, v in (("num_classes", num_classes), ("dim", dim), ("depth", depth), ("heads", heads)):
-            if int(v) < 1:
-                raise ValueError(f"{name} must be >= 1, got {v}")
         self.config = dict(num_classes=num_classes, dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio,
                            patch_size=patch_size, img_size=img_size, T=T, dynamic_slope=dynamic_slope,
                            stability=stability, hypernet_hidden=hypernet_hidden)

@@ -14,16 +14,40 @@ A model module registers its own factories when imported:
 registrations are present however the package was imported.  A module that fails to import
 (e.g. a missing optional dependency) does not take the others down: its error is kept in
 `import_errors()` and quoted when a name cannot be found.
+
+`create` is where constructor overrides (`minisnn train --set KEY=VALUE`) are checked, once,
+against the factory's signature: an unknown key, or a value whose type does not fit the
+argument (its annotation, else its default: an int needs an int, not a bool; a float takes an
+int or a float; a bool needs a bool; a str a str; a None default takes anything), raises a
+one-line `ModelArgumentError` naming the key.  The model is then built under a budget of
+`PARAMETER_BUDGET_BYTES` of initialised parameters (`nn.init.parameter_budget`), so absurd
+sizes (`--set dim=1000000000`) fail before their weights are drawn, also as ModelArgumentError.
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import inspect
 from typing import Callable
 
+import numpy as np
+
+from ..nn import init
+
 # Modules that register models when imported (a missing optional module is skipped).
 MODEL_MODULES = ("presets", "dysvit")
+
+# The most parameter bytes `create` initialises: 1 GiB, 268 M float32 values (the largest preset needs 40 MB).
+PARAMETER_BUDGET_BYTES = 2**30
+
+
+class ModelArgumentError(ValueError, TypeError):
+    """A constructor override the model does not take, of the wrong type, or too large to build.
+
+    A ValueError for the command line's one-line errors; a TypeError too, as Python's own error
+    for an unexpected keyword argument is.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,16 +122,71 @@ def describe(name: str) -> str:
     return _entry(name).description
 
 
-def create(name: str, **overrides):
-    """Build model `name`; keyword overrides replace its preset arguments (e.g. num_classes=100, T=2)."""
-    entry = _entry(name)
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _expected_type(param: inspect.Parameter) -> type | None:
+    """int, float, bool or str from the annotation (a plain one) or else the default; None: anything."""
+    annotation = param.annotation
+    if isinstance(annotation, str):                 # `from __future__ import annotations`
+        annotation = {"int": int, "float": float, "bool": bool, "str": str}.get(annotation)
+    if annotation in _TYPE_NAMES:
+        return annotation
+    default = param.default
+    return type(default) if type(default) in _TYPE_NAMES else None
+
+
+def _fits(value, expected: type) -> bool:
+    is_bool = isinstance(value, (bool, np.bool_))
+    if expected is bool:
+        return is_bool
+    if expected is int:
+        return isinstance(value, (int, np.integer)) and not is_bool
+    if expected is float:
+        return isinstance(value, (int, float, np.integer, np.floating)) and not is_bool
+    return isinstance(value, str)
+
+
+def check_overrides(name: str, factory: Callable, overrides: dict) -> None:
+    """Raise ModelArgumentError for an override `factory` does not take or whose type does not fit."""
     try:
-        params = inspect.signature(entry.factory).parameters
+        params = inspect.signature(factory).parameters
     except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        params = {}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    unknown = [k for k in overrides if params and not takes_any and k not in params]
-    if unknown:
-        allowed = ", ".join(k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL)
-        raise TypeError(f"model {name!r} has no argument(s) {', '.join(unknown)}; it accepts: {allowed}")
-    return entry.factory(**overrides)
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for key, value in overrides.items():
+        if key not in params:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ModelArgumentError(f"model {name!r} has no argument {key!r}{hint}; it accepts: "
+                                     f"{', '.join(accepted)}")
+        expected = _expected_type(params[key])
+        if expected is not None and not _fits(value, expected):
+            default = params[key].default
+            like = f" like its default {default!r}" if default is not inspect.Parameter.empty else ""
+            raise ModelArgumentError(f"model {name!r}: {key} must be {_TYPE_NAMES[expected]}{like}, "
+                                     f"got {value!r} ({type(value).__name__})")
+
+
+def create(name: str, **overrides):
+    """Build model `name`; keyword overrides replace its preset arguments (e.g. num_classes=100, T=2).
+
+    Overrides are checked first (see the module docstring); the model is built under a budget of
+    PARAMETER_BUDGET_BYTES of initialised parameters.  Any of these problems, and a constructor's
+    own refusal of a value (ValueError), raises a one-line ModelArgumentError.
+    """
+    entry = _entry(name)
+    check_overrides(name, entry.factory, overrides)
+    try:
+        with init.parameter_budget(PARAMETER_BUDGET_BYTES):
+            return entry.factory(**overrides)
+    except MemoryError as exc:                      # the budget, or NumPy refusing an absurd allocation
+        given = ", ".join(f"{k}={v!r}" for k, v in overrides.items()) or "its preset values"
+        raise ModelArgumentError(f"model {name!r} with {given} is too large to build "
+                                 f"({' '.join(str(exc).split())}); choose smaller values") from None
+    except ModelArgumentError:
+        raise
+    except ValueError as exc:                       # the constructor refused a value
+        raise ModelArgumentError(f"model {name!r}: {' '.join(str(exc).split())}") from None

@@ -143,6 +143,7 @@ class Spikformer(SpikingVisionModel):
         if embed_dim % 8:
             raise ValueError(f"Spikformer: embed_dim must be a multiple of 8 (SPS widths E/8..E), got {embed_dim}")
         self._check_divisible("Spikformer", embed_dim, num_heads)
+        self._check_hidden("Spikformer", embed_dim, mlp_ratio)
         if img_size % 4:
             raise ValueError(f"Spikformer: img_size must be a multiple of 4 (two 2× max-pools), got {img_size}")
         self.patch_embed = SPS(in_channels, embed_dim)

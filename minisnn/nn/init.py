@@ -5,9 +5,13 @@ keeps its dtype, and returns it.  Random draws come from `rng` when given, else
 from this module's generator, reseeded with `manual_seed(seed)`.
 
 Fans of a weight [out, in, *kernel]: fan_in = in·∏kernel, fan_out = out·∏kernel.
+
+Inside `with parameter_budget(limit_bytes):` initialising tensors that add up to more than
+`limit_bytes` raises MemoryError before their values are drawn (`models.create` uses it).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -17,6 +21,7 @@ from ..autograd.tensor import Tensor
 from ..ops import dropout as _dropout
 
 _generator = np.random.default_rng()
+_budget: dict | None = None   # while `parameter_budget` is active: limit, bytes left, ids of charged arrays
 
 
 def manual_seed(seed: int) -> None:
@@ -30,10 +35,27 @@ def default_generator() -> np.random.Generator:
     return _generator
 
 
+@contextlib.contextmanager
+def parameter_budget(limit_bytes: int):
+    """Within the block, initialising more than `limit_bytes` of tensors in all raises MemoryError."""
+    global _budget
+    outer, _budget = _budget, {"limit": int(limit_bytes), "left": int(limit_bytes), "seen": set()}
+    try:
+        yield
+    finally:
+        _budget = outer
+
+
 def _array(tensor) -> np.ndarray:
     arr = tensor.data if isinstance(tensor, Tensor) else tensor
     if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
         raise TypeError(f"init: expected a floating-point Tensor or array, got {type(tensor).__name__}")
+    if _budget is not None and id(arr) not in _budget["seen"]:
+        _budget["seen"].add(id(arr))
+        _budget["left"] -= arr.nbytes
+        if _budget["left"] < 0:
+            raise MemoryError(f"initialising a tensor of shape {arr.shape} takes the parameters over the "
+                              f"{_budget['limit'] / 2**30:g} GiB budget")
     return arr
 
 

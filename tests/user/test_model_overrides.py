@@ -1,0 +1,112 @@
+"""Constructor overrides (`--set KEY=VALUE`): checked once, in `models.create`, with one-line errors.
+
+A misspelled key, a value of the wrong type, a size a constructor cannot build and a size too
+large to allocate all end as a `ModelArgumentError` (a ValueError) naming the key, and on the
+command line as one line on stderr with exit status 2.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from minisnn import models
+from minisnn.cli import main
+from minisnn.models.registry import ModelArgumentError
+
+
+@pytest.fixture(autouse=True)
+def _embedded_sample_only(tmp_path, monkeypatch):
+    monkeypatch.delenv("MINISNN_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def run(capsys, *argv):
+    try:
+        rc = main(list(argv))
+    except SystemExit as exc:
+        rc = exc.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_a_misspelled_key_names_the_key_a_guess_and_the_accepted_ones():
+    with pytest.raises(ModelArgumentError) as info:
+        models.create("dysvit-tiny", depht=3)
+    text = str(info.value)
+    assert "'depht'" in text and "did you mean 'depth'?" in text and "it accepts: num_classes, dim, depth" in text
+    assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+
+
+@pytest.mark.parametrize("name, key, value, says", [
+    ("dysvit-tiny", "dim", "abc", "dim must be an integer like its default 128, got 'abc' (str)"),
+    ("dysvit-tiny", "dim", True, "dim must be an integer"),
+    ("dysvit-tiny", "dim", 64.0, "dim must be an integer"),
+    ("dysvit-tiny", "mlp_ratio", 2.5, "mlp_ratio must be an integer"),     # Dy-SViT: hidden = dim * mlp_ratio
+    ("dysvit-tiny", "dynamic_slope", 1, "dynamic_slope must be true or false"),
+    ("spikformer-tiny", "attn_threshold", "high", "attn_threshold must be a number"),
+    ("msvit-tiny", "stage3_proj_lif", 2, "stage3_proj_lif must be a string"),
+])
+def test_a_value_of_the_wrong_type_names_the_key_and_the_type(name, key, value, says):
+    with pytest.raises(ModelArgumentError, match=re.escape(says)):
+        models.create(name, **{key: value})
+
+
+def test_values_that_fit_the_signature_are_accepted():
+    assert models.create("spikformer-tiny", mlp_ratio=2.5).config["mlp_ratio"] == 2.5     # annotated float
+    assert models.create("spikformer-tiny", attn_threshold=1).config["attn_threshold"] == 1  # an int is a number
+    assert models.create("dysvit-tiny", dim=64, heads=2, dynamic_slope=False).config["dim"] == 64
+
+
+@pytest.mark.parametrize("name, overrides, says", [
+    ("dysvit-tiny", {"patch_size": 0}, "patch_size must be an integer >= 1, got 0"),
+    ("dysvit-tiny", {"img_size": 0}, "img_size must be an integer >= 1"),
+    ("dysvit-tiny", {"mlp_ratio": -1}, "mlp_ratio must be an integer >= 1"),
+    ("dysvit-tiny", {"hypernet_hidden": 0}, "hypernet_hidden must be an integer >= 1"),
+    ("dysvit-tiny", {"heads": 3}, "dim 128 is not divisible by heads 3"),
+    ("spikformer-tiny", {"mlp_ratio": 0.001}, "leaves the MLP of a 128-channel block without hidden channels"),
+    ("qkformer-tiny", {"mlp_ratio": 0.01}, "leaves the MLP of a 32-channel block without hidden channels"),
+])
+def test_sizes_a_constructor_cannot_build_are_one_line_value_errors(name, overrides, says):
+    with pytest.raises(ModelArgumentError, match=re.escape(says)) as info:
+        models.create(name, **overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_absurd_sizes_are_refused_before_their_memory_is_used():
+    """dim=30000 asks for 3.4 GiB weight matrices; the budget refuses before drawing (or touching) them."""
+    script = ("import json, resource\nfrom minisnn import models\nout = []\n"
+              "for kw in ({'dim': 30000}, {'dim': 10**9}, {'mlp_ratio': 10**6}, {'depth': 10**5}):\n"
+              "    try:\n        models.create('dysvit-tiny', **kw)\n    except ValueError as exc:\n"
+              "        out.append(str(exc))\n"
+              "print(json.dumps({'errors': out, 'rss_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(result["errors"]) == 4
+    assert "with dim=30000 is too large to build" in result["errors"][0] and "1 GiB budget" in result["errors"][0]
+    assert "with dim=1000000000 is too large to build" in result["errors"][1]
+    assert all("choose smaller values" in e for e in result["errors"])
+    assert result["rss_kb"] < 1.5 * 2**20            # well under the 3.4 GiB a single matrix would take
+
+
+@pytest.mark.parametrize("argv, says", [
+    (("--set", "depht=3"), "has no argument 'depht' (did you mean 'depth'?); it accepts:"),
+    (("--set", "dim=abc"), "dim must be an integer"),
+    (("--set", "dim=10**9"), "dim must be an integer"),
+    (("--set", "dim=1000000000"), "dim=1000000000 is too large to build"),
+    (("--set", "patch_size=0"), "patch_size must be an integer >= 1"),
+    (("--crop-padding", "1000000000"), "--crop-padding must be at most the image size (32)"),
+    (("--seed", "-1"), "--seed must be >= 0"),
+])
+def test_train_reports_bad_model_values_in_one_line(capsys, tmp_path, argv, says):
+    rc, out, err = run(capsys, "train", "--model", "dysvit-tiny", "--out", str(tmp_path / "run"), "--no-progress",
+                       *argv)
+    assert rc == 2, err
+    assert err.count("\n") == 1 and err.startswith("minisnn train: error:") and "Traceback" not in err
+    assert says in err
+    assert not (tmp_path / "run").exists()          # nothing was created for a run that could not start
