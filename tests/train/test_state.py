@@ -62,14 +62,21 @@ def test_damaged_files_give_clear_errors(tmp_path):
         load_state(other)
 
 
+def _minimal(kind, **fields):
+    """The fields every trainer checkpoint has (see state._check_common)."""
+    state = {"kind": kind, "model_name": "m", "config": {}, "model": {"w": np.zeros(2, np.float32)},
+             "classes": ["a", "b"], "normalization": "upstream", "epoch": 0, "history": []}
+    state.update(fields)
+    return {k: v for k, v in state.items() if v is not None}
+
+
 def test_only_trainer_and_weights_checkpoints_are_trainer_checkpoints(tmp_path):
-    weights = np.zeros(2, np.float32)
     cases = {
-        "train": ({"kind": TRAIN_KIND, "model_name": "m", "model": {"w": weights}}, True),
-        "weights": ({"kind": WEIGHTS_KIND, "model_name": "m", "model": {"w": weights}}, True),
-        "no model name": ({"kind": TRAIN_KIND, "model": {"w": weights}}, False),
-        "other kind": ({"kind": "something", "model_name": "m"}, False),
-        "no kind": ({"model_name": "m"}, False),
+        "train": (_minimal(TRAIN_KIND), True),
+        "weights": (_minimal(WEIGHTS_KIND), True),
+        "no model name": (_minimal(TRAIN_KIND, model_name=None), False),
+        "other kind": (_minimal("something"), False),
+        "no kind": (_minimal(None), False),
     }
     for name, (state, expected) in cases.items():
         assert is_trainer_checkpoint(state) is expected, name
