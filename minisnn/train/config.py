@@ -11,6 +11,13 @@ import math
 from dataclasses import dataclass, field
 
 NORMALISATIONS = ("upstream", "dysvit")
+# The `minisnn train` option of each field whose name differs from the field's.
+FLAGS = {"model_overrides": "--set", "mixup_alpha": "--mixup", "cutmix_alpha": "--cutmix", "flip": "--no-flip"}
+
+
+def flag(field_name: str) -> str:
+    """The command-line option that sets a TrainConfig field, e.g. "--batch-size"."""
+    return FLAGS.get(field_name, "--" + field_name.replace("_", "-"))
 
 
 @dataclass
@@ -39,7 +46,25 @@ class TrainConfig:
     threads: int | None = None
     model_overrides: dict = field(default_factory=dict)
 
+    def _check_types(self) -> None:
+        """Each field holds a value of its annotated type (an int is no bool; a float field takes an int)."""
+        tests = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+                 "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+                 "bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str),
+                 "None": lambda v: v is None, "dict": lambda v: isinstance(v, dict)}
+        for f in dataclasses.fields(self):
+            kinds = [k.strip() for k in str(f.type).split("|")]
+            value = getattr(self, f.name)
+            if not any(tests[k](value) for k in kinds):
+                wanted = " or ".join({"None": "omitted", "float": "a number", "int": "an integer", "bool":
+                                      "true/false", "str": "a string", "dict": "a dict"}[k] for k in kinds)
+                raise ValueError(f"{flag(f.name)} must be {wanted}, got {value!r}")
+        if not all(isinstance(k, str) for k in self.model_overrides):
+            raise ValueError(f"model overrides must have string keys, got {list(self.model_overrides)!r}")
+
     def validate(self) -> "TrainConfig":
+        self._check_types()
+
         def positive(name, integer=True):
             v = getattr(self, name)
             if (integer and not isinstance(v, int)) or v <= 0:
@@ -70,6 +95,8 @@ class TrainConfig:
             raise ValueError(f"--val-size must be >= 0, got {self.val_size}")
         if self.train_limit is not None and self.train_limit <= 0:
             raise ValueError(f"--train-limit must be positive, got {self.train_limit}")
+        if self.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
         if self.threads is not None and self.threads <= 0:
             raise ValueError(f"--threads must be positive, got {self.threads}")
         if not all(math.isfinite(v) for v in (self.lr, self.min_lr, self.weight_decay)):
@@ -113,3 +140,44 @@ def config_for(model: str, **overrides) -> TrainConfig:
         epochs = base.get("epochs", TrainConfig.epochs)
         base["mixup_off_epochs"] = max(1, round(0.15 * epochs))  # the card: off for the last 15 of 100 epochs
     return TrainConfig(**base).validate()
+
+
+def _option(key: str, value) -> str:
+    if key == "flip":
+        return "--no-flip" if not value else "random flips"
+    return f"{flag(key)} {value}"
+
+
+# Options that may differ when a run is resumed: its length, and where this machine keeps things.
+RESUME_CHANGEABLE = ("epochs", "threads", "data_dir", "out", "eval_batch_size")
+
+
+def resumed_config(saved: dict, given: dict, where: str = "the checkpoint") -> tuple[TrainConfig, list[str]]:
+    """The configuration of a run being resumed: `saved` (the checkpoint's), with the options `given` again.
+
+    `given` holds the options typed on the command line (field -> value; "model_overrides" a
+    dict of --set values).  An option in RESUME_CHANGEABLE replaces the saved value (a changed
+    length is announced in the returned messages); any other option must agree with the saved
+    run, else ValueError names it.  `threads` belongs to this process: the given value or None.
+    """
+    cfg = TrainConfig.from_dict(saved).validate()
+    changes, messages = {"threads": given.get("threads")}, []
+    for key, value in given.items():
+        if key == "model_overrides":
+            for name, v in value.items():
+                if name not in cfg.model_overrides or cfg.model_overrides[name] != v:
+                    old = (f"{name}={cfg.model_overrides[name]!r}" if name in cfg.model_overrides
+                           else f"no --set {name}")
+                    raise ValueError(f"--set {name}={v!r} contradicts the run being resumed ({old} in {where}); "
+                                     "leave it out to continue that run, or start a new run with another --out")
+            continue
+        old = getattr(cfg, key)
+        if value == old:
+            continue
+        if key not in RESUME_CHANGEABLE:
+            raise ValueError(f"{_option(key, value)} contradicts the run being resumed ({_option(key, old)} in "
+                             f"{where}); leave it out to continue that run, or start a new run with another --out")
+        changes[key] = value
+        if key == "epochs":
+            messages.append(f"{'extending' if value > old else 'shortening'} the run from {old} to {value} epochs")
+    return TrainConfig(**{**cfg.to_dict(), **changes}).validate(), messages
