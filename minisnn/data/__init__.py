@@ -50,6 +50,7 @@ class Datasets:
     test: tuple[np.ndarray, np.ndarray] | None
     source: str
     classes: list[str]
+    origin: str = ""        # "--data-dir", "MINISNN_DATA_DIR", "cache", "fallback" or "sample": what led to it
 
     @property
     def num_classes(self) -> int:
@@ -57,21 +58,31 @@ class Datasets:
 
 
 def get_datasets(data_dir=None, val_size: int = 5000, seed: int = 0, allow_sample: bool = True, *,
-                 dataset: str = "cifar10", verify: bool = False, announce=None) -> Datasets:
+                 dataset: str = "cifar10", verify: bool = False, announce=None, fallback_dir=None) -> Datasets:
     """Load CIFAR-10 (or 'cifar100') and carve a stratified, seeded validation split from its training set.
 
     The data is looked for in data_dir, else $MINISNN_DATA_DIR, else the cache folder (see locate.py).
-    If neither data_dir nor $MINISNN_DATA_DIR is set and the cache holds nothing, the embedded
-    CIFAR-10 sample is used (allow_sample=True, CIFAR-10 only).  That choice is announced with
-    `announce(message)`, a logging warning by default.  The sample has its own fixed 2,000 / 500
-    split (val_size is ignored) and no test split.  verify=True checks the CIFAR-10 batch md5s.
+    If neither data_dir nor $MINISNN_DATA_DIR is set and the cache holds nothing, `fallback_dir`
+    is tried when given (e.g. the folder a checkpoint recorded), then the embedded CIFAR-10
+    sample is used (allow_sample=True, CIFAR-10 only).  Those last two choices are announced
+    with `announce(message)`, a logging warning by default.  The sample has its own fixed
+    2,000 / 500 split (val_size is ignored) and no test split.  verify=True checks the CIFAR-10
+    batch md5s.  The result's `origin` says which of these led to the data.
     """
+    announce = announce or logger.warning
     try:
         folder = find_dataset_dir(data_dir, dataset)
+        origin = resolve_root(data_dir)[1]
     except DataNotFoundError as exc:
-        if exc.origin != "cache" or not allow_sample or dataset != "cifar10":
+        if exc.origin != "cache":
             raise
-        return _embedded_sample(str(exc), announce or logger.warning)
+        folder = _fallback(fallback_dir, dataset)
+        if folder is None:
+            if not allow_sample or dataset != "cifar10":
+                raise
+            return _embedded_sample(str(exc), announce)
+        origin = "fallback"
+        announce(f"{str(exc).split(';')[0]}: using {folder} (recorded with the run; pass --data-dir DIR to choose)")
     if dataset == "cifar10":
         train_x, train_y, test_x, test_y, classes = load_cifar10(folder, verify=verify)
         name = "CIFAR-10"
@@ -82,7 +93,17 @@ def get_datasets(data_dir=None, val_size: int = 5000, seed: int = 0, allow_sampl
     source = (f"{name} from {folder} ({len(train_idx)} train / {len(val_idx)} val from the training batches, "
               f"{len(test_y)} test)")
     return Datasets(train=(train_x[train_idx], train_y[train_idx]), val=(train_x[val_idx], train_y[val_idx]),
-                    test=(test_x, test_y), source=source, classes=classes)
+                    test=(test_x, test_y), source=source, classes=classes, origin=origin)
+
+
+def _fallback(folder, dataset: str):
+    """The batch folder under `folder` (a last resort: not set by the user), or None if it lacks the data."""
+    if folder is None or str(folder) == "":
+        return None
+    try:
+        return find_dataset_dir(folder, dataset)
+    except DataNotFoundError:
+        return None
 
 
 def _embedded_sample(not_found: str, announce) -> Datasets:
@@ -91,4 +112,4 @@ def _embedded_sample(not_found: str, announce) -> Datasets:
     source = f"embedded CIFAR-10 sample ({n_train} train / {n_val} val images, no test split)"
     announce(f"{not_found.split(';')[0]}: using the {source}. For the full dataset run "
              f"`minisnn download cifar10` or pass --data-dir DIR.")
-    return Datasets(train=s["train"], val=s["val"], test=None, source=source, classes=s["classes"])
+    return Datasets(train=s["train"], val=s["val"], test=None, source=source, classes=s["classes"], origin="sample")

@@ -6,6 +6,10 @@ Search order (the first one that is set is the only one looked at):
 2. the environment variable `MINISNN_DATA_DIR`;
 3. the cache folder `$XDG_CACHE_HOME/minisnn`, or `~/.cache/minisnn` when XDG_CACHE_HOME is unset.
 
+When neither 1 nor 2 is set and the cache holds nothing, `get_datasets(fallback_dir=...)`
+tries one more folder the caller knows of (`minisnn eval`: the one the checkpoint recorded),
+then the embedded sample.
+
 A directory may be given either as the folder *containing* `cifar-10-batches-py/`
 or as `cifar-10-batches-py/` itself (the same for `cifar-100-python/`).
 """

@@ -12,7 +12,9 @@ but cannot be resumed.
 """
 from __future__ import annotations
 
+import math
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -21,7 +23,35 @@ import numpy as np
 from ..data import find_dataset_dir, load_cifar10
 from ..data.split import stratified_split
 from .restore import load_trained
-from .state import WEIGHTS_KIND, load_trainer_checkpoint, save_state
+from .state import WEIGHTS_KIND, save_state
+
+# Configuration fields that describe one machine, not the model: never written into exported weights.
+MACHINE_FIELDS = ("data_dir", "out")
+# Note keys that `pretrained()` sets itself or that export writes.
+RESERVED_NOTES = ("name", "model", "epoch", "normalization", "classes", "history", "heldout_indices")
+MAX_NOTE_CHARS = 4096
+_NOTE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def check_notes(notes: dict) -> dict:
+    """`notes` if every key is a name (letters, digits, _; at most 64) that is not reserved and every
+    value a finite number, true/false, null or a string of at most MAX_NOTE_CHARS characters."""
+    if not isinstance(notes, dict):
+        raise ValueError(f"notes must be a dict, got {type(notes).__name__}")
+    for key, value in notes.items():
+        if not isinstance(key, str) or not _NOTE_KEY.fullmatch(key):
+            raise ValueError(f"--note {str(key)[:40]!r}: a note's name is letters, digits and _ (at most 64)")
+        if key in RESERVED_NOTES:
+            raise ValueError(f"--note {key}: {key!r} is reserved (reserved: {', '.join(RESERVED_NOTES)})")
+        if isinstance(value, str):
+            if len(value) > MAX_NOTE_CHARS:
+                raise ValueError(f"--note {key}: the value has {len(value)} characters, more than {MAX_NOTE_CHARS}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--note {key}: the value must be finite, got {value!r}")
+        elif value is not None and not isinstance(value, (bool, int, float)):
+            raise ValueError(f"--note {key}: a note is a number, true/false, null or a string, "
+                             f"not a {type(value).__name__}")
+    return notes
 
 
 def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, notes: dict | None = None,
@@ -32,8 +62,8 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, notes:
     `heldout_indices`: the positions, in the 50,000 concatenated training images, of the
     validation split the model never trained on, so images from it can be told apart later.
     """
-    st = load_trainer_checkpoint(checkpoint)
-    notes = {**st.get("notes", {}), **(notes or {})}
+    _, st = load_trained(checkpoint)              # the weights must fit the model they name
+    notes = {**st.get("notes", {}), **check_notes(dict(notes or {}))}
     if data_dir is not None:
         notes["heldout_indices"] = heldout_indices(data_dir, st["config"])
     return write_weights(out, model_name=st["model_name"], config=st["config"], model=st["model"],
@@ -48,6 +78,8 @@ def write_weights(out, *, model_name: str, config: dict, model: dict, classes, n
     """Write a weights-only file (float32 state_dict + metadata) that `load_trained` and `minisnn eval` read.
 
     epoch defaults to the length of `history`, best_acc to its best `val_acc` (-1 without history).
+    The configuration is written without MACHINE_FIELDS (the data folder and output folder of the
+    machine that trained it).
     """
     if not str(out).endswith(".npz"):
         raise ValueError(f"export writes an .npz file, got {str(out)!r}")
@@ -57,7 +89,7 @@ def write_weights(out, *, model_name: str, config: dict, model: dict, classes, n
     return save_state({
         "kind": WEIGHTS_KIND,
         "model_name": model_name,
-        "config": config,
+        "config": {k: v for k, v in config.items() if k not in MACHINE_FIELDS},
         "model_config": model_config or {},
         "model": weights,
         "epoch": len(history) if epoch is None else epoch,
