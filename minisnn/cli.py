@@ -7,15 +7,21 @@
     minisnn download cifar10 --data-dir ~/data             # fetch and verify the dataset
     minisnn verify CHECKPOINT [--model NAME]               # compare against PyTorch (needs torch)
 
-Bad arguments end with a one-line error and exit status 2.
+Bad arguments, and files or values the library refuses, end with a one-line error and exit
+status 2: the command catches the library's error classes (ValueError and its subclasses such
+as CheckpointError and ModelArgumentError, OSError, StateDictError), never prints a traceback
+(set MINISNN_DEBUG=1 to see one).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
+from pathlib import Path
 
 from . import __version__
+from .nn.module import StateDictError   # a KeyError (for `except KeyError` users): reported as one line too
 
 TRAIN_DEFAULT_MODEL = "spikformer-tiny"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -81,7 +87,7 @@ def _train_epilog() -> str:
     lines += ["", "examples:",
               "  minisnn train                                          # spikformer-tiny, 10 epochs",
               "  minisnn train --model dysvit-tiny --epochs 12 --lr 2e-3 --threads 2 --data-dir DATA",
-              "  minisnn train --model dysvit-tiny --out runs/a --resume # continue an interrupted run"]
+              "  minisnn train --out runs/a --resume                    # continue an interrupted run"]
     return "\n".join(lines)
 
 
@@ -95,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a registered model on CIFAR-10 (or on the embedded 2,500-image sample "
                                    "when no dataset is found). Options left out take the model family's recipe "
                                    "(listed below).", formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--model", default=TRAIN_DEFAULT_MODEL,
-                   help=f"registered model name (default: {TRAIN_DEFAULT_MODEL}; list: `minisnn models`)")
+    t.add_argument("--model", help=f"registered model name (default: {TRAIN_DEFAULT_MODEL}, or the run's own "
+                                   "with --resume; list: `minisnn models`)")
     t.add_argument("--epochs", type=_positive_int, help="number of epochs")
     t.add_argument("--batch-size", type=_positive_int, help="training images per step")
     t.add_argument("--lr", type=_number, help="peak learning rate of AdamW")
@@ -120,10 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="seeds the split, the initialisation and the batch order")
     t.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ (default: $MINISNN_DATA_DIR, then "
                                       "~/.cache/minisnn, then the embedded sample)")
-    t.add_argument("--out", help="output folder (default: runs/MODEL)")
+    t.add_argument("--out", help="output folder (default: runs/MODEL); one that holds a run is refused unless "
+                                 "--resume or --overwrite")
     t.add_argument("--set", dest="model_overrides", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="model constructor override, e.g. --set T=2 (repeatable)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
+    t.add_argument("--resume", action="store_true", help="continue the run in OUT from its last.npz, with its "
+                                                         "own settings (--epochs may change its length)")
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in OUT")
     t.add_argument("--threads", type=_positive_int, help="Numba/BLAS threads (default: all cores)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -178,18 +187,44 @@ def _apply_threads(n: int | None, argv: list[str]) -> None:
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
-def _cmd_train(args) -> int:
-    from .train import Trainer, config_for
+TRAIN_FIELDS = ("model", "epochs", "batch_size", "lr", "min_lr", "warmup_epochs", "weight_decay", "clip_grad",
+                "label_smoothing", "mixup_alpha", "cutmix_alpha", "mixup_off_epochs", "crop_padding", "flip",
+                "normalization", "val_size", "train_limit", "seed", "data_dir", "threads")
 
-    fields = ("epochs", "batch_size", "lr", "min_lr", "warmup_epochs", "weight_decay", "clip_grad", "label_smoothing",
-              "mixup_alpha", "cutmix_alpha", "mixup_off_epochs", "crop_padding", "flip", "normalization", "val_size",
-              "train_limit", "seed", "data_dir", "out", "threads")
-    overrides = {f: getattr(args, f) for f in fields}
-    overrides["model_overrides"] = dict(args.model_overrides)
+
+def _cmd_train(args) -> int:
     from . import models
-    if args.model not in models.names():
+    from .train import Trainer, config_for
+    from .train.config import resumed_config
+    from .train.runs import clear_run, run_files
+    from .train.state import load_training_state
+
+    if args.model is not None and args.model not in models.names():
         raise CliError(f"unknown model {args.model!r}; choose one of: {', '.join(models.names())}")
-    cfg = config_for(args.model, **overrides)
+    given = {f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f) is not None}
+    if args.model_overrides:
+        given["model_overrides"] = dict(args.model_overrides)
+    out = Path(args.out) if args.out else Path("runs") / (args.model or TRAIN_DEFAULT_MODEL)
+    given["out"] = str(out)
+    if args.resume:
+        if args.overwrite:
+            raise CliError("--resume continues the run in --out and --overwrite replaces it: choose one")
+        last = out / "last.npz"
+        if not last.exists():
+            raise CliError(f"nothing to resume in {out}: it has no last.npz (start the run without --resume)")
+        state = load_training_state(last)
+        cfg, changes = resumed_config(state["config"], given, str(last))
+        for line in changes:
+            print(line)
+    else:
+        existing = run_files(out)
+        if existing and not args.overwrite:
+            raise CliError(f"{out} already holds a run ({', '.join(existing)}); continue it with "
+                           f"`minisnn train --out {shlex.quote(str(out))} --resume`, choose another --out, "
+                           "or pass --overwrite to replace it")
+        if existing:
+            clear_run(out)
+        cfg = config_for(given.pop("model", TRAIN_DEFAULT_MODEL), **given)
     trainer = Trainer(cfg, progress=not args.no_progress)
     if args.resume:
         trainer.resume()
@@ -229,14 +264,13 @@ def _cmd_eval(args) -> int:
 
     r = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, split=args.split, batch_size=args.batch_size,
                             progress=not args.no_progress)
-    print(f"{r['model']} (epoch {r['epoch']}) on {r['split']} ({r['images']} images, {r['data']}): "
+    print(f"data: {r['data']}; {r['found']}")
+    print(f"{r['model']} (epoch {r['epoch']}) on {r['split']} ({r['images']} images): "
           f"accuracy {r['acc']:.4f}, loss {r['loss']:.4f}")
     return 0
 
 
 def _cmd_export(args) -> int:
-    from pathlib import Path
-
     from .train import export_weights
 
     path = export_weights(args.checkpoint, args.out, notes=dict(args.notes), data_dir=args.data_dir)
@@ -264,15 +298,11 @@ def _cmd_download(args) -> int:
 
 
 def _cmd_verify(args) -> int:
-    from .nn.module import StateDictError
     from .parity import verify_checkpoint
 
-    try:
-        report = verify_checkpoint(args.checkpoint, args.model, overrides=dict(args.model_overrides),
-                                   batch_size=args.batch_size, dtype=args.dtype, seed=args.seed, grads=args.grads,
-                                   train=args.train)
-    except StateDictError as exc:               # a KeyError: report its message as one line
-        raise CliError(str(exc)) from None
+    report = verify_checkpoint(args.checkpoint, args.model, overrides=dict(args.model_overrides),
+                               batch_size=args.batch_size, dtype=args.dtype, seed=args.seed, grads=args.grads,
+                               train=args.train)
     print(report.format())
     return 0 if report.ok else 1
 
@@ -293,10 +323,13 @@ def main(argv: list[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except (CliError, ValueError, OSError, ImportError) as exc:
+    except (CliError, ValueError, OSError, ImportError, StateDictError, MemoryError) as exc:
         if os.environ.get("MINISNN_DEBUG"):
             raise
-        print(f"minisnn {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, MemoryError):
+            message = f"out of memory ({message}); try a smaller --batch-size or smaller --set values"
+        print(f"minisnn {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 
