@@ -3,6 +3,7 @@
     report = verify_checkpoint("model_best.pth.tar")                  # model inferred from the keys
     report = verify_checkpoint("ckpt.pth", "msvit-cifar10")           # a registered model, as is
     report = verify_checkpoint("ckpt.pth", overrides={"num_heads": 2, "T": 2})
+    report = verify_checkpoint("runs/dysvit-tiny/best.npz")          # minisnn's own training checkpoints
     print(report.format())
 
 The minisnn side reads the file without torch (`minisnn.load_checkpoint`); the oracle side
@@ -12,8 +13,15 @@ shapes (`infer.resolve_config`); with it, the registered model is built as regis
 (plus `overrides`) and a checkpoint that does not fit fails with the state_dict error.
 Both networks see the same batch: the MSViT/QKFormer stage-3 neuron runs over the merged
 T·B axis upstream, so outputs depend on the whole batch.
+
+A minisnn training checkpoint or exported weights (`last.npz`, `best.npz`, `minisnn export`)
+name their model and --set values: that model is built with them (`train.restore`), and its
+weights and normalisation are what both sides get.  A batch on which no neuron fires
+compares nothing (silence equals silence), so the report then fails (`CheckpointReport`).
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -26,7 +34,24 @@ from . import _torch
 from ._torch import TORCH_HINT, require_torch  # noqa: F401  (TORCH_HINT: also importable from here)
 from .compare import DTYPES, compare_with_oracle, oracle_spikes, spike_difference
 from .infer import Resolved, detect_family, model_class, registered_config, resolve_config, shape_config
-from .report import ParityReport
+from ..train.restore import build_trained
+from ..train.state import is_state_file, load_trainer_checkpoint
+from .report import Check, ParityReport
+
+SILENT = ("no neuron fired on this batch (every firing rate is 0), so the comparison checked nothing: verify a "
+          "trained checkpoint, or pass images that make the neurons fire (calibrated inputs: "
+          "minisnn.parity.oracles.calibrate)")
+
+
+@dataclasses.dataclass
+class CheckpointReport(ParityReport):
+    """The report of `verify_checkpoint`: a ParityReport that also fails when no neuron fired."""
+
+    def checks(self) -> list[Check]:
+        out = super().checks()
+        if self.layers and not any(r.rate > 0 for r in self.layers):
+            out.append(Check("firing", False, SILENT))
+        return out
 
 
 def build_oracle(model_name_or_family: str, config: dict):
@@ -110,20 +135,50 @@ def verify_checkpoint(path, model_name: str | None = None, overrides: dict | Non
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    state = load_checkpoint(path)
-    overrides = dict(overrides or {})
     if images is not None:
         images = np.asarray(images)
         if images.ndim != 4:
             raise ValueError(f"images must have shape [B, C, H, W], got {images.shape}")
+    if is_state_file(path):
+        model, resolved, state, norm = _trained(path, model_name, dict(overrides or {}))
+        return _compare(model, resolved, state, path, f"checkpoint: {path}: minisnn training checkpoint of "
+                        f"{resolved.label} ({len(state)} tensors)", {}, images, batch_size, norm, dtype, seed,
+                        grads, train)
+    state = load_checkpoint(path)
+    overrides = dict(overrides or {})
+    if images is not None:
         family = registered_config(model_name)[0] if model_name else detect_family(state)
         if family != "dysvit":                  # the upstream models take any size that is a multiple of 4
             overrides.setdefault("img_size", int(images.shape[-1]))
     resolved = _resolve(state, path, model_name, overrides)
     require_torch(resolved.family)
-    torch = _torch.torch()
     model = model_class(resolved.family)(**resolved.config)
     result = _load_into(model, state, resolved, model_name)
+    norm = "dysvit" if resolved.family == "dysvit" else "upstream"
+    return _compare(model, resolved, state, path, f"checkpoint: {path}: {state.summary()}", result, images,
+                    batch_size, norm, dtype, seed, grads, train)
+
+
+def _trained(path, model_name, overrides):
+    """(model with the weights, Resolved, its state_dict, normalisation) for a minisnn training checkpoint."""
+    st = load_trainer_checkpoint(path)
+    if model_name is not None and model_name != st["model_name"]:
+        raise ValueError(f"{path} holds a {st['model_name']} model (--model {model_name} does not match); "
+                         "leave --model out: the file names its model")
+    if overrides:
+        raise ValueError(f"{path} records its model's --set values; leave --set out")
+    model = build_trained(st, path)
+    family = st["model_name"].split("-")[0]
+    require_torch(family)
+    config = dict(model.config)
+    resolved = Resolved(family, config, {k: "checkpoint" for k in config}, st["model_name"])
+    return model, resolved, dict(model.state_dict()), st["normalization"]
+
+
+def _compare(model, resolved: Resolved, state, path, loaded: str, result: dict, images, batch_size, norm, dtype,
+             seed, grads, train) -> CheckpointReport:
+    """Load `state` into the oracle, run both on the batch, and describe where everything came from."""
+    torch = _torch.torch()
     oracle = build_oracle(resolved.family, resolved.config)
     own = oracle.state_dict()
     oracle.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items() if k in own}, strict=True)
@@ -131,7 +186,6 @@ def verify_checkpoint(path, model_name: str | None = None, overrides: dict | Non
     cfg = resolved.config
     if images is None:
         size = int(cfg.get("img_size", 32))
-        norm = "dysvit" if resolved.family == "dysvit" else "upstream"
         images, what = sample_images(batch_size, size, int(cfg.get("in_channels", 3)), seed, norm)
     else:
         what = f"{len(images)} given images"
@@ -143,9 +197,10 @@ def verify_checkpoint(path, model_name: str | None = None, overrides: dict | Non
         del oracle64
     report = compare_with_oracle(model, oracle, images, name=resolved.label, dtype=dtype, grads=grads,
                                  train=train, seed=seed)
+    report = CheckpointReport(**{f.name: getattr(report, f.name) for f in dataclasses.fields(report)})
     if reference is not None:
         report.reference = spike_difference(oracle_spikes(oracle.eval(), images), reference)
-    report.header.append(f"checkpoint: {path}: {state.summary()}")
+    report.header.append(loaded)
     report.header.append("configuration: " + ", ".join(
         f"{k}={v!r} ({resolved.source[k]})" for k, v in cfg.items() if resolved.source.get(k) != "default"))
     defaults = [f"{k}={v!r}" for k, v in cfg.items() if resolved.source.get(k) == "default"]
