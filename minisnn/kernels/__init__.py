@@ -31,6 +31,7 @@ import os
 from .reference.attention import (head_column_sum_backward, head_column_sum_forward, head_token_mask_backward,
                                   head_token_mask_forward, ssa_backward, ssa_forward)
 from .reference.conv import col2im_rows, im2col_rows, swap_last_axes
+from .reference.finite import all_finite
 from .reference.lif import lif_backward, lif_backward_saved, lif_forward, lif_forward_with_psi
 from .reference.norm import (batch_norm_eval_backward, batch_norm_eval_forward, batch_norm_train_backward,
                              batch_norm_train_forward)
@@ -40,7 +41,7 @@ from .reference.surrogate import (spike_backward, spike_backward_rows, surrogate
 from .reference.winograd import winograd_input_tiles, winograd_output_tiles, winograd_output_tiles_adjoint
 
 BACKENDS = ("jit", "reference")
-MODULES = ("attention", "conv", "lif", "norm", "pool", "surrogate", "winograd")  # the kernel modules of each backend
+MODULES = ("attention", "conv", "finite", "lif", "norm", "pool", "surrogate", "winograd")  # the kernel modules of each backend
 
 _backend = ""
 

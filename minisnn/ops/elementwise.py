@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from .. import kernels
 from ..autograd.broadcast import unbroadcast
 from ..autograd.function import Function
 
@@ -288,14 +289,22 @@ class Where(Function):
 
 
 class NanToNum(Function):
-    """y = x with NaN → nan, +inf → posinf, −inf → neginf;  dy/dx = 1 where x was finite, else 0."""
+    """y = x with NaN → nan, +inf → posinf, −inf → neginf;  dy/dx = 1 where x was finite, else 0.
+
+    When x is all finite (the normal case for a guard) y is a view of x and the gradient passes
+    unchanged: one read of x (`kernels.all_finite`) and no copy.
+    """
 
     @staticmethod
     def forward(ctx, x, nan=0.0, posinf=None, neginf=None):
-        finite = np.isfinite(x)
-        if finite.all():  # the common case for a guard: nothing to replace, gradient passes everywhere
+        if x.dtype == np.float32 or x.dtype == np.float64:  # the kernels' dtypes
+            finite_everywhere = kernels.all_finite(x)
+        else:
+            finite_everywhere = bool(np.isfinite(x).all())
+        if finite_everywhere:
             ctx.save_for_backward(None)
-            return x.copy()
+            return x.view()
+        finite = np.isfinite(x)
         ctx.save_for_backward(finite)
         return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
 
