@@ -6,7 +6,8 @@
     bytes 8+N..       data; tensor "name" is bytes [b, e) of this section, C-order, little-endian
 
 The format has no code in it.  The header is read by a small parser for exactly this JSON
-layout (an object of flat objects, lists of at most MAX_LIST_ITEMS scalars), so a header
+layout (an object of flat objects of at most MAX_ENTRY_KEYS entries, or MAX_METADATA_ITEMS for
+`__metadata__`, whose lists hold at most MAX_LIST_ITEMS scalars), so a header
 full of nested junk is refused at its first nested value instead of being built in memory:
 parsing takes about 20 bytes of Python objects and half a microsecond per header byte at
 most, and the header is at most MAX_HEADER_BYTES long (the limit of the safetensors library)
@@ -41,6 +42,8 @@ SAFETENSORS_DTYPES = {
 _CODE_OF_DTYPE = {name: code for code, name in SAFETENSORS_DTYPES.items()}
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 MAX_LIST_ITEMS = 64         # a shape has at most MAX_DIMS numbers, data_offsets two
+MAX_ENTRY_KEYS = 16         # a tensor entry has three: dtype, shape, data_offsets
+MAX_METADATA_ITEMS = 65536  # __metadata__ usually holds a handful of strings
 _HEADER_ALIGNMENT = 8
 _SPACE = re.compile(r"[ \t\n\r]*")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
@@ -52,7 +55,7 @@ _TENSOR_ENTRY = re.compile(
     rf'\s*,\s*"data_offsets"\s*:\s*\[\s*({_INT})\s*,\s*({_INT})\s*\]\s*\}}')
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SafetensorRef:
     """Where one tensor lives in the data section: bytes [begin, end)."""
     name: str
@@ -124,18 +127,20 @@ class _HeaderParser:
             if not self.skip(","):
                 self.fail(f"',' or {close!r}")
 
-    def pairs(self, value):
-        """Unique-keyed "key": value() pairs of an object, up to its '}' (the '{' already read)."""
+    def pairs(self, value, limit: int | None):
+        """Unique-keyed "key": value(key) pairs of an object, at most `limit`, up to its '}' (after its '{')."""
         seen = set()
 
         def pair():
             key = self.string()
             if key in seen:
                 raise _HeaderSyntaxError(f"name {key!r} appears twice")
+            if len(seen) == limit:
+                raise _HeaderSyntaxError(f"an object of more than {limit} entries")
             seen.add(key)
             if not self.skip(":"):
                 self.fail("':'")
-            return key, value()
+            return key, value(key)
         return self.items("}", pair)
 
     def flat_value(self):
@@ -150,7 +155,7 @@ class _HeaderParser:
             self.fail("a string, number or list of them (no nested objects)")
         return self.scalar()
 
-    def entry_value(self):
+    def entry_value(self, name: str):
         self.skip()
         match = _TENSOR_ENTRY.match(self.text, self.pos)
         if match:
@@ -159,13 +164,14 @@ class _HeaderParser:
             return {"dtype": match.group(1), "shape": [int(d) for d in dims.split(",")] if dims else [],
                     "data_offsets": [int(match.group(3)), int(match.group(4))]}
         if self.skip("{"):
-            return dict(self.pairs(self.flat_value))
+            limit = MAX_METADATA_ITEMS if name == "__metadata__" else MAX_ENTRY_KEYS
+            return dict(self.pairs(lambda _: self.flat_value(), limit))
         return self.flat_value()
 
     def entries(self):
         if not self.skip("{"):
             self.fail("'{'")
-        yield from self.pairs(self.entry_value)
+        yield from self.pairs(self.entry_value, None)
         if self.skip() or self.pos != len(self.text):
             self.fail("the end of the header")
 

@@ -41,6 +41,12 @@ JUNK = {
     "nested objects": b'{"w":{"a":' + b'{"a":' * 500_000 + b"1" + b"}" * 500_001 + b"}",
     "a junk key at the top": b'{"junk":[' + b"{}," * 1_000_000 + b'{}],"w":' + ENTRY + b"}",
 }
+FLOODS = {
+    "scalar junk keys in an entry": (b'{"w":{"dtype":"U8","shape":[0],"data_offsets":[0,0],'
+                                     + b",".join(b'"j%d":0' % i for i in range(200_000)) + b"}}", "more than 16 entries"),
+    "a flood of metadata": (b'{"__metadata__":{' + b",".join(b'"k%d":""' % i for i in range(200_000)) + b"}}",
+                            "more than 65536 entries"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(JUNK))
@@ -49,6 +55,13 @@ def test_junk_in_the_header_is_refused_at_once(tmp_path, name):
     outcome = _load_within_bounds(_file(tmp_path / "junk.safetensors", header), len(header))
     assert outcome.raised("CheckpointError") and "invalid safetensors file" in outcome.message, outcome
     assert outcome.peak_bytes < 3 * len(header) + MiB, outcome  # refused before it is built
+
+
+@pytest.mark.parametrize("name", sorted(FLOODS))
+def test_floods_of_flat_items_are_cut_off(tmp_path, name):
+    header, problem = FLOODS[name]
+    outcome = _load_within_bounds(_file(tmp_path / "flood.safetensors", header), len(header))
+    assert outcome.raised("CheckpointError") and problem in outcome.message, outcome
 
 
 def test_many_valid_entries_and_metadata_stay_within_the_bound(tmp_path):
