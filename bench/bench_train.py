@@ -7,7 +7,8 @@
     python bench/bench_train.py --models dysvit-tiny --json results.json # every number, for the README
 
 Every implementation gets the same architecture and weights (the PyTorch side is the oracle in
-`minisnn.parity.oracles`, state_dict copied over), the same thread count (Numba/BLAS threads and
+`minisnn.parity.oracles`, loading the state_dict of minisnn's model, which a first worker writes to
+a temporary file once per model), the same thread count (Numba/BLAS threads and
 torch.set_num_threads), float32 parameters and the same random batch.  A training step is
 forward + cross-entropy + backward + AdamW update, with neuron state reset before each step;
 inference is a no-grad forward in eval mode.  The PyTorch peers (`--peers`):
@@ -20,6 +21,8 @@ The compiled peers use one compiled module for training and, after `model.eval()
 `torch.no_grad()`, for inference (Dynamo compiles a second graph for it).  Compilation happens in
 the warm-up calls and is not timed; a worker reports any compilation that still fell inside the
 timed steps, and a peer that fails is reported as "failed: <message>" while the run goes on.
+The first compilation of a model takes minutes on two cores; Inductor's on-disk cache makes the
+later rounds' compilations shorter.
 
 Each implementation runs in a process of its own, as a user runs it (`bench/_train_workers.py`):
 the minisnn worker imports minisnn first (so its thread settings apply, as in the `minisnn`
@@ -97,7 +100,8 @@ def main():
             weights = os.path.join(folder, "weights.npz")
             model = _run_worker("weights", name, args, env, weights)
             if "params" not in model:
-                print(f"{name:22s} could not be built: {model['errors']['worker']}")
+                report["models"][name] = {"error": model["errors"]["worker"]}
+                print(f"{name:22s} could not be built: {report['models'][name]['error']}")
                 continue
             runs = {impl: [] for impl in impls}
             for _ in range(args.rounds):
@@ -112,8 +116,8 @@ def main():
     print("\nagainst the GEMM rate: a training step is about 3 x 2 x the forward's multiply-adds")
     print(f"{'model':22s} {'fwd GMAC/img':>12s} {'limit img/s':>12s} {'minisnn':>8s} {'of limit':>9s}")
     for name, m in report["models"].items():
-        mt = m["implementations"]["minisnn"]["train_img_s"]
-        if m["gemm_limit_img_s"] and mt:
+        mt = m["implementations"]["minisnn"]["train_img_s"] if "error" not in m else None
+        if mt and m["gemm_limit_img_s"]:
             print(f"{name:22s} {m['forward_macs'] / 1e9:12.3f} {m['gemm_limit_img_s']:12.1f} {mt:8.1f} "
                   f"{mt / m['gemm_limit_img_s']:8.0%}")
         else:
