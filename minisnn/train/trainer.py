@@ -28,6 +28,7 @@ import json
 import math
 import os
 import shlex
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +49,7 @@ from .state import (TRAIN_KIND, TrainCheckpointError, load_training_state, remov
                     save_state)
 
 COMPILING = "compiling Numba kernels for this machine (first run only, cached afterwards)…"
+ANNOUNCE_AFTER = 1.0  # seconds into the first step: a step still compiling then is announced
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -139,6 +141,7 @@ class Trainer:
         self.best_acc = -1.0
         self.skipped_total = 0
         self._watch_compilation = False        # set by fit() under the jit backend
+        self._announcer: threading.Timer | None = None
 
         self.out.mkdir(parents=True, exist_ok=True)
         for stale in remove_stale_temporaries(self.out):
@@ -305,6 +308,7 @@ class Trainer:
                 self.sums["seconds"] += seconds
                 self.sums["timed"] += 1
         except BaseException:
+            self._stop_announcer()
             with interrupts_deferred():
                 self.snapshot.restore()
                 self.batch, self.sums = batch, sums
@@ -312,16 +316,31 @@ class Trainer:
             raise
 
     def _compilation_start(self) -> int | None:
-        """Before the first step of `fit`: announce a compilation if the kernels are cold; the count so far."""
+        """Before the first step of `fit`: the count of compilations so far, and, when some kernels are
+        cold, a timer that announces the compilation if the step is still compiling ANNOUNCE_AFTER s
+        later (a cold kernel the model never calls must not make a run announce a compilation)."""
         if not self._watch_compilation:
             return None
         self._watch_compilation = False
+        before = _compile_cache().compiled_in_this_process()
         if _compile_cache().cold_kernels():
+            self._announcer = threading.Timer(ANNOUNCE_AFTER, self._announce_compilation, args=(before,))
+            self._announcer.daemon = True
+            self._announcer.start()
+        return before
+
+    def _announce_compilation(self, before: int) -> None:
+        if _compile_cache().compiled_in_this_process() > before:
             self.log(COMPILING)
-        return _compile_cache().compiled_in_this_process()
+
+    def _stop_announcer(self) -> None:
+        if self._announcer is not None:
+            self._announcer.cancel()
+            self._announcer = None
 
     def _compilation_end(self, before: int, seconds: float) -> bool:
         """After that step: report what it compiled; True if it compiled anything."""
+        self._stop_announcer()
         compiled = _compile_cache().compiled_in_this_process() - before
         if compiled:
             self.log(f"compiled {compiled} kernels in {seconds:.0f} s")
