@@ -36,12 +36,12 @@ from .reference.lif import lif_backward, lif_backward_saved, lif_forward, lif_fo
 from .reference.norm import (batch_norm_eval_backward, batch_norm_eval_forward, batch_norm_train_backward,
                              batch_norm_train_forward)
 from .reference.pool import max_pool2d_backward, max_pool2d_forward
-from .reference.surrogate import (spike_backward, spike_backward_rows, surrogate_d_alpha, surrogate_derivative,
-                                 surrogate_primitive, surrogate_primitive_rows)
+from .reference.spike import spike_backward_rows, spike_forward, surrogate_primitive_rows
+from .reference.surrogate import spike_backward, surrogate_d_alpha, surrogate_derivative, surrogate_primitive
 from .reference.winograd import winograd_input_tiles, winograd_output_tiles, winograd_output_tiles_adjoint
 
 BACKENDS = ("jit", "reference")
-MODULES = ("attention", "conv", "finite", "lif", "norm", "pool", "surrogate", "winograd")  # the kernel modules of each backend
+MODULES = ("attention", "conv", "finite", "lif", "norm", "pool", "spike", "surrogate", "winograd")  # the kernel modules of each backend
 
 _backend = ""
 

@@ -65,7 +65,11 @@ def _slope_input(slope, default: float, target_shape: tuple, what: str):
 
 def _check_not_nan(u: np.ndarray, what: str) -> None:
     if u.size and math.isnan(float(np.min(u))):  # np.min propagates NaN: one pass, no temporary
-        raise ValueError(f"{what} contains NaN (clean it upstream, e.g. with np.nan_to_num)")
+        _refuse_nan(what)
+
+
+def _refuse_nan(what: str):
+    raise ValueError(f"{what} contains NaN (clean it upstream, e.g. with np.nan_to_num)")
 
 
 # ------------------------------------------------------------------ spike
@@ -74,7 +78,8 @@ class SpikeFunction(Function):
 
     Backward (straight-through, dysvit.md §4.3), with x = u − θ and g = dL/ds:
         dL/du = g·∂p/∂x(x; α),    dL/dα = Σ_broadcast g·∂p/∂α(x; α).
-    Inputs: u (any shape), slope (broadcastable to u).  Options: threshold, kind, smooth.
+    Inputs: u (any shape, no NaN: ValueError), slope (broadcastable to u).  Options: threshold,
+    kind, smooth.  The binary forward and the NaN check are one kernel pass (`spike_forward`).
 
     When the slope does not vary along u's last axis (one slope, or one per token: [B, N, 1]
     against [B, N, C]), u is seen as rows [R, C] with one slope per row and the `*_rows`
@@ -89,12 +94,16 @@ class SpikeFunction(Function):
             u = np.ascontiguousarray(u)
         ctx.save_for_backward(u, alpha, rows)
         ctx.threshold, ctx.kind = threshold, kind
-        if smooth and rows is not None:
+        if not smooth:
+            s, n_nan = kernels.spike_forward(u, threshold)  # the NaN check comes with the spikes
+            if n_nan:
+                _refuse_nan("spike: membrane u")
+            return s
+        _check_not_nan(u, "spike: membrane u")
+        if rows is not None:
             return kernels.surrogate_primitive_rows(u.reshape(rows.size, u.shape[-1]), threshold, rows, kind).reshape(u.shape)
-        if smooth:
-            x = u - u.dtype.type(threshold)
-            return kernels.surrogate_primitive(x, np.ascontiguousarray(np.broadcast_to(alpha, u.shape)), kind)
-        return fires(u, u.dtype.type(threshold)).astype(u.dtype)
+        x = u - u.dtype.type(threshold)
+        return kernels.surrogate_primitive(x, np.ascontiguousarray(np.broadcast_to(alpha, u.shape)), kind)
 
     @staticmethod
     def backward(ctx, g):
@@ -127,11 +136,10 @@ def spike(u, slope=None, threshold: float = 1.0, surrogate="sigmoid", smooth: bo
     u: Tensor/array of any shape (float).  slope: None (the surrogate's alpha), a number,
     an array or a Tensor broadcastable to u (per token: [B, N, 1] for u [B, N, C]).
     surrogate: a `surrogate.Surrogate` or a name.  smooth: forward p(u − θ; α) instead of H.
-    Returns a Tensor of u's shape and dtype.  NaN in u raises ValueError.
+    Returns a Tensor of u's shape and dtype.  NaN in u raises ValueError (in `SpikeFunction.forward`).
     """
     sg = surrogate_lib.get(surrogate)
     u = _float_input(u, "spike: membrane u")
-    _check_not_nan(_data(u), "spike: membrane u")
     slope = _slope_input(slope, sg.alpha, u.shape, "spike")
     return SpikeFunction.apply(u, slope, threshold=float(threshold), kind=sg.kind, smooth=bool(smooth))
 

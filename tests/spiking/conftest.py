@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from minisnn.kernels.jit import lif as jit_lif
+from minisnn.kernels.jit import spike as jit_spike
 from minisnn.kernels.jit import surrogate as jit_surrogate
 from minisnn.kernels.lif_params import LIFParams
 
@@ -27,5 +28,6 @@ def warm_spiking_kernels():
         a = np.array([2.0], dtype)
         jit_surrogate.surrogate_primitive(x, a, 0)
         jit_surrogate.spike_backward(g, x, a, 0, True)
-        jit_surrogate.surrogate_primitive_rows(x, 1.0, a.repeat(3), 0)
-        jit_surrogate.spike_backward_rows(g, x, 1.0, a.repeat(3), 0, True)
+        jit_spike.spike_forward(x, 1.0)
+        jit_spike.surrogate_primitive_rows(x, 1.0, a.repeat(3), 0)
+        jit_spike.spike_backward_rows(g, x, 1.0, a.repeat(3), 0, True)

@@ -35,19 +35,14 @@ array of any shape; `alpha` is an array of the same dtype with `alpha.size == 1`
 slope for everything) or `alpha.shape == x.shape` (one slope per element); `kind` is one
 of the integer codes below.  Results have x's shape and dtype.
 
-The `*_rows` kernels serve the common layout of one slope per token: a membrane u [R, C]
-(C channels per row), one slope per row alpha [R] of u's dtype, and the threshold θ as a
-number; they subtract θ themselves and never broadcast the slope to u's shape.
-`spike_backward_rows` returns the slope gradient already summed over each row, accumulated in
-float64 (the Numba twin sums each row in a fixed order on one thread, so its result does not
-depend on the thread count; see `minisnn/spiking/spike_kernels.md`).
+The kernels of `spike()` itself (its forward, and these maps for one slope per token) are in
+`reference.spike`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["surrogate_primitive", "surrogate_derivative", "surrogate_d_alpha", "spike_backward",
-           "surrogate_primitive_rows", "spike_backward_rows"]
+__all__ = ["surrogate_primitive", "surrogate_derivative", "surrogate_d_alpha", "spike_backward"]
 
 SIGMOID = 0
 ATAN = 1
@@ -144,23 +139,3 @@ def spike_backward(g: np.ndarray, x: np.ndarray, alpha: np.ndarray, kind: int, n
     ga = g * surrogate_d_alpha(x, alpha, kind) if need_alpha else np.empty((0,), x.dtype)
     return gx, ga
 
-
-def surrogate_primitive_rows(u: np.ndarray, threshold: float, alpha: np.ndarray, kind: int) -> np.ndarray:
-    """p(u − θ; α_r) with one slope per row.  u [R, C], alpha [R]; returns [R, C]."""
-    return surrogate_primitive(u - u.dtype.type(threshold), alpha.reshape(-1, 1), kind)
-
-
-def spike_backward_rows(g: np.ndarray, u: np.ndarray, threshold: float, alpha: np.ndarray, kind: int,
-                        need_alpha: bool):
-    """Backward of s = H(u − θ) with one slope per row, under s ≈ p(u − θ; α_r).
-
-    g, u [R, C], alpha [R].  Returns (g·∂p/∂x [R, C], Σ_c g·∂p/∂α [R] summed in float64 and
-    returned in u's dtype, or an empty array when not needed).
-    """
-    x = u - u.dtype.type(threshold)
-    a = alpha.reshape(-1, 1)
-    gu = g * surrogate_derivative(x, a, kind)
-    if not need_alpha:
-        return gu, np.empty((0,), u.dtype)
-    terms = g * surrogate_d_alpha(x, a, kind)
-    return gu, terms.sum(axis=1, dtype=np.float64).astype(u.dtype)
