@@ -14,9 +14,9 @@ Implementations ("impl"):
   (an .npz) for the PyTorch workers; returns the parameter count and the forward's multiply-adds;
 * `minisnn`: imported first (before NumPy), so its thread hand-off settings apply, as in the
   `minisnn` command; builds the same model (seed 0);
-* `eager`: the PyTorch + SpikingJelly oracle of `minisnn/parity/oracles` with those weights, torch
-  imported first with PyTorch's default settings.  The oracle package is plain torch and
-  SpikingJelly and is loaded from its files, so this process does not import minisnn (nor Numba);
+* `eager`: the PyTorch + SpikingJelly version of the model (`minisnn/torch/`, the parity oracles)
+  with those weights, torch imported first with PyTorch's default settings.  Its model file is plain
+  torch and SpikingJelly and is loaded by path, so this process does not import minisnn (nor Numba);
 * `compile`: the same module under `torch.compile` (Inductor, default mode), float32;
 * `compile-bf16`: the compiled module with forward and loss under
   `torch.autocast("cpu", dtype=torch.bfloat16)`; backward and AdamW step outside it, as usual;
@@ -123,7 +123,7 @@ def _torch_worker(spec) -> dict:
         config = json.loads(str(saved["__config__"]))
         state = {k: torch.from_numpy(saved[k]) for k in saved.files if k != "__config__"}
     family = spec["model"].split("-")[0]
-    oracle = getattr(_oracles(), f"build_{family}")(**config).float()
+    oracle = getattr(_torch_model_module(family), f"build_{family}")(**config).float()
     oracle.load_state_dict(state)
     x, y = _batch(np, config["num_classes"], spec["batch_size"])
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -154,7 +154,7 @@ def _torch_worker(spec) -> dict:
             net(xt)
 
     if not impl.startswith("compile"):
-        return _measure(train, infer, spec)
+        return {**_measure(train, infer, spec), "imports_minisnn": "minisnn" in sys.modules}
     from torch._dynamo.utils import counters
 
     def compile_activity():
@@ -163,17 +163,19 @@ def _torch_worker(spec) -> dict:
     result = _measure(train, infer, spec, compile_activity)
     result["graphs"] = counters["stats"]["unique_graphs"]
     result["graph_breaks"] = sum(counters["graph_break"].values())
+    result["imports_minisnn"] = "minisnn" in sys.modules  # False unless the model files start importing it
     return result
 
 
-def _oracles():
-    """minisnn.parity.oracles loaded from its files as a package of its own (it imports only torch and
-    SpikingJelly), so that a PyTorch worker does not import minisnn and Numba and hold their memory."""
-    folder = os.path.join(importlib.util.find_spec("minisnn").submodule_search_locations[0], "parity", "oracles")
-    spec = importlib.util.spec_from_file_location("oracles", os.path.join(folder, "__init__.py"),
-                                                  submodule_search_locations=[folder])
+def _torch_model_module(family: str):
+    """The file of minisnn's PyTorch models that holds `build_<family>` (`minisnn/torch/dysvit.py` or
+    `upstream.py`, the parity suite's oracles), loaded by path: it imports only torch and SpikingJelly,
+    while `import minisnn.torch` would import minisnn and Numba into this process and its memory."""
+    folder = os.path.join(importlib.util.find_spec("minisnn").submodule_search_locations[0], "torch")
+    name = "dysvit" if family == "dysvit" else "upstream"
+    spec = importlib.util.spec_from_file_location(f"torch_models_{name}", os.path.join(folder, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
-    sys.modules["oracles"] = module
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

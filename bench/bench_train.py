@@ -6,9 +6,9 @@
     python bench/bench_train.py --models qkformer-small --no-winograd    # minisnn's 3×3 convs on im2col
     python bench/bench_train.py --models dysvit-tiny --json results.json # every number, for the README
 
-Every implementation gets the same architecture and weights (the PyTorch side is the oracle in
-`minisnn.parity.oracles`, loading the state_dict of minisnn's model, which a first worker writes to
-a temporary file once per model), the same thread count (Numba/BLAS threads and
+Every implementation gets the same architecture and weights (the PyTorch side is the model of
+`minisnn/torch/`, the parity suite's oracle, loading the state_dict of minisnn's model, which a
+first worker writes to a temporary file once per model), the same thread count (Numba/BLAS threads and
 torch.set_num_threads), float32 parameters and the same random batch.  A training step is
 forward + cross-entropy + backward + AdamW update, with neuron state reset before each step;
 inference is a no-grad forward in eval mode.  The PyTorch peers (`--peers`):
@@ -35,7 +35,8 @@ below 1 for memory, minisnn needs less.
 Memory is the peak resident set of the training: `ru_maxrss` read in each worker right after
 its timed training steps, before any inference, in a fresh process per implementation, model and
 round.  It covers the imports (minisnn and Numba, or torch and SpikingJelly: the PyTorch workers
-load the oracle from its files without importing minisnn), the model, the optimizer state, the
+load the model's file by path without importing minisnn, and say so if minisnn got imported all
+the same), the model, the optimizer state, the
 steps and, for the compiled peers, what compilation took.  The median over rounds is printed.
 
 Against the hardware: the script also times a large float32 GEMM on the same threads (the
@@ -150,6 +151,8 @@ def _print_model(name: str, params, summary: dict, peers: list):
     for impl, s in summary.items():
         for error in s["errors"]:
             print(f"{'':32s}  {impl} failed: {error}")
+        if s.get("imports_minisnn"):
+            print(f"{'':32s}  {impl}: this process imported minisnn too; its memory includes minisnn and Numba")
         if s.get("compiled_during_timing"):
             print(f"{'':32s}  {impl}: compilation inside the timed steps ({s['compiled_during_timing']} "
                   "counter increments); its times include it")
@@ -167,6 +170,8 @@ def _summarise(runs: list, batch_size: int) -> dict:
     out["peak_rss_mib_samples"] = memory
     errors = [f"{mode}: {e}" for r in runs for mode, e in r.get("errors", {}).items()]
     out["errors"] = list(dict.fromkeys(errors))
+    if any("imports_minisnn" in r for r in runs):  # a PyTorch peer
+        out["imports_minisnn"] = any(r.get("imports_minisnn") for r in runs)
     if any("graphs" in r for r in runs):  # a compiled peer
         out["graphs"] = max(r.get("graphs", 0) for r in runs)
         out["graph_breaks"] = max(r.get("graph_breaks", 0) for r in runs)
