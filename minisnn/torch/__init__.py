@@ -16,10 +16,10 @@
 
 Importing this package needs torch; `import minisnn` never imports it.
 """
-import importlib.util as _importlib_util
-
-if _importlib_util.find_spec("torch") is None:
-    raise ImportError('minisnn.torch needs PyTorch, which is not installed: pip install "minisnn[torch]"')
+try:
+    import torch as _torch  # noqa: F401  (the real PyTorch: imports are absolute)
+except ImportError:
+    raise ImportError('minisnn.torch needs PyTorch, which is not installed: pip install "minisnn[torch]"') from None
 
 from .convert import build_module, from_torch, load_torch_state_dict, numpy_state_dict, to_torch, unwrap  # noqa: E402
 from .engine import TorchTrainer, train  # noqa: E402

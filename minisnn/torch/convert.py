@@ -13,8 +13,6 @@ the minisnn model's in float64.
 """
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import torch
 from torch import nn
@@ -50,11 +48,13 @@ def _family_of_model(model) -> str:
 
 def _upstream():
     """`minisnn.torch.upstream`, which imports SpikingJelly (optional: only these three families need it)."""
-    if importlib.util.find_spec("spikingjelly") is None:
+    try:
+        from . import upstream  # optional dependency (SpikingJelly), loaded for these families only
+    except ImportError as exc:
+        if not (exc.name or "").startswith("spikingjelly"):
+            raise
         raise ImportError(f"Spikformer/MSViT/QKFormer in PyTorch use SpikingJelly's LIF neuron, which is not "
-                          f"installed: {SPIKINGJELLY_HINT}")
-    from . import upstream  # optional dependency (SpikingJelly), loaded for these families only
-
+                          f"installed: {SPIKINGJELLY_HINT}") from None
     return upstream
 
 

@@ -204,8 +204,9 @@ class TorchTrainer:
         state and buffers exactly as they were (`self.guard`, taken first).
         """
         device = self.place.device
-        x = torch.from_numpy(xb).to(device, self.dtype)
-        y = torch.from_numpy(yb).to(device, self.dtype if yb.ndim == 2 else torch.int64)
+        # copies in torch's own (aligned) memory: CPU kernels may round differently on differently aligned input
+        x = torch.from_numpy(xb).to(device, self.dtype, copy=True)
+        y = torch.from_numpy(yb).to(device, self.dtype if yb.ndim == 2 else torch.int64, copy=True)
         self.guard.take()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.net(x)
@@ -242,7 +243,8 @@ class TorchTrainer:
         if self.progress:
             steps = tqdm(steps, desc=desc, leave=False, unit="batch")
         for i in steps:
-            xb = torch.from_numpy(self.eval_tf(x[i:i + self.cfg.eval_batch_size])).to(self.place.device, self.dtype)
+            xb = torch.from_numpy(self.eval_tf(x[i:i + self.cfg.eval_batch_size])).to(self.place.device, self.dtype,
+                                                                                      copy=True)
             yb = torch.from_numpy(y[i:i + self.cfg.eval_batch_size]).to(self.place.device)
             logits = self.module(xb)
             total_loss += float(tF.cross_entropy(logits, yb, reduction="sum"))
