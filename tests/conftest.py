@@ -33,3 +33,11 @@ def tol(dtype):
 @pytest.fixture(scope="session")
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def embedded_sample_only(tmp_path, monkeypatch):
+    """No CIFAR-10 anywhere: no $MINISNN_DATA_DIR, an empty cache and home, so training uses the embedded sample."""
+    monkeypatch.delenv("MINISNN_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))

@@ -10,24 +10,14 @@ import json
 import pytest
 
 from minisnn import models
-from minisnn.cli import main
 from ..data.synthetic import write_cifar10
+from ..command_line import run
+
+pytestmark = pytest.mark.usefixtures("embedded_sample_only")
 
 
-def run(capsys, *argv):
-    try:
-        rc = main(list(argv))
-    except SystemExit as exc:   # argparse exits on its own errors
-        rc = exc.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
-@pytest.fixture(autouse=True)
-def _no_dataset(tmp_path, monkeypatch):
-    monkeypatch.delenv("MINISNN_DATA_DIR", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 def test_models_lists_every_registered_model_and_the_shipped_weights(capsys):

@@ -12,22 +12,15 @@ import numpy as np
 import pytest
 
 from minisnn import models
-from minisnn.cli import main
 from minisnn.nn import init
 from minisnn.train import pretrained_path
 from minisnn.train.export import MAX_NOTE_CHARS, write_weights
 from minisnn.train.state import load_state
+from ..command_line import run
 
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="verify compares with PyTorch")
 
 
-def run(capsys, *argv):
-    try:
-        rc = main(list(map(str, argv)))
-    except SystemExit as exc:
-        rc = exc.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 @pytest.mark.parametrize("note, says", [

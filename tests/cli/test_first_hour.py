@@ -12,9 +12,9 @@ import shlex
 
 import pytest
 
-from minisnn.cli import main
 from minisnn.train import Trainer
 from minisnn.train.state import load_state
+from ..command_line import run
 
 STEPS_PER_EPOCH = 256 // 32
 
@@ -27,13 +27,6 @@ def _no_dataset(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def run(capsys, *argv):
-    try:
-        rc = main(list(argv))
-    except SystemExit as exc:
-        rc = exc.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def test_the_first_hour(tmp_path, capsys, monkeypatch):

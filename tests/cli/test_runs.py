@@ -13,28 +13,18 @@ import shlex
 
 import pytest
 
-from minisnn.cli import main
 from minisnn.train.state import load_state
 from ..data.synthetic import write_cifar10
+from ..command_line import run
+
+pytestmark = pytest.mark.usefixtures("embedded_sample_only")
 
 TINY = ("--model", "dysvit-tiny", "--set", "dim=32", "--set", "depth=1", "--set", "heads=2", "--batch-size", "32",
         "--train-limit", "64", "--no-progress")
 
 
-@pytest.fixture(autouse=True)
-def _no_dataset(tmp_path, monkeypatch):
-    monkeypatch.delenv("MINISNN_DATA_DIR", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
-def run(capsys, *argv):
-    try:
-        rc = main(list(map(str, argv)))
-    except SystemExit as exc:
-        rc = exc.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def _one_line_error(rc, err):

@@ -20,16 +20,13 @@ from minisnn.train import Trainer, config_for
 from minisnn.train import trainer as trainer_module
 from minisnn.train.state import load_state
 
+pytestmark = pytest.mark.usefixtures("embedded_sample_only")
+
 SMALL = dict(dim=32, depth=1, heads=2, mlp_ratio=2)
 TIMINGS = ("train_seconds", "compile_seconds", "images_per_second")
 STEPS = 4                                         # per epoch: 128 images / 32
 
 
-@pytest.fixture(autouse=True)
-def _embedded_sample_only(tmp_path, monkeypatch):
-    monkeypatch.delenv("MINISNN_DATA_DIR", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 def _config(out):

@@ -17,14 +17,11 @@ from minisnn.train import Trainer, config_for
 from minisnn.train.guard import StepSnapshot
 from minisnn.train.state import TrainCheckpointError, load_state, save_state
 
+pytestmark = pytest.mark.usefixtures("embedded_sample_only")
+
 SMALL = dict(dim=32, depth=1, heads=2, mlp_ratio=2)
 
 
-@pytest.fixture(autouse=True)
-def _embedded_sample_only(tmp_path, monkeypatch):
-    monkeypatch.delenv("MINISNN_DATA_DIR", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 def _config(tmp_path, **kw):

@@ -8,16 +8,10 @@ import sys
 import pytest
 
 import minisnn
-from minisnn.cli import TRAIN_DEFAULT_MODEL, build_parser, main
+from minisnn.cli import TRAIN_DEFAULT_MODEL, build_parser
+from ..command_line import run
 
 
-def run(capsys, *argv):
-    try:
-        rc = main(list(argv))
-    except SystemExit as exc:
-        rc = exc.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def test_version(capsys):

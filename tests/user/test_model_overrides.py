@@ -14,24 +14,14 @@ import sys
 import pytest
 
 from minisnn import models
-from minisnn.cli import main
 from minisnn.models.registry import ModelArgumentError
+from ..command_line import run
+
+pytestmark = pytest.mark.usefixtures("embedded_sample_only")
 
 
-@pytest.fixture(autouse=True)
-def _embedded_sample_only(tmp_path, monkeypatch):
-    monkeypatch.delenv("MINISNN_DATA_DIR", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
-def run(capsys, *argv):
-    try:
-        rc = main(list(argv))
-    except SystemExit as exc:
-        rc = exc.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def test_a_misspelled_key_names_the_key_a_guess_and_the_accepted_ones():
