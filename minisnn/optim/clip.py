@@ -42,11 +42,12 @@ def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float, norm_typ
         raise RuntimeError(f"the total gradient norm is {total}; gradients cannot be clipped")
     coef = max_norm / (total + 1e-6)  # inf/inf gives NaN, as in PyTorch
     if not coef >= 1.0:  # also true for NaN
-        for p in params:
-            if p.grad is None:
-                continue
-            if p.grad.flags.writeable:
-                p.grad *= p.grad.dtype.type(coef)
-            else:
-                p.grad = p.grad * p.grad.dtype.type(coef)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf·0 and inf·NaN give NaN, as in PyTorch
+            for p in params:
+                if p.grad is None:
+                    continue
+                if p.grad.flags.writeable:
+                    p.grad *= p.grad.dtype.type(coef)
+                else:
+                    p.grad = p.grad * p.grad.dtype.type(coef)
     return total

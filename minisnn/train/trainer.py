@@ -205,8 +205,13 @@ class Trainer:
         """One guarded step.  Returns (loss, batch accuracy, skipped).
 
         A skipped step (non-finite loss, gradient norm or result) leaves parameters, optimiser
-        state and BN buffers exactly as they were (`self.snapshot`, taken first).
+        state and BN buffers exactly as they were (`self.snapshot`, taken first).  NumPy's overflow
+        warnings are silenced here: the guard detects the same events and counts them.
         """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._guarded_update(xb, yb)
+
+    def _guarded_update(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, float, bool]:
         self.snapshot.take()
         logits = self.model(xb)
         loss = F.cross_entropy(logits, yb, label_smoothing=self.cfg.label_smoothing)
