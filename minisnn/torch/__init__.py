@@ -10,6 +10,7 @@
   SpikingJelly's LIF neuron, so they need `pip install spikingjelly==0.0.0.0.14 --no-deps`).
 * `engine.py`: `train(config, device, nproc, ...)`: the minisnn trainer's recipe on PyTorch, data-parallel
   with DistributedDataParallel; it writes minisnn's checkpoint files (`minisnn eval` reads them).
+  `trainer.py`: `TorchTrainer`, what each process runs.
 * `optim.py`, `guard.py`, `distributed.py`: AdamW and the schedule in minisnn's checkpoint layout, the
   NaN guard, process groups and BatchNorm over the global batch.
 * `run.py`: the command line, `python -m minisnn.torch.run` (also under `torchrun`).  See docs/scale.md.
@@ -22,7 +23,8 @@ except ImportError:
     raise ImportError('minisnn.torch needs PyTorch, which is not installed: pip install "minisnn[torch]"') from None
 
 from .convert import build_module, from_torch, load_torch_state_dict, numpy_state_dict, to_torch, unwrap  # noqa: E402
-from .engine import TorchTrainer, train  # noqa: E402
+from .engine import train  # noqa: E402
+from .trainer import TorchTrainer  # noqa: E402
 
 __all__ = ["TorchTrainer", "build_module", "from_torch", "load_torch_state_dict", "numpy_state_dict", "to_torch",
            "train", "unwrap"]
