@@ -144,8 +144,25 @@ def matching_presets(family: str, shapes: dict) -> dict[str, dict]:
     return out
 
 
-def args_config(family: str, args: dict | None) -> dict:
-    """Values of T / heads / image size found in a training script's saved argparse arguments."""
+# The largest values taken from a checkpoint's saved arguments: the file is not trusted to size the
+# model's activations (its weights cannot say how large T or the image is); --set overrides them.
+ARG_LIMITS = {"T": 64, "num_heads": 1024, "img_size": 512}
+
+
+def args_config(family: str, args: dict | None, overridden=()) -> dict:
+    """Values of T / heads / image size found in a training script's saved argparse arguments.
+
+    A value outside 1..ARG_LIMITS raises ValueError (the file asks for more than verify will build),
+    unless its key is `overridden` (given with --set)."""
+    out = {k: v for k, v in _args_values(family, args).items() if k not in overridden}
+    for k, v in out.items():
+        if not 1 <= v <= ARG_LIMITS[k]:
+            raise ValueError(f"the checkpoint's saved arguments give {k}={v}, outside 1..{ARG_LIMITS[k]}: "
+                             f"refusing to size the model from them; pass --set {k}=VALUE")
+    return out
+
+
+def _args_values(family: str, args: dict | None) -> dict:
     out = {}
     if not args:
         return out
@@ -183,7 +200,7 @@ def resolve_config(state, args: dict | None = None, overrides: dict | None = Non
     if preset is not None:
         for k in free:
             config[k], source[k] = presets[preset][k], f"preset {preset}"
-    from_args = args_config(family, args)
+    from_args = args_config(family, args, overridden=overrides)
     for k, v in from_args.items():
         config[k], source[k] = v, "checkpoint args"
     for k, v in overrides.items():

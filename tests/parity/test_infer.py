@@ -86,3 +86,13 @@ def test_bad_input_is_refused_in_one_line():
     with pytest.raises(ValueError, match="no 'head.weight'"):
         resolve_config(state)
     assert detect_family({"x": np.zeros(1)}) is None
+
+
+@pytest.mark.parametrize("args, key", [({"T": 10**6}, "T"), ({"time_steps": 0}, "T"),
+                                       ({"img_size": 10**5}, "img_size"), ({"T": 4, "num_heads": 10**7}, "num_heads")])
+def test_saved_arguments_cannot_size_an_enormous_model(args, key):
+    """A checkpoint's `args` are untrusted: T = 10^6 would make both networks ask for tens of GB."""
+    state = models.create("spikformer-tiny").state_dict()
+    with pytest.raises(ValueError, match=f"give {key}=.*refusing to size the model from them; pass --set {key}="):
+        resolve_config(state, args=args)
+    resolve_config(state, args=args, overrides={"T": 2, "num_heads": 2, "img_size": 32})   # --set wins, no error
