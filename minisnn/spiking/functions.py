@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .. import kernels
-from ..kernels.lif_params import LIFParams, fires
+from ..kernels.lif_params import LIFParams
 from ..autograd import grad_mode
 from ..autograd.broadcast import unbroadcast
 from ..autograd.function import Function
@@ -101,7 +101,8 @@ class SpikeFunction(Function):
             return s
         _check_not_nan(u, "spike: membrane u")
         if rows is not None:
-            return kernels.surrogate_primitive_rows(u.reshape(rows.size, u.shape[-1]), threshold, rows, kind).reshape(u.shape)
+            p = kernels.surrogate_primitive_rows(u.reshape(rows.size, u.shape[-1]), threshold, rows, kind)
+            return p.reshape(u.shape)
         x = u - u.dtype.type(threshold)
         return kernels.surrogate_primitive(x, np.ascontiguousarray(np.broadcast_to(alpha, u.shape)), kind)
 
