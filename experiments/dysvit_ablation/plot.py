@@ -1,6 +1,7 @@
 """Validation accuracy per epoch of the ablation runs: `python plot.py RESULTS_DIR [OUT.png]`.
 
-Reads the JSON lines that train_oracle.py prints (one `<run>.log` per run).
+Reads each run's `<run>/metrics.jsonl` (written by minisnn.torch.train, as run_all.sh lays them out) or,
+failing that, `<run>.log`: JSON lines with "epoch" and "val_acc" (the recorded logs in results/).
 """
 import json
 import sys
@@ -20,7 +21,9 @@ LABELS = {"dynamic": "learned per-token slope + stability protocol",
 def main(folder, out):
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, label in LABELS.items():
-        path = Path(folder) / f"{name}.log"
+        path = Path(folder) / name / "metrics.jsonl"
+        if not path.exists():
+            path = Path(folder) / f"{name}.log"
         if not path.exists():
             continue
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]

@@ -8,7 +8,8 @@
 * `report.py`: `ParityReport` with `.format()`, `.checks()`, `.ok`; the pass criteria `CRITERIA`.
 * `infer.py`: which model and configuration a checkpoint's keys and shapes belong to.
 * `verify.py`: `verify_checkpoint(path, model_name=None, overrides=None, ...)`, used by `minisnn verify`.
-* `oracles/`: the PyTorch (+ SpikingJelly) re-implementations and their BN calibration.
+* `oracles/`: the PyTorch (+ SpikingJelly) re-implementations, defined in `minisnn.torch` (the supported
+  PyTorch versions of the models) and re-exported here, and their BN calibration.
 
 Needs torch (and SpikingJelly for the upstream models) to run a comparison; importing this
 package does not import them (`import minisnn` never does).

@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--nproc", type=int, default=1, help="data-parallel processes (one per GPU on cuda)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast in the forward pass (cuda only)")
+    p.add_argument("--threads", type=int, help="PyTorch CPU threads per process (default: PyTorch's; with "
+                                               "--nproc on the CPU, the cores divided by the processes)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -66,7 +68,7 @@ def config_from_args(args):
         raise ValueError(f"unknown model {args.model!r}; choose one of: {', '.join(models.names())}")
     config = config_for(args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr,
                         warmup_epochs=args.warmup_epochs, clip_grad=args.clip_grad, seed=args.seed,
-                        data_dir=args.data_dir, out=args.out, train_limit=args.train_limit,
+                        data_dir=args.data_dir, out=args.out, train_limit=args.train_limit, threads=args.threads,
                         model_overrides=dict(args.model_overrides))
     if args.no_clip:
         config.clip_grad = None
