@@ -3,7 +3,7 @@
     launch(worker, nproc=4, device="cuda", args=(...))   # torch.multiprocessing.spawn; worker(rank, world, device, *args)
     place = setup(rank, world, "cuda")                   # process group (NCCL on GPUs, gloo on CPUs), device
     x_rank = shard(x_global, place)                      # this rank's contiguous slice of a global batch
-    sync_batch_norms(module)                             # BN statistics over the global batch
+    sync_batch_norms(module, place.device)               # BN statistics over the global batch
     teardown()
 
 Under `torchrun --nproc-per-node N -m minisnn.torch.run ...` the processes already exist: `torchrun_rank()`
@@ -158,9 +158,9 @@ def _all_reduce_batch_norm(bn: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
     channels = x.shape[1]
     shape = (1, channels) + (1,) * (x.dim() - 2)
     axes = [0] + list(range(2, x.dim()))
-    count = torch.tensor([x.numel() // channels], dtype=x.dtype)
+    count = torch.tensor([x.numel() // channels], dtype=torch.int64)
     dist.all_reduce(count)
-    n = count.item()
+    n = int(count.item())
     mean = _AllReduceSum.apply(x.sum(axes)) / n
     centred = x - mean.reshape(shape)
     var = _AllReduceSum.apply((centred * centred).sum(axes)) / n

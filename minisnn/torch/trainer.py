@@ -216,7 +216,7 @@ class TorchTrainer:
 
     @torch.no_grad()
     def evaluate(self, x: np.ndarray, y: np.ndarray, desc: str = "validate") -> dict:
-        """Loss and top-1 accuracy on uint8 images `x`, in eval mode and float32, in minisnn's eval batches."""
+        """Loss and top-1 accuracy on uint8 images `x`: eval mode, no autocast, minisnn's eval batches (rank 0)."""
         self.module.eval()
         total_loss, correct = 0.0, 0
         steps = range(0, len(x), self.cfg.eval_batch_size)
@@ -300,14 +300,29 @@ class TorchTrainer:
             raise
 
     def _close_epoch(self) -> None:
-        """Rank 0 validates and writes metrics.jsonl, best.npz and last.npz; every rank moves to the next epoch."""
-        cfg, epoch, sums = self.cfg, self.epoch, self.sums
-        self.skipped_total += sums["skipped"]
+        """Rank 0 validates and writes metrics.jsonl, best.npz and last.npz; every rank moves to the next epoch.
+
+        The counters move only after the validation: a run interrupted during it resumes at the end of the
+        epoch's steps and validates again.
+        """
+        record = self._epoch_record(self.epoch, self.sums) if self.place.is_main else None
+        self.skipped_total += self.sums["skipped"]
         self.epoch += 1
         self.batch = 0
         self.sums = _new_sums()
-        if not self.place.is_main:
+        if record is None:
             return
+        self.history.append(record)
+        tmp = self.out / f"metrics.jsonl.tmp-{os.getpid()}"
+        tmp.write_text("".join(_json_line(r) for r in self.history))
+        os.replace(tmp, self.out / "metrics.jsonl")
+        if record["val_acc"] > self.best_acc:
+            self.best_acc = record["val_acc"]
+            self.save("best.npz")
+        self.save("last.npz")
+
+    def _epoch_record(self, epoch: int, sums: dict) -> dict:
+        """Validate, then the epoch's line of metrics.jsonl (also logged), with minisnn's Trainer's keys."""
         vx, vy = self.data.val
         val = self.evaluate(vx, vy) if len(vx) else {"loss": float("nan"), "acc": float("nan")}
         n = sums["n"]
@@ -321,18 +336,11 @@ class TorchTrainer:
             "skipped_steps": sums["skipped"],
             "train_seconds": sums["seconds"] + sums["compile_seconds"],
             "compile_seconds": sums["compile_seconds"],
-            "images_per_second": _images_per_second(sums, cfg.batch_size),
+            "images_per_second": _images_per_second(sums, self.cfg.batch_size),
         }
         train = (f"train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}" if n
                  else f"train: all {sums['skipped']} steps skipped (non-finite)")
         self.log(f"epoch {epoch + 1}: {train} | val loss {val['loss']:.4f} acc {val['acc']:.4f} | "
                  f"{record['images_per_second']:.1f} img/s"
                  + (f" | skipped {sums['skipped']} non-finite steps" if sums["skipped"] and n else ""))
-        self.history.append(record)
-        tmp = self.out / f"metrics.jsonl.tmp-{os.getpid()}"
-        tmp.write_text("".join(_json_line(r) for r in self.history))
-        os.replace(tmp, self.out / "metrics.jsonl")
-        if record["val_acc"] > self.best_acc:
-            self.best_acc = record["val_acc"]
-            self.save("best.npz")
-        self.save("last.npz")
+        return record
