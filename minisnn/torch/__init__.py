@@ -18,9 +18,10 @@
 Importing this package needs torch; `import minisnn` never imports it.
 """
 try:
-    import torch as _torch  # noqa: F401  (the real PyTorch: imports are absolute)
+    import torch as _torch             # the real PyTorch (imports are absolute): present, or a one-line error
 except ImportError:
     raise ImportError('minisnn.torch needs PyTorch, which is not installed: pip install "minisnn[torch]"') from None
+del _torch
 
 from .convert import build_module, from_torch, load_torch_state_dict, numpy_state_dict, to_torch, unwrap  # noqa: E402
 from .engine import train  # noqa: E402
