@@ -21,9 +21,11 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .data.locate import DataNotFoundError, find_dataset_dir
 from .nn.module import StateDictError   # a KeyError (for `except KeyError` users): reported as one line too
 
 TRAIN_DEFAULT_MODEL = "spikformer-tiny"
+ENGINES = ("minisnn", "torch")
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
@@ -133,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in OUT from its last.npz, with its "
                                                          "own settings (--epochs may change its length)")
     t.add_argument("--overwrite", action="store_true", help="replace the run already in OUT")
+    t.add_argument("--engine", choices=ENGINES, default="minisnn",
+                   help="minisnn (NumPy/Numba, the default) or torch: the same model, recipe and checkpoint files "
+                        "trained with PyTorch (needs torch; see docs/scale.md)")
+    t.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="--engine torch: where to train "
+                                                                            "(default: cpu)")
+    t.add_argument("--nproc", type=_positive_int, default=1,
+                   help="--engine torch: data-parallel processes (DistributedDataParallel; one per GPU with "
+                        "--device cuda); --batch-size is the global batch (default: 1)")
+    t.add_argument("--bf16", action="store_true", help="--engine torch --device cuda: bfloat16 autocast")
     t.add_argument("--threads", type=_positive_int, help="Numba/BLAS threads (default: all cores)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -225,12 +236,36 @@ def _cmd_train(args) -> int:
         if existing:
             clear_run(out)
         cfg = config_for(given.pop("model", TRAIN_DEFAULT_MODEL), **given)
+    if args.engine == "torch":
+        return _train_with_torch(args, cfg)
+    if args.nproc > 1 or args.device != "cpu" or args.bf16:
+        raise CliError("--device cuda, --nproc and --bf16 are options of --engine torch")
     trainer = Trainer(cfg, progress=not args.no_progress)
     if args.resume:
         trainer.resume()
     history = trainer.fit()
     if history:
-        print(training_summary(trainer, history))
+        print(training_summary(cfg, history, images=len(trainer.train_x), source=trainer.data.source,
+                               on_sample=trainer.data.test is None))
+    return 0
+
+
+def _train_with_torch(args, cfg) -> int:
+    """`--engine torch`: minisnn.torch.train with the same configuration and files."""
+    try:
+        import minisnn.torch as engine  # optional dependency: torch is imported only for this engine
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+    history = engine.train(cfg, device=args.device, nproc=args.nproc, progress=not args.no_progress,
+                           bf16=args.bf16, resume=args.resume)
+    if history:
+        try:
+            find_dataset_dir(cfg.data_dir)
+            on_sample = False
+        except DataNotFoundError:
+            on_sample = True
+        print(training_summary(cfg, history, on_sample=on_sample, engine=f"PyTorch on {args.device}"
+                               + (f" in {args.nproc} processes" if args.nproc > 1 else "")))
     return 0
 
 
@@ -240,13 +275,14 @@ README_RECIPE = ("minisnn train --model dysvit-tiny --epochs 12 --lr 2e-3 --thre
                  "--out runs/dysvit-tiny-12")
 
 
-def training_summary(trainer, history: list[dict]) -> str:
+def training_summary(cfg, history: list[dict], images: int | None = None, source: str | None = None,
+                     on_sample: bool = False, engine: str | None = None) -> str:
     """The closing lines of `minisnn train`: what was trained on what, where the files are, what next."""
-    cfg, out = trainer.cfg, trainer.out
-    best = max(history, key=lambda h: h["val_acc"])
-    images = len(trainer.train_x)
-    on_sample = trainer.data.test is None
-    lines = [f"done: {cfg.model} trained for {len(history)} epoch(s) on {images:,} images of the {trainer.data.source}.",
+    out = Path(cfg.out or Path("runs") / cfg.model)
+    best = max(history, key=lambda h: h["val_acc"] if h["val_acc"] is not None else -1.0)
+    data = f" on {images:,} images of the {source}" if images is not None and source else ""
+    lines = [f"done: {cfg.model} trained for {len(history)} epoch(s){data}"
+             + (f" with {engine}" if engine else "") + ".",
              f"best validation accuracy {best['val_acc']:.2%} (epoch {best['epoch']}).",
              f"files: {out / 'best.npz'} (best epoch), {out / 'last.npz'} (to --resume), "
              f"{out / 'metrics.jsonl'}, {out / 'curves.png'}",

@@ -1,6 +1,7 @@
 """Shared test set-up: Hypothesis profiles, float tolerances, kernel warm-up."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -41,3 +42,20 @@ def embedded_sample_only(tmp_path, monkeypatch):
     monkeypatch.delenv("MINISNN_DATA_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """torch with one intra-op thread while inside (nothing without torch).  On a small shared machine
+    PyTorch's spinning worker threads make small networks' run times vary by an order of magnitude."""
+    try:
+        import torch  # optional: the suite also runs without torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,20 +1,12 @@
-"""Parity tests run torch with one intra-op thread: on a small shared machine, PyTorch's spinning
-worker threads otherwise make the run time of these small networks vary by an order of magnitude."""
+"""Parity tests run torch with one intra-op thread (`tests.conftest.one_torch_thread`)."""
 from __future__ import annotations
 
 import pytest
 
+from ..conftest import one_torch_thread
+
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
-    try:
-        import torch
-    except ImportError:
+    with one_torch_thread():
         yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
