@@ -14,6 +14,13 @@ maps, so they are the gradients of this forward:
 
 `conv.py` sends a convolution here when it is 3×3, stride 1, padding ≤ 2 and has enough
 channels for the GEMMs to stay efficient (`use_winograd`).
+
+Precision: the forward computes V, U, the 16 GEMMs and the output transform in FORWARD_DTYPE
+(float64) and rounds once into the input's dtype, so a float32 forward is the float64 forward
+rounded: it sits closer to float64 than PyTorch's float32 convolution.  In float32 arithmetic
+the output transform adds up nine GEMM results per output, each carrying its own accumulated
+rounding, and spikes flipped at rates above PyTorch's (measured in `winograd.md`).  The
+gradients stay in the input's dtype: the backward's rounding decides no spike.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ from .scratch import chunk_images, view as _view
 
 CHUNK_BYTES = 16 << 20  # target size of one chunk's transformed tiles [16, tiles, channels]
 MIN_CHANNELS = 16       # fewer input (or, for ∂x, output) channels: im2col's longer GEMMs win (winograd.md)
+FORWARD_DTYPE = np.float64  # forward tiles, GEMMs, output transform; float32 results are rounded once (winograd.md)
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])  # [4, 3]
 
@@ -54,7 +62,10 @@ def _tiles(ho: int, wo: int) -> int:
 
 
 def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf):
-    """Winograd convolution of channels-last images x_last [m, H, W, C] with U [16, C, O] into out_last [m, Ho, Wo, O]."""
+    """Winograd convolution of channels-last images x_last [m, H, W, C] with U [16, C, O] into out_last [m, Ho, Wo, O].
+
+    V, the GEMMs and the output transform are computed in the dtype of U and of the two buffers, which may
+    be wider than x_last and out_last: the output transform then rounds each result once into out_last."""
     m, h, w, c = x_last.shape
     o = u.shape[2]
     tiles = m * _tiles(*out_last.shape[1:3])
@@ -64,15 +75,16 @@ def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf):
 
 
 def _convolve(a3, u, shape, padding, out3):
-    """out3 [N, O, Ho·Wo] = conv(a3 [N, C, H·W] seen as images of `shape` (H, W)), channels first in and out."""
+    """out3 [N, O, Ho·Wo] = conv(a3 [N, C, H·W] seen as images of `shape` (H, W)), channels first in and out;
+    the transformed tiles and the GEMMs are in u's dtype, which may be wider than a3's."""
     n, c, _ = a3.shape
     (h, w), o = shape, u.shape[2]
     ho, wo = h + 2 * padding[0] - 2, w + 2 * padding[1] - 2
-    chunk = chunk_images(n, 16 * _tiles(ho, wo) * max(c, o) * a3.itemsize, CHUNK_BYTES)
+    chunk = chunk_images(n, 16 * _tiles(ho, wo) * max(c, o) * u.itemsize, CHUNK_BYTES)
     a_buf = np.empty(chunk * h * w * c, a3.dtype)
     y_buf = np.empty(chunk * ho * wo * o, a3.dtype)
-    v_buf = np.empty(chunk * 16 * _tiles(ho, wo) * c, a3.dtype)
-    m_buf = np.empty(chunk * 16 * _tiles(ho, wo) * o, a3.dtype)
+    v_buf = np.empty(chunk * 16 * _tiles(ho, wo) * c, u.dtype)
+    m_buf = np.empty(chunk * 16 * _tiles(ho, wo) * o, u.dtype)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         m = stop - start
@@ -83,12 +95,16 @@ def _convolve(a3, u, shape, padding, out3):
 
 
 def winograd_conv2d_forward(x: np.ndarray, w: np.ndarray, padding) -> np.ndarray:
-    """y = conv2d(x, w), x [N, C, H, W], w [O, C, 3, 3], stride 1 → y [N, O, Ho, Wo] (no bias)."""
+    """y = conv2d(x, w), x [N, C, H, W], w [O, C, 3, 3], stride 1 → y [N, O, Ho, Wo] (no bias).
+
+    Computed in FORWARD_DTYPE (or x's dtype where wider) and rounded once into x's dtype.
+    """
     n, c, h, wd = x.shape
     o = w.shape[0]
     ho, wo = h + 2 * padding[0] - 2, wd + 2 * padding[1] - 2
     y = np.empty((n, o, ho * wo), dtype=x.dtype)
-    _convolve(np.ascontiguousarray(x).reshape(n, c, h * wd), weight_tiles(w), (h, wd), padding, y)
+    u = weight_tiles(w.astype(np.promote_types(x.dtype, FORWARD_DTYPE), copy=False))
+    _convolve(np.ascontiguousarray(x).reshape(n, c, h * wd), u, (h, wd), padding, y)
     return y.reshape(n, o, ho, wo)
 
 

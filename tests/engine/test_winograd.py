@@ -1,5 +1,6 @@
-"""Winograd F(2×2, 3×3): the tile kernels (jit == reference, adjointness), and conv2d through them
-against PyTorch (forward and every gradient) and against float64 finite differences."""
+"""Winograd F(2×2, 3×3): the tile kernels (jit == reference, adjointness, mixed precisions), conv2d
+through them against PyTorch (forward and every gradient) and against float64 finite differences,
+and the float32 forward being the float64 forward rounded once."""
 from __future__ import annotations
 
 import numpy as np
@@ -59,6 +60,73 @@ def test_output_transform_and_its_adjoint(case):
     lhs = float(np.vdot(y_ref.astype(np.float64), g.astype(np.float64)))
     rhs = float(np.vdot(mt.astype(np.float64), d_ref.astype(np.float64)))
     assert lhs == pytest.approx(rhs, rel=1e-4 if dtype == np.float32 else 1e-12, abs=1e-6)
+
+
+@given(case=images)
+def test_mixed_precision_transforms(case):
+    """float32 images into float64 tiles (exact), float64 GEMM results rounded once into float32 outputs:
+    jit == reference, and both equal the float64 transforms (rounded where the output is float32)."""
+    ho, wo, tiles = _sizes(case)
+    if ho < 1 or wo < 1:
+        return
+    rng = np.random.default_rng(case["seed"])
+    m, c = case["m"], case["c"]
+    x = rng.standard_normal((m, case["h"], case["w"], c)).astype(np.float32)
+    shape = (16, m * tiles, c)
+    v64 = REF.winograd_input_tiles(x.astype(np.float64), case["ph"], case["pw"], np.empty(shape))
+    for kernels in (JIT, REF):
+        v = kernels.winograd_input_tiles(x, case["ph"], case["pw"], np.full(shape, np.nan))
+        np.testing.assert_array_equal(v, v64)
+    mt = rng.standard_normal((16, m * tiles, c))
+    y64 = REF.winograd_output_tiles(mt, ho, wo, np.empty((m, ho, wo, c)))
+    for kernels in (JIT, REF):
+        y = kernels.winograd_output_tiles(mt, ho, wo, np.full((m, ho, wo, c), np.nan, np.float32))
+        np.testing.assert_array_equal(y, y64.astype(np.float32))
+
+
+@pytest.mark.parametrize("kernel_backend", ["jit", "reference"])
+@given(n=st.integers(1, 3), c=st.integers(1, 6), o=st.integers(1, 6), h=st.integers(1, 9), w=st.integers(1, 9),
+       ph=st.integers(0, 2), pw=st.integers(0, 2), spikes=st.booleans(), seed=st.integers(0, 2**31),
+       chunk_bytes=st.sampled_from([1, 1000, 1 << 30]))
+def test_float32_forward_is_the_float64_forward_rounded_once(kernel_backend, n, c, o, h, w, ph, pw, spikes, seed,
+                                                            chunk_bytes):
+    """The forward runs its transforms and GEMMs in FORWARD_DTYPE = float64: a float32 forward rounds the
+    float64 result once (so it is as close to float64 as float32 can be; winograd.md, docs/parity.md)."""
+    from minisnn import kernels
+
+    if h + 2 * ph < 3 or w + 2 * pw < 3:
+        return
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, c, h, w)) < 0.3) if spikes else rng.standard_normal((n, c, h, w))
+    x = x.astype(np.float32)
+    wt = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    old = winograd.CHUNK_BYTES, kernels.backend()
+    winograd.CHUNK_BYTES = chunk_bytes
+    kernels.set_backend(kernel_backend)
+    try:
+        y32 = winograd.winograd_conv2d_forward(x, wt, (ph, pw))
+        y64 = winograd.winograd_conv2d_forward(x.astype(np.float64), wt.astype(np.float64), (ph, pw))
+    finally:
+        winograd.CHUNK_BYTES = old[0]
+        kernels.set_backend(old[1])
+    assert winograd.FORWARD_DTYPE == np.float64 and y32.dtype == np.float32
+    np.testing.assert_array_equal(y32, y64.astype(np.float32))
+
+
+def test_float32_forward_is_closer_to_float64_than_float32_arithmetic(monkeypatch):
+    """On spike inputs of a wide layer, the float64 forward rounded once is several times closer to float64
+    than the same forward computed in float32 (whose nine-term output transform adds up rounding)."""
+    rng = np.random.default_rng(5)
+    x = (rng.random((2, 128, 12, 12)) < 0.2).astype(np.float32)
+    wt = (rng.standard_normal((128, 128, 3, 3)) / np.sqrt(9 * 128)).astype(np.float32)
+    exact = winograd.winograd_conv2d_forward(x.astype(np.float64), wt.astype(np.float64), (1, 1))
+    distance = {}
+    for dtype in (np.float64, np.float32):
+        monkeypatch.setattr(winograd, "FORWARD_DTYPE", dtype)
+        y = winograd.winograd_conv2d_forward(x, wt, (1, 1))
+        distance[dtype] = np.linalg.norm(y - exact) / np.linalg.norm(exact)
+    assert distance[np.float64] < 3e-8                      # rounding once: about 2.5e-8 (relative, RMS)
+    assert distance[np.float32] > 5 * distance[np.float64]  # measured: 2.5e-7, ten times farther
 
 
 def test_one_tile_is_the_direct_convolution():

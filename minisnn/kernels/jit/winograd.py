@@ -11,7 +11,9 @@ the output: every loop touches at most eight rows.  Transforming straight from t
 into the 16 output rows was 5-7× slower (32 memory streams in one loop, measured in
 `ops/winograd.md`).  The output transforms test each of the four outputs on tiles that
 overhang the cropped edge; other tiles write directly.  Each 4-point transform is written
-out (Bᵀ and Aᵀ have entries 0 and ±1).
+out (Bᵀ and Aᵀ have entries 0 and ±1).  Like the reference, the input transform computes in
+out's dtype and the output transforms in mt's/g's, so float32 images can be transformed into
+float64 tiles and float64 GEMM results rounded once into float32 outputs.
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def winograd_input_tiles(x, ph, pw, out):
     for t in prange(m * th):
         n = t // th
         r0 = 2 * (t % th) - ph
-        d = np.empty((16, c), dtype=x.dtype)  # one tile, d[4a + b, :] = x[n, r0 + a, c0 + b, :]
+        d = np.empty((16, c), dtype=out.dtype)  # one tile, d[4a + b, :] = x[n, r0 + a, c0 + b, :]
         for tj in range(tw):
             c0 = 2 * tj - pw
             tile = t * tw + tj

@@ -17,6 +17,10 @@ data-sized parts, on channels-last images (the GEMM-friendly layout of `conv.py`
 where Ho = H + 2·ph − 2, th = ⌈Ho / 2⌉ (likewise W), tiles are ordered (image, tile row,
 tile column) and ξ = 4·(row in the tile) + (column in the tile).  Inputs outside the image
 are zeros (padding), outputs beyond Ho, Wo are dropped (adjoint: taken as zeros).
+
+Dtypes: the input transform computes in out's dtype (float32 images may be transformed into
+float64 tiles, exactly); the output transforms compute in the dtype of their input (mt, g)
+and round each result once into out, which may be narrower (float64 GEMMs, float32 output).
 """
 from __future__ import annotations
 
@@ -37,10 +41,10 @@ def winograd_input_tiles(x, ph, pw, out):
     """x [m, H, W, C] -> out [16, m·th·tw, C] (written in place and returned): V = Bᵀ d B for every 4×4 tile d."""
     m, h, w, c = x.shape
     th, tw = _tiles(h + 2 * ph - 2, w + 2 * pw - 2)
-    x_pad = np.zeros((m, 2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)  # 2·th + 2 >= H + 2·ph: room for x and every tile
+    x_pad = np.zeros((m, 2 * th + 2, 2 * tw + 2, c), dtype=out.dtype)  # 2·th + 2 >= H + 2·ph: room for x and every tile
     x_pad[:, ph:ph + h, pw:pw + w] = x
     d = sliding_window_view(x_pad, (4, 4), axis=(1, 2))[:, ::2, ::2]  # [m, th, tw, C, 4, 4]
-    bt = BT.astype(x.dtype)
+    bt = BT.astype(out.dtype)
     rows = np.einsum("ia,mtucab->mtucib", bt, d)             # Bᵀ d: down the columns first ...
     v = np.einsum("jb,mtucib->ijmtuc", bt, rows)             # ... then (Bᵀ d) B along the rows
     out[...] = v.reshape(16, m * th * tw, c)
@@ -51,7 +55,7 @@ def winograd_output_tiles(mt, ho, wo, out):
     """mt [16, m·th·tw, O] -> out [m, Ho, Wo, O] (written in place and returned): y = Aᵀ M A, cropped to Ho × Wo."""
     m, o = out.shape[0], out.shape[3]
     th, tw = _tiles(ho, wo)
-    a = AT.astype(out.dtype)
+    a = AT.astype(mt.dtype)
     rows = np.einsum("ai,ijmtuo->ajmtuo", a, mt.reshape(4, 4, m, th, tw, o))     # Aᵀ M, then (Aᵀ M) A
     y = np.einsum("bj,ajmtuo->mtaubo", a, rows)                                  # [m, th, 2, tw, 2, O]
     out[...] = y.reshape(m, 2 * th, 2 * tw, o)[:, :ho, :wo]
