@@ -93,6 +93,58 @@ def _train_epilog() -> str:
     return "\n".join(lines)
 
 
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """The options of `minisnn train` that `python -m minisnn.torch.run` takes as well: the recipe, the data,
+    --set, the torch engine's --device/--nproc/--bf16, --threads and --no-progress.  (--model, --out and
+    --resume mean a little more under `minisnn train`, so each command declares its own.)"""
+    p.add_argument("--epochs", type=_positive_int, help="number of epochs")
+    p.add_argument("--batch-size", type=_positive_int, help="training images per step (with --nproc, the global "
+                                                            "batch, split evenly over the processes)")
+    p.add_argument("--lr", type=_number, help="peak learning rate of AdamW (for the global batch)")
+    p.add_argument("--min-lr", type=_number, help="learning rate at the end of the cosine decay")
+    p.add_argument("--warmup-epochs", type=_number, help="epochs of linear warm-up (fractions allowed)")
+    p.add_argument("--weight-decay", type=_number, help="AdamW weight decay (not applied to norms and biases)")
+    p.add_argument("--clip-grad", type=_number, help="global gradient-norm clip (default: the family's; none "
+                                                     "for most)")
+    p.add_argument("--label-smoothing", type=_number, help="label smoothing of the cross-entropy, in [0, 1)")
+    p.add_argument("--mixup", dest="mixup_alpha", type=_number, help="mixup alpha (0 = off)")
+    p.add_argument("--cutmix", dest="cutmix_alpha", type=_number, help="cutmix alpha (0 = off)")
+    p.add_argument("--mixup-off-epochs", type=int, help="turn mixup off for the last N epochs "
+                                                        "(default: 15 %% of the epochs when mixup is on)")
+    p.add_argument("--crop-padding", type=int, help="pixels of zero padding for the random crop (0 = no crop)")
+    p.add_argument("--no-flip", dest="flip", action="store_const", const=False,
+                   help="no random horizontal flips")
+    p.add_argument("--normalization", choices=("upstream", "dysvit"),
+                   help="per-channel mean/std of the inputs (default: the family's)")
+    p.add_argument("--val-size", type=int, help="training images held out for validation (seeded, stratified)")
+    p.add_argument("--train-limit", type=_positive_int, help="use only the first N training images")
+    p.add_argument("--seed", type=int, help="seeds the split, the initialisation and the batch order")
+    p.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ (default: $MINISNN_DATA_DIR, then "
+                                      "~/.cache/minisnn, then the embedded sample)")
+    p.add_argument("--set", dest="model_overrides", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help="model constructor override, e.g. --set T=2 (repeatable)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="torch engine: where to train (default: cpu)")
+    p.add_argument("--nproc", type=_positive_int, default=1,
+                   help="torch engine: data-parallel processes (DistributedDataParallel; one per GPU with "
+                        "--device cuda); --batch-size is the global batch (default: 1)")
+    p.add_argument("--bf16", action="store_true", help="torch engine with --device cuda: bfloat16 autocast")
+    p.add_argument("--threads", type=_positive_int, help="CPU threads: Numba/BLAS's (default: all cores), or "
+                                                         "PyTorch's per process with the torch engine (default: "
+                                                         "PyTorch's; with --nproc, the cores divided by the "
+                                                         "processes)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def given_train_options(args) -> dict:
+    """The options of `add_train_options` (and --model) typed on the command line: TrainConfig field -> value
+    ("model_overrides": a dict of the --set values); those left out are not there."""
+    given = {f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f, None) is not None}
+    if args.model_overrides:
+        given["model_overrides"] = dict(args.model_overrides)
+    return given
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="minisnn", description="Spiking vision transformers in NumPy/Numba.", epilog=_examples(),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,47 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(listed below).", formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--model", help=f"registered model name (default: {TRAIN_DEFAULT_MODEL}, or the run's own "
                                    "with --resume; list: `minisnn models`)")
-    t.add_argument("--epochs", type=_positive_int, help="number of epochs")
-    t.add_argument("--batch-size", type=_positive_int, help="training images per step")
-    t.add_argument("--lr", type=_number, help="peak learning rate of AdamW")
-    t.add_argument("--min-lr", type=_number, help="learning rate at the end of the cosine decay")
-    t.add_argument("--warmup-epochs", type=_number, help="epochs of linear warm-up (fractions allowed)")
-    t.add_argument("--weight-decay", type=_number, help="AdamW weight decay (not applied to norms and biases)")
-    t.add_argument("--clip-grad", type=_number, help="global gradient-norm clip (default: the family's; none "
-                                                     "for most)")
-    t.add_argument("--label-smoothing", type=_number, help="label smoothing of the cross-entropy, in [0, 1)")
-    t.add_argument("--mixup", dest="mixup_alpha", type=_number, help="mixup alpha (0 = off)")
-    t.add_argument("--cutmix", dest="cutmix_alpha", type=_number, help="cutmix alpha (0 = off)")
-    t.add_argument("--mixup-off-epochs", type=int, help="turn mixup off for the last N epochs "
-                                                        "(default: 15 %% of the epochs when mixup is on)")
-    t.add_argument("--crop-padding", type=int, help="pixels of zero padding for the random crop (0 = no crop)")
-    t.add_argument("--no-flip", dest="flip", action="store_const", const=False,
-                   help="no random horizontal flips")
-    t.add_argument("--normalization", choices=("upstream", "dysvit"),
-                   help="per-channel mean/std of the inputs (default: the family's)")
-    t.add_argument("--val-size", type=int, help="training images held out for validation (seeded, stratified)")
-    t.add_argument("--train-limit", type=_positive_int, help="use only the first N training images")
-    t.add_argument("--seed", type=int, help="seeds the split, the initialisation and the batch order")
-    t.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ (default: $MINISNN_DATA_DIR, then "
-                                      "~/.cache/minisnn, then the embedded sample)")
+    add_train_options(t)
     t.add_argument("--out", help="output folder (default: runs/MODEL); one that holds a run is refused unless "
                                  "--resume or --overwrite")
-    t.add_argument("--set", dest="model_overrides", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="model constructor override, e.g. --set T=2 (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue the run in OUT from its last.npz, with its "
                                                          "own settings (--epochs may change its length)")
     t.add_argument("--overwrite", action="store_true", help="replace the run already in OUT")
     t.add_argument("--engine", choices=ENGINES, default="minisnn",
                    help="minisnn (NumPy/Numba, the default) or torch: the same model, recipe and checkpoint files "
                         "trained with PyTorch (needs torch; see docs/scale.md)")
-    t.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="--engine torch: where to train "
-                                                                            "(default: cpu)")
-    t.add_argument("--nproc", type=_positive_int, default=1,
-                   help="--engine torch: data-parallel processes (DistributedDataParallel; one per GPU with "
-                        "--device cuda); --batch-size is the global batch (default: 1)")
-    t.add_argument("--bf16", action="store_true", help="--engine torch --device cuda: bfloat16 autocast")
-    t.add_argument("--threads", type=_positive_int, help="Numba/BLAS threads (default: all cores)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     e = sub.add_parser("eval", help="evaluate a training checkpoint on the CIFAR-10 test batch")
     e.add_argument("checkpoint", help="last.npz / best.npz written by `minisnn train`, or exported weights")
@@ -212,9 +232,7 @@ def _cmd_train(args) -> int:
 
     if args.model is not None and args.model not in models.names():
         raise CliError(f"unknown model {args.model!r}; choose one of: {', '.join(models.names())}")
-    given = {f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f) is not None}
-    if args.model_overrides:
-        given["model_overrides"] = dict(args.model_overrides)
+    given = given_train_options(args)
     out = Path(args.out) if args.out else Path("runs") / (args.model or TRAIN_DEFAULT_MODEL)
     given["out"] = str(out)
     if args.resume:
@@ -289,7 +307,7 @@ def training_summary(cfg, history: list[dict], images: int | None = None, source
              f"evaluate: minisnn eval {out / 'best.npz'}" + (" --split val" if on_sample else "")]
     if on_sample or len(history) < 3:
         lines.append("this was a short run"
-                     + (" on the 2,000-image sample, so a low accuracy is expected" if on_sample else "")
+                     + (" on the small embedded sample, so a low accuracy is expected" if on_sample else "")
                      + f"; the README's result ({README_RESULT}) comes from the full dataset: "
                      + ("minisnn download cifar10 --data-dir DATA, then " if on_sample else "") + README_RECIPE)
     return "\n".join(lines)
