@@ -15,14 +15,23 @@ as CheckpointError and ModelArgumentError, OSError, StateDictError), never print
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from . import __version__
+import numba
+
+from . import __version__, models
+from .data import download_dataset
 from .data.locate import DataNotFoundError, find_dataset_dir
 from .nn.module import StateDictError   # a KeyError (for `except KeyError` users): reported as one line too
+from .parity import verify_checkpoint
+from .train import Trainer, config_for, evaluate_checkpoint, export_weights, pretrained_names, pretrained_path
+from .train.config import FAMILY_DEFAULTS, TrainConfig, resumed_config
+from .train.runs import clear_run, run_files
+from .train.state import load_training_state
 
 TRAIN_DEFAULT_MODEL = "spikformer-tiny"
 ENGINES = ("minisnn", "torch")
@@ -54,7 +63,6 @@ def _key_value(text: str):
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     k, v = text.split("=", 1)
-    import json
     try:
         value = json.loads(v)
     except ValueError:
@@ -77,8 +85,6 @@ def _examples() -> str:
 
 def _train_epilog() -> str:
     """The defaults of `minisnn train`: the common ones, then each model family's recipe."""
-    from .train.config import FAMILY_DEFAULTS, TrainConfig
-
     base = TrainConfig()
     shown = ("epochs", "batch_size", "lr", "min_lr", "warmup_epochs", "weight_decay", "label_smoothing",
              "crop_padding", "val_size", "seed")
@@ -214,7 +220,6 @@ def _apply_threads(n: int | None, argv: list[str]) -> None:
     if any(os.environ.get(k) != want for k in _THREAD_VARS) and os.environ.get("MINISNN_THREADS_SET") != want:
         env = dict(os.environ, **{k: want for k in _THREAD_VARS}, MINISNN_THREADS_SET=want)
         os.execve(sys.executable, [sys.executable, "-m", "minisnn", *argv], env)
-    import numba
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
@@ -224,12 +229,6 @@ TRAIN_FIELDS = ("model", "epochs", "batch_size", "lr", "min_lr", "warmup_epochs"
 
 
 def _cmd_train(args) -> int:
-    from . import models
-    from .train import Trainer, config_for
-    from .train.config import resumed_config
-    from .train.runs import clear_run, run_files
-    from .train.state import load_training_state
-
     if args.model is not None and args.model not in models.names():
         raise CliError(f"unknown model {args.model!r}; choose one of: {', '.join(models.names())}")
     given = given_train_options(args)
@@ -314,8 +313,6 @@ def training_summary(cfg, history: list[dict], images: int | None = None, source
 
 
 def _cmd_eval(args) -> int:
-    from .train import evaluate_checkpoint
-
     r = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, split=args.split, batch_size=args.batch_size,
                             progress=not args.no_progress)
     print(f"data: {r['data']}; {r['found']}")
@@ -325,17 +322,12 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .train import export_weights
-
     path = export_weights(args.checkpoint, args.out, notes=dict(args.notes), data_dir=args.data_dir)
     print(f"wrote {path} ({Path(path).stat().st_size / 2**20:.2f} MiB)")
     return 0
 
 
 def _cmd_models(args) -> int:
-    from . import models
-    from .train import pretrained_names, pretrained_path
-
     for name in models.names():
         print(f"{name:28s} {models.describe(name)}")
     for name in pretrained_names():
@@ -344,16 +336,12 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_download(args) -> int:
-    from .data import download_dataset
-
     path = download_dataset(args.dataset, args.data_dir)
     print(f"{args.dataset} ready at {path}")
     return 0
 
 
 def _cmd_verify(args) -> int:
-    from .parity import verify_checkpoint
-
     report = verify_checkpoint(args.checkpoint, args.model, overrides=dict(args.model_overrides),
                                batch_size=args.batch_size, dtype=args.dtype, seed=args.seed, grads=args.grads,
                                train=args.train)

@@ -24,6 +24,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd.grad_mode import is_grad_enabled
 from ..nn import Linear, Module, init
+from ..spiking import spike
 
 SLOPE_MIN, SLOPE_MAX, SLOPE_INIT = 1.0, 5.0, 2.0
 GUARD = 1e4  # NaN guard: NaN → 0, ±inf → ±1e4
@@ -81,8 +82,6 @@ class DynamicSlopeNeuron(Module):
         return self.hyper(u.detach())
 
     def forward(self, u):
-        from ..spiking import spike
-
         if self.nan_guard:
             u = guard(u)
         # The slope only shapes the backward pass: skip the hypernetwork when nothing will be differentiated.
