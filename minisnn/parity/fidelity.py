@@ -101,12 +101,13 @@ class Fidelity:
         if layers:
             lines.append("  input currents of the clean layers: " + "  ".join(self.layer_currents))
             for path in self.layer_currents["torch"]:
-                lines.append(f"    {path:<36} " + " ".join(f"{self.layer_mean(k, path):.2e}" for k in self.layer_currents))
+                values = " ".join(f"{self.layer_mean(k, path):.2e}" for k in self.layer_currents)
+                lines.append(f"    {path:<36} {values}")
         return "\n".join(lines)
 
 
 def relative_distance(a: np.ndarray, reference: np.ndarray) -> float:
-    """‖a − reference‖ / ‖reference‖ (Frobenius norms, in float64; a is reshaped like reference; 0 if both are 0)."""
+    """‖a − reference‖ / ‖reference‖ (Frobenius norms, in float64; a reshaped like reference; 0 if both are 0)."""
     reference = np.asarray(reference, dtype=np.float64)
     diff = np.linalg.norm(np.asarray(a, dtype=np.float64).reshape(reference.shape) - reference)
     norm = np.linalg.norm(reference)

@@ -41,7 +41,7 @@ def winograd_input_tiles(x, ph, pw, out):
     """x [m, H, W, C] -> out [16, m·th·tw, C] (written in place and returned): V = Bᵀ d B for every 4×4 tile d."""
     m, h, w, c = x.shape
     th, tw = _tiles(h + 2 * ph - 2, w + 2 * pw - 2)
-    x_pad = np.zeros((m, 2 * th + 2, 2 * tw + 2, c), dtype=out.dtype)  # 2·th + 2 >= H + 2·ph: room for x and every tile
+    x_pad = np.zeros((m, 2 * th + 2, 2 * tw + 2, c), out.dtype)  # 2·th + 2 >= H + 2·ph: room for x and every tile
     x_pad[:, ph:ph + h, pw:pw + w] = x
     d = sliding_window_view(x_pad, (4, 4), axis=(1, 2))[:, ::2, ::2]  # [m, th, tw, C, 4, 4]
     bt = BT.astype(out.dtype)
