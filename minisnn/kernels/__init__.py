@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 from .reference.attention import (head_column_sum_backward, head_column_sum_forward, head_token_mask_backward,
                                   head_token_mask_forward, ssa_backward, ssa_forward)
@@ -59,7 +60,9 @@ def set_backend(name: str) -> None:
         if missing:
             raise RuntimeError(f"kernel backend {name!r} lacks {', '.join(missing)} (module {module})")
         chosen.update((kernel, getattr(impl, kernel)) for kernel in spec.__all__)
-    globals().update(chosen)
+    this = sys.modules[__name__]
+    for kernel, function in chosen.items():  # rebind the names imported above, one by one
+        setattr(this, kernel, function)
     _backend = name
 
 
