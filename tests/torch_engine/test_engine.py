@@ -46,6 +46,18 @@ def interrupt_after(monkeypatch, trainer_class, steps: int) -> None:
     monkeypatch.setattr(trainer_class, "train_step", train_step)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _embedded_sample(tmp_path_factory):
+    """Every run of this module uses the embedded sample, whatever data the machine has (CI points
+    MINISNN_DATA_DIR at CIFAR-10); module scope, so the module's training fixtures see it too."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MINISNN_DATA_DIR", raising=False)
+        patch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+        patch.setenv("HOME", str(home))
+        yield
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Narrow runs: torch straight through; torch and minisnn each stopped by Ctrl-C in epoch 2 (batch 1)."""
