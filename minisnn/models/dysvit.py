@@ -1,9 +1,9 @@
 """Dy-SViT: a pure spiking ViT at T = 1 whose surrogate slopes come from per-neuron hypernetworks.
 
-What the model card documents (../shared/spec/dysvit.md §2): CIFAR-10, T = 1, depth 4,
+What the model card documents (docs/models.md, section Dy-SViT): CIFAR-10, T = 1, depth 4,
 dim 256, plain patch embedding, spiking neurons with a dynamic slope bounded to [1, 5]
 learned per token, pre-norm BatchNorm1d, residual scaling 0.5, NaN guards, clip 0.5.
-Everything else is a RECONSTRUCTION (dysvit.md §4, PROPOSAL): the layout below, 8 heads,
+Everything else is a RECONSTRUCTION: the layout below, 8 heads,
 MLP ratio 4, patch 4, softmax-free spiking self-attention with scale 0.125 and an
 attention-neuron threshold 0.5, BN before every hidden neuron, hypernetwork width 16.
 

@@ -1,6 +1,6 @@
 """Dy-SViT's spiking neuron: a single-step IF neuron whose surrogate slope comes from a hypernetwork.
 
-Reconstruction (../shared/spec/dysvit.md §4.2-4.3, marked PROPOSAL there; the model
+Reconstruction (docs/models.md, section Dy-SViT, says which parts are documented; the model
 card documents only "bounded dynamic slope in [1, 5], meta-learned per token"):
 
     charge:  u = input current                  [B, N, C]   (T = 1: no membrane memory)

@@ -1,9 +1,9 @@
-"""The Dy-SViT reconstruction (../shared/spec/dysvit.md §4) as a torch.nn.Module, written from the spec.
+"""The Dy-SViT reconstruction (docs/models.md, section Dy-SViT) as a torch.nn.Module.
 
 Parameter names equal minisnn's `DySViT`, so `module.state_dict()` loads into minisnn directly
 (`minisnn.torch.to_torch` / `from_torch`); the parity suite proves spikes, logits and gradients
 equal to minisnn's in float64 (this is its "oracle").  Plain PyTorch: no SpikingJelly needed.
-The spike is a custom autograd Function with the two-input rule of dysvit.md §4.3:
+The spike is a custom autograd Function with the two-input rule of `minisnn.spiking.SpikeFunction`:
 forward H(u − θ); backward through σ(k·(u − θ)) in both u and k.
 
 BatchNorm over tokens is `TokenBN` (a BatchNorm1d over the channel axis of [B, N, C]), so

@@ -1,6 +1,6 @@
 """Spikformer, MSViT and QKFormer as torch.nn.Modules (SpikingJelly's LIF neuron), written from the spec.
 
-Written from `shared/spec/upstream_models.md` (§1-§4, §6) with the upstream attribute names,
+Written after the upstream code's structure (docs/models.md) with the upstream attribute names,
 so `module.state_dict()` has exactly the upstream keys, which are also minisnn's: a state_dict
 moves 1:1 between these modules and the matching `minisnn.models` model (`minisnn.torch.to_torch`).
 They are the PyTorch side of the parity suite (`minisnn.parity`), which proves their spikes,
