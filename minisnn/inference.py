@@ -10,7 +10,7 @@ with the mean and std of the recipe it was trained with.  Fed raw pixels it stil
 confident-looking answers, but scores about 10 %: the chance level.  `predict` takes the
 images as they come from a file or a camera (uint8, channels last or first) and uses the
 normalisation that the weights file records (`model.pretrained_info["normalization"]`,
-set by `minisnn.pretrained` and `minisnn.train.load_trained`).
+set by `minisnn.pretrained`); for any other model, pass `normalization=` (its recipe's).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import functional as F
 from .autograd.grad_mode import no_grad
 from .data.augment import normalize
 
@@ -72,16 +73,13 @@ def predict(model, images, *, normalization=None, classes=None, batch_size: int 
     x = as_image_batch(images)
     normalization, classes = _model_info(model, normalization, classes)
     model.eval()
-    logits = []
+    batches = []
     with no_grad():
         for i in range(0, len(x), batch_size):
-            logits.append(np.asarray(model(normalize(x[i:i + batch_size], normalization)).data, dtype=np.float64))
-    z = np.concatenate(logits) if logits else np.zeros((0, len(classes)))
-    z = z - z.max(axis=1, keepdims=True)
-    probs = np.exp(z)
-    probs /= probs.sum(axis=1, keepdims=True)
+            batches.append(F.softmax(model(normalize(x[i:i + batch_size], normalization)), axis=1).data)
+    probs = np.concatenate(batches).astype(np.float32) if batches else np.zeros((0, len(classes)), np.float32)
     labels = probs.argmax(axis=1)
-    return Prediction(labels, [classes[i] for i in labels], probs.astype(np.float32))
+    return Prediction(labels, [classes[i] for i in labels], probs)
 
 
 __all__ = ["predict", "as_image_batch", "Prediction", "CIFAR10_CLASSES"]
