@@ -11,6 +11,8 @@ How backward works through time: `minisnn/spiking/bptt.md`.
 """
 from ..kernels.lif_params import LIFParams
 from . import surrogate
+from .custom_examples import ALIF, Synaptic
+from .custom_neurons import CustomNeuron
 from .functions import LIFFunction, SpikeFunction, lif_sequence, spike
 from .neurons import IF, LIF, BaseNeuron, ParametricLIF
 from .protocol import Neuron, is_neuron, named_neurons
@@ -19,3 +21,4 @@ from .reset import reset_net
 __all__ = ["LIF", "IF", "ParametricLIF", "BaseNeuron", "surrogate", "spike", "lif_sequence", "reset_net",
            "SpikeFunction", "LIFFunction", "LIFParams"]
 __all__ += ["Neuron", "is_neuron", "named_neurons"]
+__all__ += ["CustomNeuron", "ALIF", "Synaptic"]
