@@ -6,6 +6,8 @@
     s_seq = lif(x_seq)              # [T, B, ...] -> spikes, one fused (Numba) kernel call
     s = spike(u, slope=k)           # H(u − 1) with a surrogate gradient into u and k
     lif.params                      # its settings as one LIFParams (what the kernels receive)
+    class MyNeuron(CustomNeuron):   # your own: write charge(x, state) (docs/neurons_and_surrogates.md);
+        ...                         # ALIF and Synaptic (snnTorch's CuBa) are built this way
 
 How backward works through time: `minisnn/spiking/bptt.md`.
 """

@@ -56,7 +56,7 @@ from ..autograd.tensor import Tensor
 from ..kernels.lif_params import reset as reset_membrane
 from ..nn.module import Module
 from . import surrogate as surrogate_lib
-from .functions import _float_input, spike
+from .functions import _data, _float_input, spike
 
 RESETS = ("hard", "soft", "none")
 
@@ -170,6 +170,9 @@ class CustomNeuron(Module):
         h, state = self._charged(x, state)
         theta = self.threshold(state)
         s = spike(h - theta, threshold=0.0, surrogate=self.surrogate, smooth=self.smooth)  # fire: Θ(H − θ)
+        if s.shape != h.shape:
+            raise ValueError(f"{type(self).__name__}.threshold returned shape {np.shape(_data(theta))}, which "
+                             f"does not broadcast to the membrane's shape {h.shape}")
         s_fed = s.detach() if self.detach_reset else s
         if self.reset == "none":
             v = h

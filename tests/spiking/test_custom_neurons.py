@@ -224,6 +224,16 @@ class _Returns(CustomNeuron):
         return self.make(x, state)
 
 
+class _Threshold(CustomNeuron):
+    """θ of shape [4, 1, 1], which broadcasts against H but changes its shape.  Spike when H >= θ; hard reset, detached."""
+
+    def charge(self, x, state):
+        return state["v"] + x, state
+
+    def threshold(self, state):
+        return np.ones((4, 1, 1))
+
+
 class _BadExtra(CustomNeuron):
     extra_state = {"v": 0.0}
 
@@ -253,6 +263,8 @@ BAD = {
                             r"exactly the names \['v'\]"),
     "charge changes the shape": (lambda: _Returns(lambda x, st: (x.sum(), st))(np.ones((2, 3))), ValueError,
                                  "the membrane must have the input's shape"),
+    "threshold of another shape": (lambda: _Threshold()(np.ones((2, 3))), ValueError,
+                                   "does not broadcast to the membrane's shape"),
 }
 
 
