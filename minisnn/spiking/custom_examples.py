@@ -35,7 +35,7 @@ class ALIF(CustomNeuron):
     spike.  The charge is minisnn's LIF charge (SpikingJelly form), not the paper's discretisation.
     One step, with V[−1] = v_r and b[−1] = 0:
 
-        charge     H[t] = V[t−1] + (X[t] − (V[t−1] − v_r)) / τ      (decay_input=False: V − (V − v_r)/τ + X)
+        charge     H[t] = V[t−1] + (X[t] − (V[t−1] − v_r)) / τ     (decay_input=False: V − (V − v_r)/τ + X)
         threshold  θ[t] = v_th + β·b[t−1]
         fire       S[t] = Θ(H[t] − θ[t])        spike when H[t] >= θ[t]
         reset      V[t] = H[t] − θ[t]·S[t]      reset="soft" (default: subtract the current threshold)

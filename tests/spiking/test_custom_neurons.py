@@ -15,7 +15,6 @@ import pytest
 
 from minisnn import Tensor, gradcheck, nn
 from minisnn import functional as F
-from minisnn.autograd.gradcheck import GradcheckError
 from minisnn.kernels.lif_params import charge as lif_charge
 from minisnn.spiking import (ALIF, IF, LIF, CustomNeuron, Neuron, Synaptic, is_neuron, named_neurons, reset_net,
                              surrogate)
@@ -214,7 +213,8 @@ def test_float32_stays_float32():
 
 # ------------------------------------------------------------------ one-line errors
 class _Returns(CustomNeuron):
-    """Charge returns whatever `make(x, state)` gives (for the error tests).  Spike when H >= 1; hard reset, detached."""
+    """Charge returns whatever `make(x, state)` gives (for the error tests).
+    Spike when H >= 1; hard reset, detached."""
 
     def __init__(self, make):
         super().__init__()
@@ -225,7 +225,8 @@ class _Returns(CustomNeuron):
 
 
 class _Threshold(CustomNeuron):
-    """θ of shape [4, 1, 1], which broadcasts against H but changes its shape.  Spike when H >= θ; hard reset, detached."""
+    """θ of shape [4, 1, 1], which broadcasts against H but changes its shape.
+    Spike when H >= θ; hard reset, detached."""
 
     def charge(self, x, state):
         return state["v"] + x, state
