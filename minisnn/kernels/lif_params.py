@@ -29,7 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .reference.surrogate import KIND_NAMES, SIGMOID
+from .reference.surrogate import SIGMOID
+from .surrogates import lookup
 
 
 class LIFParams(NamedTuple):
@@ -45,7 +46,8 @@ class LIFParams(NamedTuple):
     decay_input   charge H = V + (X − (V − v_r))/τ (True) or V − (V − v_r)/τ + X (False)
     leaky         LIF (True) or IF (False: H = V + X)
     detach_reset  the S inside the reset is a constant for backward
-    kind          surrogate code (`kernels.reference.surrogate`: SIGMOID, ATAN, ...)
+    kind          surrogate code (`kernels.surrogates`: SIGMOID, ATAN, ... or a family defined with
+                  `minisnn.spiking.surrogate.define`)
     smooth        forward emits p(H − θ; α) instead of the step (for exact gradient checks)
     """
 
@@ -75,8 +77,7 @@ class LIFParams(NamedTuple):
             raise ValueError(f"v_threshold must be finite, got {v_threshold}")
         if v_reset is not None and not math.isfinite(float(v_reset)):
             raise ValueError(f"v_reset must be finite or None (soft reset), got {v_reset}")
-        if kind not in KIND_NAMES:
-            raise ValueError(f"unknown surrogate kind {kind!r}; expected one of {sorted(KIND_NAMES)}")
+        lookup(kind)  # ValueError for a code no surrogate family is registered under
         return cls(tau, float(v_threshold), 0.0 if v_reset is None else float(v_reset), v_reset is None,
                    bool(decay_input), bool(leaky), bool(detach_reset), int(kind), bool(smooth))
 

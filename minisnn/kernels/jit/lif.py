@@ -7,7 +7,9 @@ small buffer that stays in cache.  The inner loop runs over the neurons of a blo
 fire and reset equations are the functions of `kernels/lif_params.py` that the reference
 calls too, compiled inline; arithmetic is done in the dtype of `x_seq`, in the same order
 as the reference, so spikes agree bit for bit.  The neuron arrives as one `LIFParams`
-(`params`), which the compiled functions read fields from.  `lif_backward` recomputes H
+(`params`), which the compiled functions read fields from, and its surrogate family as the token
+`family_ops(params.kind)` (`jit.surrogate`): the kernels are compiled per family, with the family's
+scalar functions inlined, whether it is built in or defined by a user.  `lif_backward` recomputes H
 from `x_seq` (one read) rather than loading a stored copy; `lif_backward_saved` reads
 dL/ds and the sign-packed ψ (q, spike in the sign bit) that the forward saved: two arrays
 in, one out.
@@ -18,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..lif_params import charge, charge_d_tau, charge_slopes, fires, reset, reset_slopes
-from .surrogate import D_ALPHA, DERIVATIVE, PRIMITIVE, surrogate_block
+from .surrogate import D_ALPHA, DERIVATIVE, PRIMITIVE, family_ops, surrogate_block
 
 __all__ = ["lif_forward", "lif_forward_with_psi", "lif_backward", "lif_backward_saved"]
 
@@ -55,12 +57,12 @@ def _step_row(x_t, v, h_t, s_t, params):
 
 
 @njit(cache=True, error_model="numpy")
-def _step_row_smooth(x_t, v, h_t, s_t, a, params):
+def _step_row_smooth(x_t, v, h_t, s_t, a, params, ops):
     """Smooth spikes: as _step_row with S = p(H − θ; a)."""
     one = x_t.dtype.type(1.0)
     for j in range(x_t.size):
         h_t[j] = _charge(v[j], x_t[j], params.tau, params.v_rest, params.decay_input, params.leaky)
-    surrogate_block(PRIMITIVE, params.kind, h_t, params.v_threshold, a, s_t)
+    surrogate_block(PRIMITIVE, ops, h_t, params.v_threshold, a, s_t)
     for j in range(x_t.size):
         v[j] = _reset(h_t[j], s_t[j], params.v_threshold, params.v_rest, params.soft_reset, one)
 
@@ -123,7 +125,7 @@ def _n_chunks(M):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _forward_chunk(c, nchunks, x_seq, alpha, params, s_seq, psi_seq):
+def _forward_chunk(c, nchunks, x_seq, alpha, params, ops, s_seq, psi_seq):
     """Forward for the blocks of chunk c (and q = ±ψ, ψ = p'(H − θ), when psi_seq is not empty);
     returns how many final membranes are not finite."""
     T, M = x_seq.shape
@@ -143,11 +145,11 @@ def _forward_chunk(c, nchunks, x_seq, alpha, params, s_seq, psi_seq):
             if params.smooth or keep_psi:
                 _load_slopes(alpha, t, i0, a[:n])
             if params.smooth:
-                _step_row_smooth(x_seq[t, i0:i0 + n], v_b, h[:n], s_seq[t, i0:i0 + n], a[:n], params)
+                _step_row_smooth(x_seq[t, i0:i0 + n], v_b, h[:n], s_seq[t, i0:i0 + n], a[:n], params, ops)
             else:
                 _step_row(x_seq[t, i0:i0 + n], v_b, h[:n] if keep_psi else h, s_seq[t, i0:i0 + n], params)
             if keep_psi:
-                surrogate_block(DERIVATIVE, params.kind, h[:n], params.v_threshold, a[:n], psi_seq[t, i0:i0 + n])
+                surrogate_block(DERIVATIVE, ops, h[:n], params.v_threshold, a[:n], psi_seq[t, i0:i0 + n])
                 _mark_fired_row(h[:n], params.v_threshold, psi_seq[t, i0:i0 + n])
         nonfinite += _count_nonfinite(v_b)
     return nonfinite
@@ -205,7 +207,7 @@ def _saved_backward_chunk(c, nchunks, g_seq, q_seq, params, gx_seq):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, params, need_alpha, need_tau, gx_seq, ga_seq):
+def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, params, ops, need_alpha, need_tau, gx_seq, ga_seq):
     """BPTT for the blocks of chunk c; returns (Σ dL/dτ over the chunk, #non-finite membranes)."""
     T, M = x_seq.shape
     zero = x_seq.dtype.type(0.0)
@@ -228,7 +230,7 @@ def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, params, need_alpha, need_ta
         for t in range(T):
             if params.smooth:
                 _load_slopes(alpha, t, i0, a)
-                _step_row_smooth(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], a, params)
+                _step_row_smooth(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], a, params, ops)
             else:
                 _step_row(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], params)
             if need_tau:
@@ -238,11 +240,11 @@ def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, params, need_alpha, need_ta
         g_v[:] = zero
         for t in range(T - 1, -1, -1):
             _load_slopes(alpha, t, i0, a)
-            surrogate_block(DERIVATIVE, params.kind, h_buf[t, :n], params.v_threshold, a, d)  # p'(H[t] − θ)
+            surrogate_block(DERIVATIVE, ops, h_buf[t, :n], params.v_threshold, a, d)  # p'(H[t] − θ)
             _backward_row(g_seq[t, i0:i0 + n], d, h_buf[t, :n], s_buf[t, :n], g_v, gx_seq[t, i0:i0 + n],
                           g_s, g_h, params, dh_dx, dh_dv)
             if need_alpha:
-                surrogate_block(D_ALPHA, params.kind, h_buf[t, :n], params.v_threshold, a, d)
+                surrogate_block(D_ALPHA, ops, h_buf[t, :n], params.v_threshold, a, d)
                 _multiply_row(g_s, d, ga_seq[t, i0:i0 + n])
             if need_tau and params.leaky:
                 if t > 0:
@@ -259,15 +261,15 @@ def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, params, need_alpha, need_ta
 # with τ, θ and v_r already in the dtype of the arrays (`LIFParams.in_dtype`), so every
 # driver compiles once per dtype.
 @njit(cache=True, error_model="numpy", parallel=True)
-def _forward_parallel(x_seq, alpha, params, s_seq, psi_seq, bad):
+def _forward_parallel(x_seq, alpha, params, ops, s_seq, psi_seq, bad):
     for c in prange(bad.size):
-        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, params, s_seq, psi_seq)
+        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, params, ops, s_seq, psi_seq)
 
 
 @njit(cache=True, error_model="numpy")
-def _forward_serial(x_seq, alpha, params, s_seq, psi_seq, bad):
+def _forward_serial(x_seq, alpha, params, ops, s_seq, psi_seq, bad):
     for c in range(bad.size):
-        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, params, s_seq, psi_seq)
+        bad[c] = _forward_chunk(c, bad.size, x_seq, alpha, params, ops, s_seq, psi_seq)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -283,16 +285,16 @@ def _saved_backward_serial(g_seq, q_seq, params, gx_seq, nchunks):
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _backward_parallel(g_seq, x_seq, alpha, params, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
+def _backward_parallel(g_seq, x_seq, alpha, params, ops, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
     for c in prange(bad.size):
-        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, params, need_alpha, need_tau,
+        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, params, ops, need_alpha, need_tau,
                                                   gx_seq, ga_seq)
 
 
 @njit(cache=True, error_model="numpy")
-def _backward_serial(g_seq, x_seq, alpha, params, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
+def _backward_serial(g_seq, x_seq, alpha, params, ops, need_alpha, need_tau, gx_seq, ga_seq, g_tau_chunks, bad):
     for c in range(bad.size):
-        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, params, need_alpha, need_tau,
+        g_tau_chunks[c], bad[c] = _backward_chunk(c, bad.size, g_seq, x_seq, alpha, params, ops, need_alpha, need_tau,
                                                   gx_seq, ga_seq)
 
 
@@ -307,7 +309,7 @@ def _forward(x_seq, alpha, params, keep_psi):
     psi_seq = np.empty_like(x_seq) if keep_psi else np.empty((0, 0), x_seq.dtype)
     bad = np.zeros(_n_chunks(x_seq.shape[1]), dtype=np.int64)
     run = _forward_serial if x_seq.size < SERIAL_BELOW else _forward_parallel
-    run(x_seq, alpha, params.in_dtype(x_seq.dtype), s_seq, psi_seq, bad)
+    run(x_seq, alpha, params.in_dtype(x_seq.dtype), family_ops(params.kind), s_seq, psi_seq, bad)
     _check_finite(bad)
     return s_seq, psi_seq
 
@@ -343,7 +345,7 @@ def lif_backward(g_seq, x_seq, alpha, params, need_alpha, need_tau):
     g_tau_chunks = np.zeros(nchunks, dtype=np.float64)
     bad = np.zeros(nchunks, dtype=np.int64)
     run = _backward_serial if x_seq.size < SERIAL_BELOW else _backward_parallel
-    run(g_seq, x_seq, alpha, params.in_dtype(x_seq.dtype), bool(need_alpha), bool(need_tau), gx_seq, ga_seq,
-        g_tau_chunks, bad)
+    run(g_seq, x_seq, alpha, params.in_dtype(x_seq.dtype), family_ops(params.kind), bool(need_alpha), bool(need_tau),
+        gx_seq, ga_seq, g_tau_chunks, bad)
     _check_finite(bad)
     return gx_seq, ga_seq, float(g_tau_chunks.sum())

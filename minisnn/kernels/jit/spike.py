@@ -4,7 +4,8 @@
 needs a minimum for the NaN check, a boolean array and a cast).  It runs on the calling thread:
 it is memory-bound and short, and waking the thread pool costs more than it saves on two cores.
 The `*_rows` kernels work row by row (one slope per row) in blocks of rows on Numba's thread
-pool; the surrogate's scalar functions come from `jit.surrogate`.
+pool; the surrogate's scalar functions come from `jit.surrogate`, and each row kernel is compiled
+per surrogate family.
 """
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..lif_params import fires
-from .surrogate import (ATAN, DERIVATIVE, FAST_SIGMOID, PIECEWISE_LINEAR, PRIMITIVE, RECTANGULAR, SERIAL_BELOW,
-                        SIGMOID, derivative, derivatives, primitive, typed)
+from .surrogate import DERIVATIVE, PRIMITIVE, SERIAL_BELOW, d_alpha, derivative, family_ops, primitive, typed
 
 __all__ = ["spike_forward", "surrogate_primitive_rows", "spike_backward_rows"]
 
@@ -42,50 +42,22 @@ def spike_forward(u: np.ndarray, threshold: float):
 
 
 # ------------------------------------------------------------- one slope per row
-@njit(cache=True, error_model="numpy", inline="always")
-def _primitive_row_loop(kind, u, shift, a, out):
-    for j in range(u.size):
-        out[j] = primitive(kind, u[j] - shift, a)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _backward_row_loop(kind, g, u, shift, a, gu, terms):
-    """gu[j] = g[j]·∂p/∂x and, when terms is not empty, terms[j] = g[j]·∂p/∂α, at x = u[j] − shift."""
-    if terms.size == 0:
-        for j in range(u.size):
-            gu[j] = g[j] * derivative(kind, u[j] - shift, a)
-    else:
-        for j in range(u.size):
-            dx, da = derivatives(kind, u[j] - shift, a)
-            gu[j] = g[j] * dx
-            terms[j] = g[j] * da
-
-
 @njit(cache=True, error_model="numpy")
-def _row(which, kind, g, u, shift, a, out, terms):
-    """One row: the primitive into out (which = PRIMITIVE) or the backward into out and terms.
-    The kind is dispatched here, once per row, so every loop is compiled for a constant kind."""
+def _row(which, ops, g, u, shift, a, out, terms):
+    """One row at x = u[j] − shift: the primitive into out (which = PRIMITIVE), or the backward
+    gu[j] = g[j]·∂p/∂x into out and, when terms is not empty, terms[j] = g[j]·∂p/∂α.
+    Compiled per family `ops` (see `jit.surrogate`), so every loop calls one known function."""
     if which == PRIMITIVE:
-        if kind == SIGMOID:
-            _primitive_row_loop(SIGMOID, u, shift, a, out)
-        elif kind == ATAN:
-            _primitive_row_loop(ATAN, u, shift, a, out)
-        elif kind == PIECEWISE_LINEAR:
-            _primitive_row_loop(PIECEWISE_LINEAR, u, shift, a, out)
-        elif kind == RECTANGULAR:
-            _primitive_row_loop(RECTANGULAR, u, shift, a, out)
-        else:
-            _primitive_row_loop(FAST_SIGMOID, u, shift, a, out)
-    elif kind == SIGMOID:
-        _backward_row_loop(SIGMOID, g, u, shift, a, out, terms)
-    elif kind == ATAN:
-        _backward_row_loop(ATAN, g, u, shift, a, out, terms)
-    elif kind == PIECEWISE_LINEAR:
-        _backward_row_loop(PIECEWISE_LINEAR, g, u, shift, a, out, terms)
-    elif kind == RECTANGULAR:
-        _backward_row_loop(RECTANGULAR, g, u, shift, a, out, terms)
+        for j in range(u.size):
+            out[j] = primitive(ops, u[j] - shift, a)
+    elif terms.size == 0:
+        for j in range(u.size):
+            out[j] = g[j] * derivative(ops, u[j] - shift, a)
     else:
-        _backward_row_loop(FAST_SIGMOID, g, u, shift, a, out, terms)
+        for j in range(u.size):
+            x = u[j] - shift
+            out[j] = g[j] * derivative(ops, x, a)
+            terms[j] = g[j] * d_alpha(ops, x, a)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -106,28 +78,28 @@ def _sum_f64(terms, lanes):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _rows_block(b, rows_per_block, which, kind, need_alpha, g, u, shift, alpha, out, ga):
+def _rows_block(b, rows_per_block, which, ops, need_alpha, g, u, shift, alpha, out, ga):
     """Rows [b·rows_per_block, …) of the primitive or of the backward (with their slope sums)."""
     r0 = b * rows_per_block
     r1 = min(u.shape[0], r0 + rows_per_block)
     terms = np.empty(u.shape[1] if need_alpha else 0, dtype=u.dtype)
     lanes = np.empty(_LANES, dtype=np.float64)
     for r in range(r0, r1):
-        _row(which, kind, g[r], u[r], shift, alpha[r], out[r], terms)
+        _row(which, ops, g[r], u[r], shift, alpha[r], out[r], terms)
         if need_alpha:
             ga[r] = _sum_f64(terms, lanes)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _rows_parallel(rows_per_block, which, kind, need_alpha, g, u, shift, alpha, out, ga):
+def _rows_parallel(rows_per_block, which, ops, need_alpha, g, u, shift, alpha, out, ga):
     for b in prange((u.shape[0] + rows_per_block - 1) // rows_per_block):
-        _rows_block(b, rows_per_block, which, kind, need_alpha, g, u, shift, alpha, out, ga)
+        _rows_block(b, rows_per_block, which, ops, need_alpha, g, u, shift, alpha, out, ga)
 
 
 @njit(cache=True, error_model="numpy")
-def _rows_serial(rows_per_block, which, kind, need_alpha, g, u, shift, alpha, out, ga):
+def _rows_serial(rows_per_block, which, ops, need_alpha, g, u, shift, alpha, out, ga):
     for b in range((u.shape[0] + rows_per_block - 1) // rows_per_block):
-        _rows_block(b, rows_per_block, which, kind, need_alpha, g, u, shift, alpha, out, ga)
+        _rows_block(b, rows_per_block, which, ops, need_alpha, g, u, shift, alpha, out, ga)
 
 
 def _run_rows(which, kind, need_alpha, g, u, threshold, alpha):
@@ -138,7 +110,7 @@ def _run_rows(which, kind, need_alpha, g, u, threshold, alpha):
     ga = np.empty(u.shape[0] if need_alpha else 0, dtype=u.dtype)
     run = _rows_serial if u.size < SERIAL_BELOW else _rows_parallel
     rows_per_block = max(1, _CHUNK // max(1, u.shape[1]))
-    run(rows_per_block, which, int(kind), bool(need_alpha), g, u, u.dtype.type(threshold), alpha, out, ga)
+    run(rows_per_block, which, family_ops(kind), bool(need_alpha), g, u, u.dtype.type(threshold), alpha, out, ga)
     return out, ga
 
 

@@ -1,10 +1,18 @@
 """Surrogate gradients of the spike, Numba version (same maths as `reference.surrogate`).
 
-Besides the exported kernels, this module holds the scalar building blocks
-`primitive(kind, x, a)`, `derivative(kind, x, a)`, `d_alpha(kind, x, a)`, `derivatives` (both) and
-`surrogate_block(which, kind, x, shift, a, out)`, which applies one of them to a row and
-is what the LIF kernels call (the spike's kernels, `jit.spike`, use the scalar ones).  Everything computes in the dtype of `x` (float32 stays
-float32).
+A surrogate family reaches the compiled code as a *family token* (`family_ops(kind)`), whose
+Numba type names the family and a hash of its functions' code (`SurrogateType`).  Kernels take
+the token where the reference takes the integer `kind`, and call the scalar functions
+`primitive(ops, x, a)`, `derivative(ops, x, a)` and `d_alpha(ops, x, a)`: when a kernel is compiled
+for a token, these resolve to the family's own functions (`surrogates.lookup(kind)`), compiled
+here and inlined into the kernel's loops.  So each kernel is specialised per family, built-in or
+defined by a user, and Numba's on-disk cache keeps each specialisation under the family's key:
+changed code gives a new key and a fresh compile.  `surrogate_block(which, ops, x, shift, a, out)`
+applies one of the functions to a row; it is what the LIF kernels call (the spike's kernels,
+`jit.spike`, use the scalar ones).  Missing derivatives are the float64 central differences of
+`surrogates.central_dx` / `central_da`.  A family with `same_dtype` computes in the dtype of `x`
+(float32 stays float32, as the built-ins do); any other is called on float64 numbers and its
+result rounded to the dtype of `x`.
 
 `exp_neg` (e**y for y <= 0, all the surrogates need) is written out: Cody–Waite range
 reduction, a short polynomial and an exact power of two built from its bit pattern.
@@ -21,9 +29,10 @@ from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import intrinsic, overload
+from numba.extending import (NativeValue, intrinsic, models, overload, register_jitable, register_model,
+                             unbox)
 
-from ..reference.surrogate import ATAN, FAST_SIGMOID, PIECEWISE_LINEAR, RECTANGULAR, SIGMOID
+from ..surrogates import UNIT_HELPERS, central_da, central_dx, exp_neg, lookup, typed
 
 __all__ = ["surrogate_primitive", "surrogate_derivative", "surrogate_d_alpha", "spike_backward"]
 
@@ -65,11 +74,6 @@ _EXP64 = _ExpConstants(-708.3964185322641, 1.4426950408889634, 6.931471803691238
                        1.90821492927058770002e-10, tuple(1.0 / math.factorial(k) for k in range(14)))
 
 
-def typed(like, value):  # pragma: no cover - replaced by the overload inside jitted code
-    """`value` as a constant of the float type of `like` (keeps float32 maths in float32)."""
-    return value
-
-
 @overload(typed)
 def _typed_overload(like, value):
     float_type = np.float32 if isinstance(like, types.Float) and like.bitwidth == 32 else np.float64
@@ -93,11 +97,6 @@ def _exp_neg(y, k):
     return p * _pow2(n) if y >= k.lo else typed(y, 0.0)
 
 
-def exp_neg(y):  # pragma: no cover - replaced by the overload inside jitted code
-    """e**y for y <= 0 (larger y is clamped to 0) in y's float type, vectorisable."""
-    return math.exp(min(y, 0.0))
-
-
 @overload(exp_neg)
 def _exp_neg_overload(y):
     k = _EXP32 if isinstance(y, types.Float) and y.bitwidth == 32 else _EXP64
@@ -107,104 +106,117 @@ def _exp_neg_overload(y):
     return exp_neg_impl
 
 
-# ----------------------------------------------------- scalar surrogate functions
-@njit(cache=True, error_model="numpy", inline="always")
-def _unit_dp(kind, y):
-    """P'(y) of the normalised families (see reference.surrogate)."""
-    one = typed(y, 1.0)
-    if kind == SIGMOID:
-        e = exp_neg(-abs(y))
-        return e / ((one + e) * (one + e))
-    if kind == ATAN:
-        z = typed(y, np.pi / 2) * y
-        return typed(y, 0.5) / (one + z * z)
-    if kind == PIECEWISE_LINEAR:
-        return max(typed(y, 0.0), one - abs(y))
-    return one if abs(y) < typed(y, 0.5) else typed(y, 0.0)  # RECTANGULAR
+for _helper in (*UNIT_HELPERS, central_dx, central_da):  # plain Python in `surrogates`, callable from here
+    register_jitable(inline="always")(_helper)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def derivative(kind, x, a):
+# ------------------------------------------------------------------ family tokens
+class SurrogateType(types.Type):
+    """The Numba type of a family token: one per family key, so kernels specialise per family."""
+
+    def __init__(self, key: str):
+        self.family_key = key
+        super().__init__(name=f"SurrogateFamily({key})")
+
+
+register_model(SurrogateType)(models.OpaqueModel)
+
+
+@unbox(SurrogateType)
+def _unbox_family(typ, obj, c):
+    """A token carries nothing at run time: its type says everything."""
+    return NativeValue(c.context.get_constant_null(types.voidptr))
+
+
+class FamilyOps:
+    """What a kernel receives for a surrogate family: a token typed `SurrogateType(key)`."""
+
+    __slots__ = ("_numba_type_",)
+
+    def __init__(self, key: str):
+        self._numba_type_ = SurrogateType(key)
+
+
+_COMPILED: dict[str, tuple] = {}   # family key -> (same_dtype, primitive, derivative, d_alpha) compiled
+_TOKENS: dict[int, FamilyOps] = {}  # code -> token
+
+
+def _compile(scalar):
+    return njit(error_model="numpy", inline="always")(scalar)
+
+
+def _derived(derive, primitive):
+    """∂p/∂x or ∂p/∂α of a compiled primitive by `derive` (central_dx / central_da), in float64."""
+    def derived(x, a):
+        return derive(primitive, np.float64(x), np.float64(a))
+    return _compile(derived)
+
+
+def family_ops(kind: int) -> FamilyOps:
+    """The token of family `kind` (ValueError if unknown); compiles nothing until a kernel needs it."""
+    token = _TOKENS.get(kind)
+    if token is None:
+        family = lookup(kind)
+        if family.key not in _COMPILED:
+            primitive = _compile(family.primitive)
+            derivative = _derived(central_dx, primitive) if family.derivative is None else _compile(family.derivative)
+            d_alpha_fn = _derived(central_da, primitive) if family.d_alpha is None else _compile(family.d_alpha)
+            _COMPILED[family.key] = (family.same_dtype, primitive, derivative, d_alpha_fn)
+        token = _TOKENS[kind] = FamilyOps(family.key)
+    return token
+
+
+def _family_function(ops, position: int):
+    """An implementation of f(ops, x, a) for function `position` (1 primitive, 2 ∂p/∂x, 3 ∂p/∂α)."""
+    if not isinstance(ops, SurrogateType):
+        return None
+    same_dtype, fn = _COMPILED[ops.family_key][0], _COMPILED[ops.family_key][position]
+    if same_dtype:
+        def in_dtype(ops, x, a):
+            return typed(x, fn(x, a))
+        return in_dtype
+
+    def in_float64(ops, x, a):
+        return typed(x, fn(np.float64(x), np.float64(a)))
+    return in_float64
+
+
+def primitive(ops, x, a):  # pragma: no cover - replaced by the overload inside jitted code
+    """p(x; a) of the family `ops`, the smooth stand-in for H(x)."""
+    raise TypeError("primitive(ops, x, a) runs inside Numba kernels only")
+
+
+def derivative(ops, x, a):  # pragma: no cover - replaced by the overload inside jitted code
     """∂p/∂x at x for slope a."""
-    if kind == FAST_SIGMOID:
-        d = typed(x, 1.0) + a * abs(x)
-        return typed(x, 1.0) / (d * d)
-    return a * _unit_dp(kind, a * x)
+    raise TypeError("derivative(ops, x, a) runs inside Numba kernels only")
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def d_alpha(kind, x, a):
+def d_alpha(ops, x, a):  # pragma: no cover - replaced by the overload inside jitted code
     """∂p/∂α at x for slope a."""
-    if kind == FAST_SIGMOID:
-        q = x / (typed(x, 1.0) + a * abs(x))
-        return -(typed(x, 1.0) / (a * a)) - q * abs(q)
-    return x * _unit_dp(kind, a * x)
+    raise TypeError("d_alpha(ops, x, a) runs inside Numba kernels only")
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def derivatives(kind, x, a):
-    """(∂p/∂x, ∂p/∂α) at x for slope a, sharing P'(a·x) (one exp for the sigmoid); the same
-    numbers as `derivative` and `d_alpha`."""
-    if kind == FAST_SIGMOID:
-        return derivative(kind, x, a), d_alpha(kind, x, a)
-    dp = _unit_dp(kind, a * x)
-    return a * dp, x * dp
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def primitive(kind, x, a):
-    """p(x; a), the smooth stand-in for H(x)."""
-    one = typed(x, 1.0)
-    half = typed(x, 0.5)
-    if kind == FAST_SIGMOID:
-        return one / a + x / (one + a * abs(x))
-    y = a * x
-    if kind == SIGMOID:
-        e = exp_neg(-abs(y))
-        return one / (one + e) if y >= 0 else e / (one + e)
-    if kind == ATAN:
-        return math.atan(typed(x, np.pi / 2) * y) / typed(x, np.pi) + half
-    if kind == PIECEWISE_LINEAR:
-        yc = min(max(y, -one), one)
-        if yc < 0:
-            return half * ((one + yc) * (one + yc))
-        return one - half * ((one - yc) * (one - yc))
-    return min(max(y + half, typed(x, 0.0)), one)  # RECTANGULAR
+overload(primitive, inline="always")(lambda ops, x, a: _family_function(ops, 1))
+overload(derivative, inline="always")(lambda ops, x, a: _family_function(ops, 2))
+overload(d_alpha, inline="always")(lambda ops, x, a: _family_function(ops, 3))
 
 
 # ------------------------------------------------------------ block helpers
 PRIMITIVE, DERIVATIVE, D_ALPHA = 0, 1, 2
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _block_loop(which, kind, x, shift, a, out):
+@njit(cache=True, error_model="numpy")
+def surrogate_block(which, ops, x, shift, a, out):
+    """out[j] = f(x[j] − shift; a[j]) with f = primitive / derivative / d_alpha (which = 0 / 1 / 2)
+    of the family `ops`.  The kernel is compiled per family, so every loop calls one known function."""
     for j in range(out.size):
         u = x[j] - shift
         if which == PRIMITIVE:
-            out[j] = primitive(kind, u, a[j])
+            out[j] = primitive(ops, u, a[j])
         elif which == DERIVATIVE:
-            out[j] = derivative(kind, u, a[j])
+            out[j] = derivative(ops, u, a[j])
         else:
-            out[j] = d_alpha(kind, u, a[j])
-
-
-@njit(cache=True, error_model="numpy")
-def surrogate_block(which, kind, x, shift, a, out):
-    """out[j] = f(x[j] − shift; a[j]) with f = primitive / derivative / d_alpha (which = 0 / 1 / 2).
-
-    The surrogate kind is dispatched once, here, so that every loop below is compiled
-    for one constant kind and vectorises (a branch on `kind` inside the loop would not).
-    """
-    if kind == SIGMOID:
-        _block_loop(which, SIGMOID, x, shift, a, out)
-    elif kind == ATAN:
-        _block_loop(which, ATAN, x, shift, a, out)
-    elif kind == PIECEWISE_LINEAR:
-        _block_loop(which, PIECEWISE_LINEAR, x, shift, a, out)
-    elif kind == RECTANGULAR:
-        _block_loop(which, RECTANGULAR, x, shift, a, out)
-    else:
-        _block_loop(which, FAST_SIGMOID, x, shift, a, out)
+            out[j] = d_alpha(ops, u, a[j])
 
 
 # ------------------------------------------------------------------- array kernels
@@ -226,7 +238,7 @@ def _chunk_with_slopes(b, x, alpha):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _map_chunk(b, x, alpha, kind, which, out):
+def _map_chunk(b, x, alpha, ops, which, out):
     """Chunk b of out = primitive / derivative / d_alpha (which = 0 / 1 / 2).
 
     Every branch passes `which` as a constant, so `surrogate_block` is compiled for each function
@@ -235,11 +247,11 @@ def _map_chunk(b, x, alpha, kind, which, out):
     zero = x.dtype.type(0.0)
     out_b = out[i0:i0 + x_b.size]
     if which == PRIMITIVE:
-        surrogate_block(PRIMITIVE, kind, x_b, zero, a_b, out_b)
+        surrogate_block(PRIMITIVE, ops, x_b, zero, a_b, out_b)
     elif which == DERIVATIVE:
-        surrogate_block(DERIVATIVE, kind, x_b, zero, a_b, out_b)
+        surrogate_block(DERIVATIVE, ops, x_b, zero, a_b, out_b)
     else:
-        surrogate_block(D_ALPHA, kind, x_b, zero, a_b, out_b)
+        surrogate_block(D_ALPHA, ops, x_b, zero, a_b, out_b)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -250,42 +262,42 @@ def _times_g(g, d_b, i0, out):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _spike_backward_chunk(b, g, x, alpha, kind, need_alpha, gx, ga):
+def _spike_backward_chunk(b, g, x, alpha, ops, need_alpha, gx, ga):
     """Chunk b of gx = g·∂p/∂x and, when need_alpha, of ga = g·∂p/∂α."""
     i0, x_b, a_b = _chunk_with_slopes(b, x, alpha)
     zero = x.dtype.type(0.0)
     d_b = np.empty(x_b.size, dtype=x.dtype)
-    surrogate_block(DERIVATIVE, kind, x_b, zero, a_b, d_b)
+    surrogate_block(DERIVATIVE, ops, x_b, zero, a_b, d_b)
     _times_g(g, d_b, i0, gx)
     if need_alpha:
-        surrogate_block(D_ALPHA, kind, x_b, zero, a_b, d_b)
+        surrogate_block(D_ALPHA, ops, x_b, zero, a_b, d_b)
         _times_g(g, d_b, i0, ga)
 
 
 # Each kernel has a parallel driver and a serial one for small inputs, where waking the
 # thread pool would cost more than the work itself.
 @njit(cache=True, error_model="numpy", parallel=True)
-def _map_parallel(x, alpha, kind, which, out):
+def _map_parallel(x, alpha, ops, which, out):
     for b in prange((x.size + _CHUNK - 1) // _CHUNK):
-        _map_chunk(b, x, alpha, kind, which, out)
+        _map_chunk(b, x, alpha, ops, which, out)
 
 
 @njit(cache=True, error_model="numpy")
-def _map_serial(x, alpha, kind, which, out):
+def _map_serial(x, alpha, ops, which, out):
     for b in range((x.size + _CHUNK - 1) // _CHUNK):
-        _map_chunk(b, x, alpha, kind, which, out)
+        _map_chunk(b, x, alpha, ops, which, out)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _spike_backward_parallel(g, x, alpha, kind, need_alpha, gx, ga):
+def _spike_backward_parallel(g, x, alpha, ops, need_alpha, gx, ga):
     for b in prange((x.size + _CHUNK - 1) // _CHUNK):
-        _spike_backward_chunk(b, g, x, alpha, kind, need_alpha, gx, ga)
+        _spike_backward_chunk(b, g, x, alpha, ops, need_alpha, gx, ga)
 
 
 @njit(cache=True, error_model="numpy")
-def _spike_backward_serial(g, x, alpha, kind, need_alpha, gx, ga):
+def _spike_backward_serial(g, x, alpha, ops, need_alpha, gx, ga):
     for b in range((x.size + _CHUNK - 1) // _CHUNK):
-        _spike_backward_chunk(b, g, x, alpha, kind, need_alpha, gx, ga)
+        _spike_backward_chunk(b, g, x, alpha, ops, need_alpha, gx, ga)
 
 
 def _flat(x: np.ndarray, alpha: np.ndarray):
@@ -298,7 +310,7 @@ def _apply(x, alpha, kind, which):
     x, alpha = _flat(x, alpha)
     out = np.empty_like(x)
     run = _map_serial if x.size < SERIAL_BELOW else _map_parallel
-    run(x.reshape(-1), alpha, int(kind), which, out.reshape(-1))
+    run(x.reshape(-1), alpha, family_ops(kind), which, out.reshape(-1))
     return out
 
 
@@ -324,7 +336,7 @@ def spike_backward(g: np.ndarray, x: np.ndarray, alpha: np.ndarray, kind: int, n
     gx = np.empty_like(x)
     ga = np.empty_like(x) if need_alpha else np.empty((0,), x.dtype)
     run = _spike_backward_serial if x.size < SERIAL_BELOW else _spike_backward_parallel
-    run(g.reshape(-1), x.reshape(-1), alpha, int(kind), bool(need_alpha),
+    run(g.reshape(-1), x.reshape(-1), alpha, family_ops(kind), bool(need_alpha),
                     gx.reshape(-1), ga.reshape(-1) if need_alpha else ga)
     return gx, ga
 
