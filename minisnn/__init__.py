@@ -20,6 +20,7 @@ What is here (the names below the line load on first use, so `import minisnn` st
     load_checkpoint, save_checkpoint PyTorch checkpoint files read and written without torch (minisnn.io)
     io, data, train, viz, kernels    checkpoint formats, CIFAR-10 loading, the trainer, plots, Numba kernels
     parity                           comparisons with the PyTorch reference models (needs torch)
+    verify_neuron(module, claims)    check a PyTorch neuron against the dynamics it claims (needs torch)
 
 The command line is `minisnn` (`minisnn --help`).
 """
@@ -52,12 +53,13 @@ _LAZY_ATTRS = {
     "save_checkpoint": ("minisnn.io", "save_checkpoint"),
     "pretrained": ("minisnn.train.export", "pretrained"),
     "predict": ("minisnn.inference", "predict"),
+    "verify_neuron": ("minisnn.torch.verify_neuron", "verify_neuron"),
 }
 
 __all__ = [
     "Tensor", "Function", "Context", "no_grad", "enable_grad", "is_grad_enabled",
     "gradcheck", "GradcheckError", "functional", "F", "nn", "optim",
-    "load_checkpoint", "save_checkpoint", "pretrained", "predict",
+    "load_checkpoint", "save_checkpoint", "pretrained", "predict", "verify_neuron",
     "models", "spiking", "io", "data", "train", "viz", "kernels", "parity",
 ]
 

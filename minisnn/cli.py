@@ -6,6 +6,7 @@
     minisnn models                                         # list registered models and pretrained weights
     minisnn download cifar10 --data-dir ~/data             # fetch and verify the dataset
     minisnn verify CHECKPOINT [--model NAME]               # compare against PyTorch (needs torch)
+    minisnn verify-neuron PKG.MOD:FACTORY --claims "lif tau=2"  # check a PyTorch neuron's dynamics (needs torch)
 
 Bad arguments, and files or values the library refuses, end with a one-line error and exit
 status 2: the command catches the library's error classes (ValueError and its subclasses such
@@ -209,6 +210,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0, help="picks the images and the gradient cotangent")
     v.add_argument("--train", action="store_true", help="compare in training mode (BN batch statistics)")
     v.add_argument("--no-grads", dest="grads", action="store_false", help="compare the forward pass only")
+
+    n = sub.add_parser("verify-neuron", help="check a PyTorch spiking neuron against the dynamics it claims "
+                                             "(needs torch)",
+                       description="Build the module FACTORY(**KWARGS), run it and the claimed minisnn neuron on "
+                                   "random and adversarial inputs in float32 and float64, and print spikes, "
+                                   "gradients, NaN/zero gradients, batch coupling and state between calls. "
+                                   "Exit status 0: PASS, 1: FAIL, 2: error.")
+    n.add_argument("factory", help="importable module factory, e.g. spikingjelly.activation_based.neuron:LIFNode")
+    n.add_argument("--kwargs", default="", help="factory arguments KEY=VALUE,KEY=VALUE, e.g. step_mode=m,tau=2.0")
+    n.add_argument("--claims", required=True, help='the claimed dynamics, e.g. "lif tau=2 v_threshold=1 '
+                                                   'reset=hard surrogate=atan:2 detach_reset=1 fire=gt"')
+    n.add_argument("--reset", help="the module's reset method (default: detected)")
+    n.add_argument("--stepwise", action="store_true", default=None,
+                   help="call the module once per time step (default: detected; snnTorch is step-wise)")
+    n.add_argument("--seed", type=int, default=0)
     return p
 
 
@@ -349,8 +365,23 @@ def _cmd_verify(args) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_verify_neuron(args) -> int:
+    try:
+        from .torch import neuron_adapters, verify_neuron  # optional dependency: torch is imported only here
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        module = neuron_adapters.load_factory(args.factory, neuron_adapters.parse_kwargs(args.kwargs))
+        report = verify_neuron.verify_neuron(module, args.claims, reset=args.reset, stepwise=args.stepwise,
+                                             seed=args.seed)
+    except (neuron_adapters.NeuronModuleError, TypeError) as exc:
+        raise CliError(str(exc)) from None
+    print(report.format())
+    return 0 if report.ok else 1
+
+
 _COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "export": _cmd_export, "models": _cmd_models,
-             "download": _cmd_download, "verify": _cmd_verify}
+             "download": _cmd_download, "verify": _cmd_verify, "verify-neuron": _cmd_verify_neuron}
 
 
 def main(argv: list[str] | None = None) -> int:

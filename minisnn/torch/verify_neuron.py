@@ -52,7 +52,7 @@ def _inputs(claims: Claims, dtype, seed: int, batch: int, features: int) -> list
     """(name, x_seq [T, batch, features] in dtype, strict [batch, features]) for each of INPUTS.  strict marks
     the neurons whose spikes must agree exactly (the exact at-threshold inputs)."""
     rng = np.random.default_rng(seed)
-    theta = claims.params.v_threshold
+    theta = claims.theta
     level = float(abs(claims.inputs_for_membranes([theta], np.float64)[0][0])) or 1.0  # charges rest to θ
     shape = (batch, features)
     k = np.arange(batch * features).reshape(shape)
@@ -99,6 +99,11 @@ def _where(idx, x, margin=None) -> str:
     return text + (f", claimed H − θ = {margin[tuple(idx)]:.3g}" if margin is not None else "")
 
 
+def _at(x, s, claims, idx) -> str:
+    """`_where` with the claimed membrane of the module's run."""
+    return _where(idx, x, claims.margin(x, s))
+
+
 def _unexplained_flips(claims, x, s_mod, s_ref, strict, allowed):
     """(count, first index) of spike differences not explained by rounding: per neuron, its first differing step
     (later ones are inherited) with the claimed membrane farther than `allowed` from θ, or on a strict neuron."""
@@ -107,8 +112,10 @@ def _unexplained_flips(claims, x, s_mod, s_ref, strict, allowed):
         return 0, None, None
     margin = claims.margin(x, s_mod)
     first = np.argmax(differ, axis=0)
-    at_first = np.take_along_axis(margin, first[None], axis=0)[0]
-    bad = differ.any(axis=0) & ((at_first > allowed) | strict)
+    bad = differ.any(axis=0)
+    if margin is not None:            # without the claim's membrane (a CustomNeuron) no flip is excused
+        at_first = np.abs(np.take_along_axis(margin, first[None], axis=0)[0])
+        bad &= (at_first > allowed) | strict
     if not bad.any():
         return 0, None, margin
     neuron = np.argwhere(bad)[0]
@@ -151,7 +158,7 @@ def _compare_runs(report: NeuronReport, claims: Claims, runs: dict) -> None:
     """The per-input rows and the checks spikes, input gradient, parameter gradients, finite and zero gradients."""
     scale = {dt: max(float(np.max(np.abs(ref.gx_seq))) for (_, d), (_, _, _, ref) in runs.items() if d == dt)
              for dt in DTYPES}
-    allowed = {dt: ROUNDING[dt] * max(1.0, abs(claims.params.v_threshold)) for dt in DTYPES}
+    allowed = {dt: ROUNDING[dt] * max(1.0, abs(claims.theta)) for dt in DTYPES}
     flips, grad_worst, nonfinite, zeros, params = [], None, [], [], {}
     for (name, dtype), (x, strict, (s, gx, pgrads), ref) in runs.items():
         n_bad, where, margin = _unexplained_flips(claims, x, s, ref.s_seq, strict, allowed[dtype])
@@ -160,22 +167,22 @@ def _compare_runs(report: NeuronReport, claims: Claims, runs: dict) -> None:
             flips.append(f"{name} {dtype}: {n_bad} neuron(s), first {_where(where, x, margin)}: module "
                          f"{s[where]:g}, claimed {ref.s_seq[where]:g}")
         bad = ~np.isfinite(gx)
-        if bad.any():
-            i = tuple(np.argwhere(bad)[0])
-            nonfinite.append(f"{name} {dtype}: {int(bad.sum())} entries, first {_where(i, x, claims.margin(x, s))}: "
+        if bad.any():       # backward carries a NaN to the earlier steps: it starts at the latest one
+            i = tuple(max(np.argwhere(bad), key=lambda idx: idx[0]))
+            nonfinite.append(f"{name} {dtype}: {int(bad.sum())} entries, starting at {_at(x, s, claims, i)}: "
                              f"{gx[i]}")
         zero = (gx == 0) & (np.abs(ref.gx_seq) > ZERO_FLOOR * scale[dtype])
         if zero.any():
             i = tuple(np.unravel_index(np.argmax(np.where(zero, np.abs(ref.gx_seq), 0)), x.shape))
             zeros.append((int(zero.sum()), f"{name} {dtype}: {int(zero.sum())} entries, largest "
-                          f"{_where(i, x, claims.margin(x, s))}: module 0, claimed {ref.gx_seq[i]:.3g}"))
+                          f"{_at(x, s, claims, i)}: module 0, claimed {ref.gx_seq[i]:.3g}"))
         rel = None
         if dtype == "float64" and differing == 0:
             finite = np.where(np.isfinite(gx), gx, np.inf)
             rel = relative(finite, ref.gx_seq, GRAD_FLOOR * scale[dtype])
             if grad_worst is None or rel > grad_worst[0]:
                 i = tuple(np.unravel_index(np.argmax(np.abs(finite - ref.gx_seq)), x.shape))
-                grad_worst = (rel, f"{name}, {_where(i, x, claims.margin(x, s))}: module {gx[i]:.6g}, claimed "
+                grad_worst = (rel, f"{name}, {_at(x, s, claims, i)}: module {gx[i]:.6g}, claimed "
                                    f"{ref.gx_seq[i]:.6g}")
             for p in set(pgrads) & set(ref.param_grads):
                 r = relative(pgrads[p], ref.param_grads[p])
@@ -216,7 +223,7 @@ def _param_check(params: dict) -> Check:
 # ------------------------------------------------------------------ probes
 def _membrane_inputs(claims: Claims, offsets, t_steps: int) -> np.ndarray:
     """x_seq [t_steps, 1, K] in float64 whose first step charges neuron k from rest to θ + offsets[k]·max(1, |θ|)."""
-    theta = claims.params.v_threshold
+    theta = claims.theta
     targets = theta + np.asarray(offsets) * max(1.0, abs(theta))
     x = np.zeros((t_steps, 1, len(targets)))
     x[0, 0] = claims.inputs_for_membranes(targets, np.float64)[0]
@@ -232,7 +239,7 @@ def _surrogate_probe(runner: Runner, claims: Claims) -> Check:
     err = np.abs(np.where(np.isfinite(gx), gx, np.inf) - ref) / max(float(np.max(np.abs(ref))), 1e-300)
     k = int(np.argmax(err))
     ok = bool(err[0, 0, k] <= GRAD_RTOL)
-    u = PROBE_OFFSETS[k] * max(1.0, abs(claims.params.v_threshold))
+    u = PROBE_OFFSETS[k] * max(1.0, abs(claims.theta))
     return Check("surrogate derivative", ok, f"T=1 from rest, H − θ in ±{max(PROBE_OFFSETS):g}: "
                  + ("module and claim agree" if ok else "differs") + f"; worst at H − θ = {u:g}: dL/dx module "
                  f"{gx[0, 0, k]:.6g}, claimed {ref[0, 0, k]:.6g}" + ("" if ok else f" ({claims.neuron.surrogate!r})"))
@@ -242,11 +249,11 @@ def _reset_probe(runner: Runner, claims: Claims) -> Check:
     """T = 2: step 0 fires (H = θ + 0.25·max(1, |θ|)), the loss is the spike of step 1; dL/dx[0] flows through the
     reset, and only through S[0] when the reset is not detached.  Compared with both detach settings."""
     x = _membrane_inputs(claims, (0.25, 0.5, 1.0), 2)
-    x[1] = claims.inputs_for_membranes([claims.params.v_threshold - 0.2], np.float64)[0][0]
+    x[1] = claims.inputs_for_membranes([claims.theta - 0.2], np.float64)[0][0]
     g = np.zeros_like(x)
     g[1] = 1.0
     _, gx, _ = _module_run(runner, x, g)
-    detached = claims.params.detach_reset
+    detached = claims.detach_reset
     rels = {flag: relative(np.where(np.isfinite(gx), gx, np.inf), c.run(x, g).gx_seq, 1e-300)
             for flag, c in ((detached, claims), (not detached, claims.with_detach_reset(not detached)))}
     head = f"T=2, spike at t=0, loss on t=1: claimed detach_reset={detached}"
