@@ -55,13 +55,17 @@ class SurrogateFunctions(NamedTuple):
 
 
 _TABLE: dict[int, SurrogateFunctions] = {}
+_issued = [FIRST_CUSTOM_CODE]  # the next custom code; a code is never given twice in a process
 
 
 def register(functions: SurrogateFunctions, builtin_codes: dict[int, str]) -> int:
-    """Enter a family (already checked by the caller); returns its code.  A name listed in
-    builtin_codes (code -> name) gets that code; another name the next free code from FIRST_CUSTOM_CODE."""
+    """Enter a family; returns its code.  A name listed in builtin_codes (code -> name) gets that
+    code; another name the next unused code from FIRST_CUSTOM_CODE up."""
     by_name = {name: code for code, name in builtin_codes.items()}
-    code = by_name.get(functions.name, max([FIRST_CUSTOM_CODE - 1, *_TABLE]) + 1)
+    code = by_name.get(functions.name)
+    if code is None:
+        code = _issued[0]
+        _issued[0] += 1
     _TABLE[code] = functions
     return code
 

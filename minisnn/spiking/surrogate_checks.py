@@ -17,6 +17,8 @@ A failure raises one-line ValueError naming the worst grid point.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .. import kernels
@@ -24,6 +26,9 @@ from ..kernels.reference.surrogate import scalar_function
 from ..kernels.surrogates import DERIVED_STEP, lookup
 
 _FUNCTION_NAMES = ("primitive", "derivative", "d_alpha")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_NUMBA_CONTEXT = ("Failed in", "During:", "File", "No implementation", "There are", "- Of which", "Overload in",
+                  "With argument", "Rejected as", "TypingError:", ">>>", "raised from", "<source", "^")
 _SLOPE_FACTORS = (0.25, 1.0, 4.0)
 _JUMP, _LEVEL_OFF, _AGREE = 1e-3, 1e-3, 1e-4
 
@@ -115,9 +120,8 @@ def _evaluate(name, code, which, x, a) -> np.ndarray:
             return kernel(x, a, code)
     except Exception as exc:
         if type(exc).__module__.startswith("numba"):
-            first = " ".join(str(exc).split())[:300]
-            raise ValueError(f"surrogate {name!r}: Numba cannot compile its {_FUNCTION_NAMES[which]} ({first}); "
-                             "use only numbers, math functions and if/else in it") from None
+            raise ValueError(f"surrogate {name!r}: Numba cannot compile its {_FUNCTION_NAMES[which]} "
+                             f"({_numba_reason(exc)}); use only numbers, math functions and if/else in it") from None
         fn = scalar_function(lookup(code), which)
         for xi, ai in zip(x, a):
             try:
@@ -128,3 +132,10 @@ def _evaluate(name, code, which, x, a) -> np.ndarray:
                                  "finite number for every x") from None
         raise ValueError(f"surrogate {name!r}: evaluating its {_FUNCTION_NAMES[which]} failed: "
                          f"{type(exc).__name__} ({exc})") from None
+
+
+def _numba_reason(exc: Exception) -> str:
+    """The innermost cause in a Numba typing error (its other lines say where the call came from)."""
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines()]
+    causes = [line for line in lines if line and not line.startswith(_NUMBA_CONTEXT)]
+    return (causes or lines or [type(exc).__name__])[0][:200]
