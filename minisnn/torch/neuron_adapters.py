@@ -126,7 +126,7 @@ def find_reset(module):
         def reset_all():
             for m in stateful:
                 m.reset()
-        return reset_all, "reset() on every submodule that has it (SpikingJelly reset_net)"
+        return reset_all, "reset() of each submodule (as SpikingJelly's reset_net)"
     if callable(getattr(module, "reset_state", None)):
         return module.reset_state, "reset_state()"
     return None, None
