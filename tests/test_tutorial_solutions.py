@@ -1,4 +1,4 @@
-"""The tutorials' exercise checkers (tutorials/checks.py) and worked solutions (tutorials/solutions/).
+"""The tutorials' exercise checkers (tutorials/checks/) and worked solutions (tutorials/solutions/).
 
 Every solution must pass its checker, a typical wrong answer must fail it with a reason, and an
 unsolved exercise (a function that raises NotImplementedError) must be reported as not attempted

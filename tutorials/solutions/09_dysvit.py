@@ -2,7 +2,8 @@
 import numpy as np
 
 
-# Exercise 1: p_k(x) = arctan(πkx/2)/π + 1/2  =>  ∂p/∂k = (1/π)·(πx/2)/(1 + (πkx/2)²) = x / (2(1 + (πkx/2)²)).
+# Exercise 1: p_k(x) = arctan(πkx/2)/π + 1/2
+#   =>  ∂p/∂k = (1/π)·(πx/2)/(1 + (πkx/2)²) = x / (2(1 + (πkx/2)²)).
 def atan_d_k(x, k):
     return x / (2.0 * (1.0 + (0.5 * np.pi * k * x) ** 2))
 
