@@ -139,9 +139,11 @@ def define(name: str, primitive, derivative=None, d_alpha=None, *, default_alpha
 
     The functions are checked on a float64 grid (`surrogate_checks`); a failure raises one-line
     ValueError naming the worst point.  check=False skips that (the built-ins do: the test suite
-    checks them, so that no import pays for loading their compiled check kernels).  The name is what checkpoints save (`Surrogate.spec`):
-    after defining it again in a new process, `get(name)` finds it.  Defining a name again
-    with the same code returns the class already made; with other code, a new one.
+    checks them, so that no import pays for loading their compiled check kernels).
+
+    The name is what checkpoints save (`Surrogate.spec`): after defining it again in a new
+    process, `get(name)` finds it.  Defining a name again with the same code returns the class
+    already made; with other code, a new one.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"surrogate name must be letters, digits and _ (not starting with a digit), got {name!r}")
@@ -196,11 +198,13 @@ ATan = _built_in(
 PiecewiseLinear = _built_in(
     "piecewise_linear", (table.triangle_primitive, table.triangle_derivative, table.triangle_d_alpha),
     reference.TRIANGLE_ARRAYS, 1.0, "PiecewiseLinear",
-    "Triangle: ∂p/∂x = α·max(0, 1 − α|x|);  p piecewise quadratic from 0 to 1;  ∂p/∂α = x·max(0, 1 − α|x|).",
+    "Triangle: ∂p/∂x = α·max(0, 1 − α|x|);  p piecewise quadratic from 0 to 1;\n"
+    "    ∂p/∂α = x·max(0, 1 − α|x|).",
     aliases=("triangle",))
 Rectangular = _built_in(
     "rectangular", (table.rect_primitive, table.rect_derivative, table.rect_d_alpha), reference.RECT_ARRAYS, 1.0,
-    "Rectangular", "Box: ∂p/∂x = α on |αx| < 1/2 (0 outside);  p = clip(αx + 1/2, 0, 1);  ∂p/∂α = x on the box.",
+    "Rectangular",
+    "Box: ∂p/∂x = α on |αx| < 1/2 (0 outside);  p = clip(αx + 1/2, 0, 1);  ∂p/∂α = x on the box.",
     aliases=("rect",))
 FastSigmoid = _built_in(
     "fast_sigmoid", (table.fast_sigmoid_primitive, table.fast_sigmoid_derivative, table.fast_sigmoid_d_alpha),
@@ -217,11 +221,11 @@ def get(spec) -> Surrogate:
     if isinstance(spec, type) and issubclass(spec, Surrogate):
         return spec()
     match = _SPEC.fullmatch(spec) if isinstance(spec, str) else None
-    if match is None or match.group(1).lower() not in _BY_NAME:
+    cls = match and (_BY_NAME.get(match.group(1)) or _BY_NAME.get(match.group(1).lower()))
+    if not cls:
         names = ", ".join(sorted(_BY_NAME))
         raise ValueError(f"unknown surrogate {spec!r}; expected a Surrogate, one of {names}, or a name defined "
                          "with surrogate.define(...) in this process (define it before loading)")
-    cls = _BY_NAME[match.group(1).lower()]
     return cls() if match.group(2) is None else cls(_slope_from_text(match.group(2), spec))
 
 
