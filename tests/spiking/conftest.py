@@ -1,7 +1,9 @@
 """Spiking tests: compile (or load from cache) every Numba kernel specialisation once per session.
 
-The LIF kernels take the neuron as one `LIFParams`, in the dtype of the arrays, so there is one
-specialisation per dtype: flags, surrogate kind and slope layout do not add any.
+The LIF kernels take the neuron as one `LIFParams`, in the dtype of the arrays, so flags and slope
+layout add no specialisation; each surrogate family does (its scalar functions are inlined into the
+kernels, see minisnn/spiking/custom_surrogates.md).  This warms the default family in both dtypes;
+the first test of another family pays for its own (or loads it from Numba's cache).
 """
 from __future__ import annotations
 
