@@ -57,6 +57,9 @@ class _SiLUWrongBackward(SILU):
 
 # One typical mistake per checker.
 WRONG = {
+    "check_00_model_input": (lambda images, normalization: images.transpose(0, 3, 1, 2).astype(np.float32) / 255,),
+    "check_00_quietest_layer": (("blocks.0.attn.sn_attn", 0.5),),
+    "check_00_logit_gradient": (lambda model, x, k: np.zeros_like(x),),
     "check_01_silu": (_SiLUWrongBackward,),
     "check_01_forward_difference": (2.0, 5e-6),           # the central difference's answers
     "check_01_accumulate": (lambda w, X, y, n: 2.0 * X.T @ (X @ w - y) / (len(y) / n),),   # mean per micro-batch

@@ -17,8 +17,10 @@ from .neurons import (check_01_accumulate, check_01_forward_difference, check_01
                       check_02_poisson_count, check_02_threshold, check_03_adaptive, check_03_no_decay_input,
                       check_03_soft_rate, check_04_channel_slope_grad, check_04_fast_sigmoid_d_alpha, check_04_mismatch,
                       check_05_soft_backward, check_05_tau_grad, check_06_soft_kernel)
+from .practice import check_00_logit_gradient, check_00_model_input, check_00_quietest_layer
 
 __all__ = [
+    "check_00_model_input", "check_00_quietest_layer", "check_00_logit_gradient",
     "check_01_silu", "check_01_forward_difference", "check_01_accumulate",
     "check_02_latency", "check_02_threshold", "check_02_poisson_count",
     "check_03_no_decay_input", "check_03_soft_rate", "check_03_adaptive",
