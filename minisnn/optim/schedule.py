@@ -15,9 +15,16 @@ WarmupCosine, for warm-up length W, total length T, peak η, floor η_min, start
     t < W:        η₀ + (η − η₀)·t/W
     W ≤ t < T:    η_min + ½(η − η_min)(1 + cos(π·(t − W)/(T − W)))
     t ≥ T:        η_min
+
+`WarmupCosine.stretch(at, end, warmup_end)` lays the rest of the curve over other steps (a run whose
+length is re-planned while it trains, `minisnn.train.budget`): from step `at` on, the position on the
+curve moves linearly from where step `at` is to the end of the warm-up at step `warmup_end` (while the
+warm-up is not over) and on to T at step `end`.  The rate at `at` is unchanged, so the curve does not jump,
+and step `end` is at η_min.
 """
 from __future__ import annotations
 
+import bisect
 import math
 
 from .optimizer import Optimizer
@@ -84,9 +91,44 @@ class WarmupCosine(LRSchedule):
                 raise ValueError(f"{name} must be >= 0, got {value}")
         self.warmup, self.total = warmup, total
         self.base_lr, self.min_lr, self.warmup_start_lr = float(base_lr), float(min_lr), float(warmup_start_lr)
+        self.knots: list[tuple[int, float]] = []    # (step, position on the curve) after `stretch`; [] = t itself
         super().__init__(optimizer)
 
+    def position(self, t: float) -> float:
+        """Where on the curve step t is: t itself, or, after `stretch`, linear between the knots (and past
+        the last knot, one unit per step on from it)."""
+        knots = self.knots
+        i = bisect.bisect_right([k[0] for k in knots], t)       # knots[i - 1] <= t < knots[i]
+        if i == 0:
+            return float(t)
+        if i == len(knots):
+            return knots[-1][1] + (t - knots[-1][0])
+        (t0, p0), (t1, p1) = knots[i - 1], knots[i]
+        return p0 + (p1 - p0) * (t - t0) / (t1 - t0)
+
+    def stretch(self, at: int, end: int, warmup_end: int | None = None) -> None:
+        """From step `at` on, run the rest of the curve over the steps up to `end` (see the module docstring).
+
+        While the warm-up is not over at `at`, it now ends at step `warmup_end` when at < warmup_end < end,
+        else the rest of the warm-up and the cosine share the steps to `end` alike.  end <= at ends the
+        curve at `at`: the rate is η_min from there on.
+        """
+        p = self.position(at)
+        knots = [k for k in (self.knots or [(0, 0.0)]) if k[0] < at]
+        if end <= at:
+            self.knots = knots + [(at, float(max(p, self.total)))]
+        else:
+            knots.append((at, p))
+            if p < self.warmup and warmup_end is not None and at < warmup_end < end:
+                knots.append((warmup_end, float(self.warmup)))
+            self.knots = knots + [(end, float(max(p, self.total)))]
+        self._apply()
+
     def lr_at(self, t: float) -> float:
+        return self.curve(self.position(t))
+
+    def curve(self, t: float) -> float:
+        """The warm-up and cosine at position t (the rate of step t before any `stretch`)."""
         if t < self.warmup:
             return self.warmup_start_lr + (self.base_lr - self.warmup_start_lr) * t / self.warmup
         if t >= self.total:
@@ -96,7 +138,12 @@ class WarmupCosine(LRSchedule):
 
     def _hyper(self) -> dict:
         return {"warmup": self.warmup, "total": self.total, "base_lr": self.base_lr,
-                "min_lr": self.min_lr, "warmup_start_lr": self.warmup_start_lr}
+                "min_lr": self.min_lr, "warmup_start_lr": self.warmup_start_lr, "knots": self.knots}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.knots = [(int(t), float(p)) for t, p in state.get("knots", [])]
+        self._apply()
 
 
 def timm_cosine_lr(epoch: float, base_lr: float, t_initial: int, lr_min: float = 0.0, warmup_t: int = 0,

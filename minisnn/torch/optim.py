@@ -92,6 +92,7 @@ class WarmupCosineLR(WarmupCosine):
             raise ValueError(f"need 0 <= warmup <= total and total > 0, got warmup {warmup}, total {total}")
         self.warmup, self.total = warmup, total
         self.base_lr, self.min_lr, self.warmup_start_lr = float(base_lr), float(min_lr), 0.0
+        self.knots = []
         self.optimizer = optimizer
         self.t = 0
         self._apply()

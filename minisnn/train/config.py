@@ -24,6 +24,7 @@ def flag(field_name: str) -> str:
 class TrainConfig:
     model: str = "spikformer-tiny"
     epochs: int = 10
+    time_budget: float | None = None      # minutes; the run's length then comes from it (train/budget.py)
     batch_size: int = 64
     eval_batch_size: int = 256
     lr: float = 1e-3
@@ -97,6 +98,8 @@ class TrainConfig:
             raise ValueError(f"--train-limit must be positive, got {self.train_limit}")
         if self.seed < 0:
             raise ValueError(f"--seed must be >= 0, got {self.seed}")
+        if self.time_budget is not None and not (self.time_budget > 0 and math.isfinite(self.time_budget)):
+            raise ValueError(f"--time-budget must be a positive number of minutes, got {self.time_budget!r}")
         if self.threads is not None and self.threads <= 0:
             raise ValueError(f"--threads must be positive, got {self.threads}")
         if not all(math.isfinite(v) for v in (self.lr, self.min_lr, self.weight_decay)):
@@ -142,6 +145,15 @@ def config_for(model: str, **overrides) -> TrainConfig:
     return TrainConfig(**base).validate()
 
 
+def budget_note(given: dict) -> str | None:
+    """The line that says what --epochs means next to --time-budget in the options `given` (None without both)."""
+    if given.get("time_budget") is None or given.get("epochs") is None:
+        return None
+    return (f"note: --time-budget {given['time_budget']:g} sets the run's length; --epochs {given['epochs']} only "
+            "sets the shares of the run that warm-up and mixup cooldown take (--warmup-epochs / --epochs and "
+            "--mixup-off-epochs / --epochs)")
+
+
 def _option(key: str, value) -> str:
     if key == "flip":
         return "--no-flip" if not value else "random flips"
@@ -149,7 +161,7 @@ def _option(key: str, value) -> str:
 
 
 # Options that may differ when a run is resumed: its length, and where this machine keeps things.
-RESUME_CHANGEABLE = ("epochs", "threads", "data_dir", "out", "eval_batch_size")
+RESUME_CHANGEABLE = ("epochs", "time_budget", "threads", "data_dir", "out", "eval_batch_size")
 
 
 def resumed_config(saved: dict, given: dict, where: str = "the checkpoint") -> tuple[TrainConfig, list[str]]:
@@ -158,7 +170,8 @@ def resumed_config(saved: dict, given: dict, where: str = "the checkpoint") -> t
     `given` holds the options typed on the command line (field -> value; "model_overrides" a
     dict of --set values).  An option in RESUME_CHANGEABLE replaces the saved value (a changed
     length is announced in the returned messages); any other option must agree with the saved
-    run, else ValueError names it.  `threads` belongs to this process: the given value or None.
+    run, else ValueError names it.  `threads` belongs to this process: the given value or None.  A run with
+    a time budget keeps its --epochs (they set the shares of warm-up and mixup cooldown, not its length).
     """
     cfg = TrainConfig.from_dict(saved).validate()
     changes, messages = {"threads": given.get("threads")}, []
@@ -177,7 +190,13 @@ def resumed_config(saved: dict, given: dict, where: str = "the checkpoint") -> t
         if key not in RESUME_CHANGEABLE:
             raise ValueError(f"{_option(key, value)} contradicts the run being resumed ({_option(key, old)} in "
                              f"{where}); leave it out to continue that run, or start a new run with another --out")
+        if key == "epochs" and (cfg.time_budget is not None or given.get("time_budget") is not None):
+            raise ValueError(f"--epochs {value} cannot change a run planned by --time-budget ({where} holds "
+                             f"--epochs {old}); change its length with --time-budget")
         changes[key] = value
         if key == "epochs":
             messages.append(f"{'extending' if value > old else 'shortening'} the run from {old} to {value} epochs")
+        if key == "time_budget":
+            messages.append(f"time budget {'' if old is None else f'changed from {old:g} '}to {value:g} minutes: "
+                            "the rest of the run is planned again")
     return TrainConfig(**{**cfg.to_dict(), **changes}).validate(), messages

@@ -4,7 +4,8 @@ minisnn's `Trainer` (NumPy/Numba, trainer.py) and `minisnn.torch.TorchTrainer` (
 recipe into the same files.  `TrainingLoop` is the part of it that does not depend on who computes:
 
     __init__        the data (`get_datasets`, --train-limit), steps per epoch, transforms, mixup, counters
-    fit             the epochs until cfg.epochs; on Ctrl-C, last.npz and how to resume
+    fit             the epochs until cfg.epochs, or the steps that fit cfg.time_budget (`budget.BudgetPlanner`,
+                    whose plan stretches the schedule); on Ctrl-C, last.npz and how to resume
     an epoch        _train_steps (guarded steps from self.batch on), _epoch_record (validate, log), _persist
     state, save     the checkpoint (its keys and layouts are the file format both engines read)
     resume          the checks every resumed run needs; then the engine loads its weights and optimiser
@@ -24,13 +25,16 @@ and may change `_local_batch` (the part of a global batch this process trains on
 (a step whose time is compilation, not training), `_engine_description` and `_how_to_resume`.
 With `is_main=False` (a data-parallel rank other than 0) the loop logs nothing, shows no progress,
 writes no files and keeps no history: it trains its steps and moves its counters.
+
+Time: `wall` (a `budget.WallClock`) counts the run's wall clock over its processes (`metrics.jsonl`'s
+`wall_minutes`, the time budget); steps are timed with `wall.clock`, which tests may replace by a fake clock.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -40,6 +44,7 @@ from tqdm.auto import tqdm
 from .. import data as D
 from ..nn.module import StateDictError
 from ..viz import training_curves
+from .budget import RunLength, WallClock
 from .config import TrainConfig
 from .guard import interrupts_deferred
 from .state import (TRAIN_KIND, TrainCheckpointError, load_training_state, remove_stale_temporaries,
@@ -104,6 +109,10 @@ class TrainingLoop(ABC):
         self.history: list[dict] = []
         self.best_acc = -1.0
         self.skipped_total = 0
+        self.wall = WallClock()
+        self.length = RunLength(config, self.steps_per_epoch, len(self.data.val[0]), self.mixup is not None,
+                                self.wall.elapsed, log=self.log)
+        self.budget = self.length.planner
 
     def schedule_arguments(self) -> dict:
         """The shape of the warmup-cosine schedule, per optimisation step: warmup, total, base_lr, min_lr."""
@@ -183,6 +192,8 @@ class TrainingLoop(ABC):
             "history": self.history,
             "best_acc": self.best_acc,
             "skipped_total": self.skipped_total,
+            "wall_seconds": self.wall.elapsed(),
+            **({"budget": self.budget.state_dict()} if self.budget is not None else {}),
             "classes": list(self.data.classes),
             "normalization": self.cfg.normalization,
             "train_images": len(self.train_x),
@@ -193,8 +204,9 @@ class TrainingLoop(ABC):
 
     def resume(self, path: str | os.PathLike | None = None) -> None:
         """Continue from `path` (default OUT/last.npz), written by either engine: weights, optimiser, schedule
-        position, data position, the epoch's running sums and the history.  The config may differ from the
-        run's only in its length (epochs)."""
+        position, data position, the epoch's running sums, the history, the wall clock used and a time budget's
+        plan.  The config may differ from the run's only in its length (epochs, or time_budget: the rest of the
+        run is then planned again)."""
         path = Path(path) if path else self.out / "last.npz"
         st = load_training_state(path)
         if st["model_name"] != self.cfg.model:
@@ -205,7 +217,7 @@ class TrainingLoop(ABC):
         epoch, batch = st["epoch"], st["batch"]
         if batch > self.steps_per_epoch:
             raise TrainCheckpointError(path, f"is at batch {batch} of an epoch of {self.steps_per_epoch} batches")
-        if self.cfg.epochs < epoch + (batch > 0):
+        if self.budget is None and self.cfg.epochs < epoch + (batch > 0):
             raise ValueError(f"{path} has already trained {epoch + (batch > 0)} epoch(s); --epochs must be at "
                              f"least that, got {self.cfg.epochs}")
         try:
@@ -218,20 +230,32 @@ class TrainingLoop(ABC):
         self.history = list(st["history"])
         self.best_acc = float(st["best_acc"])
         self.skipped_total = st["skipped_total"]
+        self._resume_time(st, path)
         self.log(f"resumed from {path} at epoch {self.epoch + 1}, batch {self.batch}")
 
-    # ------------------------------------------------------------------- loop
-    def mixup_active(self, epoch: int) -> bool:
-        return self.mixup is not None and epoch < self.cfg.epochs - self.cfg.mixup_off_epochs
+    def _resume_time(self, st: dict, path: Path) -> None:
+        """The wall clock the run has used and, with a time budget, its plan and stretched schedule."""
+        used = st.get("wall_seconds", sum(h.get("train_seconds") or 0.0 for h in self.history))
+        if isinstance(used, bool) or not isinstance(used, (int, float)) or not used >= 0:
+            raise TrainCheckpointError(path, f"entry 'wall_seconds' should be a number >= 0, not {used!r}")
+        self.wall.used = float(used)
+        if self.budget is None:
+            return
+        self.length.restore(st, self.schedule, path)
+        self.log(f"time budget {self.cfg.time_budget:g} min, {self.wall.used / 60:.2f} min used: "
+                 + (f"continuing the plan of {self.budget.total:,} steps" if self.budget.plan_ready()
+                    else "the rest of the run is planned in its first steps"))
 
+    # ------------------------------------------------------------------- loop
     def fit(self) -> list[dict]:
-        """Train until cfg.epochs; returns the history (the lines of metrics.jsonl)."""
+        """Train until cfg.epochs, or for cfg.time_budget minutes; returns the history (the lines of metrics.jsonl)."""
         cfg = self.cfg
         self.log(f"model {cfg.model}: {self._num_parameters():,} parameters; "
                  f"{len(self.train_x)} train / {len(self.data.val[0])} val images; "
-                 f"{self.steps_per_epoch} steps x {cfg.epochs} epochs{self._engine_description()}; output {self.out}")
+                 f"{self.length.describe()}{self._engine_description()}; output {self.out}")
+        self.wall.start()
         try:
-            while self.epoch < cfg.epochs:
+            while self.length.unfinished(self.epoch, self.batch, self.schedule.t):
                 self._run_epoch()
         except KeyboardInterrupt:
             if self.is_main:
@@ -240,6 +264,8 @@ class TrainingLoop(ABC):
             raise
         if self.is_main:
             training_curves(self.history, path=self.out / "curves.png")
+        if self.budget is not None:
+            self.log(self.budget.report(self.schedule.t, self.history))
         return self.history
 
     def _run_epoch(self) -> None:
@@ -247,44 +273,63 @@ class TrainingLoop(ABC):
         validation: a run interrupted during it resumes at the end of the epoch's steps and validates again."""
         epoch = self.epoch
         self._train_steps(epoch)
+        start = self.wall.clock()
         record = self._epoch_record(epoch, self.sums) if self.is_main else None
         with interrupts_deferred():
             self._persist(record)
+            if self.budget is not None and self.budget.after_epoch(self.schedule.t, self.epoch,
+                                                                   self.wall.clock() - start):
+                self.schedule.stretch(**self.budget.stretch_arguments(self.schedule.t))
 
     def _train_steps(self, epoch: int) -> None:
-        """The epoch's optimisation steps from batch `self.batch` on, added to `self.sums`."""
-        cfg = self.cfg
+        """The epoch's optimisation steps from batch `self.batch` to `length.epoch_stop(epoch)`, added to
+        `self.sums`, in runs of steps with mixup on or off (`length.mixup_on`).  Both are read again after
+        every step: a time budget's plan may move the epoch's end or the cooldown while the epoch runs."""
         self._set_training_mode()
-        batches = D.BatchIterator(
-            self.train_x, self.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
-            transform=self.train_tf, mixup=self.mixup if self.mixup_active(epoch) else None,
-            drop_last=True, start_batch=self.batch,
-        )
         bar = None
         if self.progress:
-            bar = tqdm(total=self.steps_per_epoch, initial=self.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            bar = tqdm(total=self.length.epoch_stop(epoch), initial=self.batch, desc=self.length.epoch_label(epoch),
                        unit="batch", dynamic_ncols=True)
         try:
-            for xb, yb in batches:
-                self._guarded_step(*self._local_batch(xb, yb))
-                if bar is not None:
-                    self._show_progress(bar)
+            while self.batch < self.length.epoch_stop(epoch):
+                self._train_run(epoch, bar)
         finally:
             if bar is not None:
                 bar.close()
 
+    def _train_run(self, epoch: int, bar) -> None:
+        """Steps from `self.batch` on while mixup stays as it is now and the epoch's stop is not reached."""
+        cfg = self.cfg
+        mixup_on = self.length.mixup_on(self.schedule.t)
+        batches = D.BatchIterator(
+            self.train_x, self.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
+            transform=self.train_tf, mixup=self.mixup if mixup_on else None, drop_last=True, start_batch=self.batch,
+        )
+        with contextlib.closing(iter(batches)) as steps:
+            for xb, yb in steps:
+                self._guarded_step(*self._local_batch(xb, yb))
+                if bar is not None:
+                    if bar.total != self.length.epoch_stop(epoch):
+                        bar.total = self.length.epoch_stop(epoch)
+                        bar.set_description(self.length.epoch_label(epoch), refresh=False)
+                    self._show_progress(bar)
+                if self.batch >= self.length.epoch_stop(epoch) or self.length.mixup_on(self.schedule.t) != mixup_on:
+                    return
+
     def _guarded_step(self, xb, yb) -> None:
-        """`train_step`, the schedule, the counters and the sums, undone together if anything interrupts them.
+        """`train_step`, the schedule, the counters and the sums, undone together if anything interrupts them;
+        then, with a time budget, the planner sees the step's time (and may stretch the schedule).
 
         A step is all or nothing: an exception inside it (Ctrl-C included) restores the snapshot and the
         counters, so `self.state()` is always the state after a whole step.
         """
         batch, sums, t = self.batch, dict(self.sums), self.schedule.t
         self.snapshot.taken = False
-        t0 = time.perf_counter()
+        clock = self.wall.clock
+        t0 = clock()
         try:
             loss, acc, skipped = self.train_step(xb, yb)   # runs at lr_at(global step)
-            seconds = time.perf_counter() - t0
+            seconds = clock() - t0
             self.schedule.step()
             self.batch += 1
             if skipped:
@@ -293,7 +338,8 @@ class TrainingLoop(ABC):
                 self.sums["loss"] += loss
                 self.sums["acc"] += acc
                 self.sums["n"] += 1
-            if self._step_compiled(seconds):
+            compiled = self._step_compiled(seconds)
+            if compiled:
                 self.sums["compile_seconds"] += seconds
             else:
                 self.sums["seconds"] += seconds
@@ -304,6 +350,10 @@ class TrainingLoop(ABC):
                 self.batch, self.sums = batch, sums
                 self.schedule.step(t)
             raise
+        if self.budget is not None:
+            with interrupts_deferred():
+                if self.budget.after_step(self.schedule.t, self.epoch, seconds, compiled):
+                    self.schedule.stretch(**self.budget.stretch_arguments(self.schedule.t))
 
     def _show_progress(self, bar) -> None:
         sums = self.sums
@@ -330,6 +380,8 @@ class TrainingLoop(ABC):
             "train_seconds": sums["seconds"] + sums["compile_seconds"],
             "compile_seconds": sums["compile_seconds"],
             "images_per_second": images_per_second(sums, self.cfg.batch_size),
+            "steps": self.schedule.t,
+            "wall_minutes": self.wall.elapsed() / 60.0,
         }
         rate = record["images_per_second"]
         if n:

@@ -23,7 +23,7 @@ from minisnn.train.state import load_state
 pytestmark = pytest.mark.usefixtures("embedded_sample_only")
 
 SMALL = dict(dim=32, depth=1, heads=2, mlp_ratio=2)
-TIMINGS = ("train_seconds", "compile_seconds", "images_per_second")
+TIMINGS = ("train_seconds", "compile_seconds", "images_per_second", "wall_minutes")
 STEPS = 4                                         # per epoch: 128 images / 32
 
 
