@@ -30,7 +30,7 @@ from .data.locate import DataNotFoundError, find_dataset_dir
 from .nn.module import StateDictError   # a KeyError (for `except KeyError` users): reported as one line too
 from .parity import verify_checkpoint
 from .train import Trainer, config_for, evaluate_checkpoint, export_weights, pretrained_names, pretrained_path
-from .train.config import FAMILY_DEFAULTS, TrainConfig, resumed_config
+from .train.config import FAMILY_DEFAULTS, TrainConfig, budget_note, resumed_config
 from .train.runs import clear_run, run_files
 from .train.state import load_training_state
 
@@ -105,6 +105,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     --set, the torch engine's --device/--nproc/--bf16, --threads and --no-progress.  (--model, --out and
     --resume mean a little more under `minisnn train`, so each command declares its own.)"""
     p.add_argument("--epochs", type=_positive_int, help="number of epochs")
+    p.add_argument("--time-budget", type=_number, metavar="MINUTES",
+                   help="train for the steps that fit in MINUTES of wall clock, validation included: warm-up, "
+                        "cosine and mixup cooldown are planned over them (--epochs then only sets their shares)")
     p.add_argument("--batch-size", type=_positive_int, help="training images per step (with --nproc, the global "
                                                             "batch, split evenly over the processes)")
     p.add_argument("--lr", type=_number, help="peak learning rate of AdamW (for the global batch)")
@@ -239,9 +242,9 @@ def _apply_threads(n: int | None, argv: list[str]) -> None:
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
-TRAIN_FIELDS = ("model", "epochs", "batch_size", "lr", "min_lr", "warmup_epochs", "weight_decay", "clip_grad",
-                "label_smoothing", "mixup_alpha", "cutmix_alpha", "mixup_off_epochs", "crop_padding", "flip",
-                "normalization", "val_size", "train_limit", "seed", "data_dir", "threads")
+TRAIN_FIELDS = ("model", "epochs", "time_budget", "batch_size", "lr", "min_lr", "warmup_epochs", "weight_decay",
+                "clip_grad", "label_smoothing", "mixup_alpha", "cutmix_alpha", "mixup_off_epochs", "crop_padding",
+                "flip", "normalization", "val_size", "train_limit", "seed", "data_dir", "threads")
 
 
 def _cmd_train(args) -> int:
@@ -268,6 +271,8 @@ def _cmd_train(args) -> int:
                            "or pass --overwrite to replace it")
         if existing:
             clear_run(out)
+        if budget_note(given):
+            print(budget_note(given))
         cfg = config_for(given.pop("model", TRAIN_DEFAULT_MODEL), **given)
     if args.engine == "torch":
         return _train_with_torch(args, cfg)
@@ -314,7 +319,11 @@ def training_summary(cfg, history: list[dict], images: int | None = None, source
     out = Path(cfg.out or Path("runs") / cfg.model)
     best = max(history, key=lambda h: h["val_acc"] if h["val_acc"] is not None else -1.0)
     data = f" on {images:,} images of the {source}" if images is not None and source else ""
-    lines = [f"done: {cfg.model} trained for {len(history)} epoch(s){data}"
+    length = f"{len(history)} epoch(s)"
+    if cfg.time_budget:
+        length = (f"{history[-1].get('steps', 0):,} steps within its {cfg.time_budget:g}-minute budget "
+                  f"({length} validated)")
+    lines = [f"done: {cfg.model} trained for {length}{data}"
              + (f" with {engine}" if engine else "") + ".",
              f"best validation accuracy {best['val_acc']:.2%} (epoch {best['epoch']}).",
              f"files: {out / 'best.npz'} (best epoch), {out / 'last.npz'} (to --resume), "

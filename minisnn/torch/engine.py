@@ -13,6 +13,8 @@ The recipe is `minisnn.train.Trainer`'s, piece for piece:
 * AdamW with minisnn's decay groups, WarmupCosine per step, label smoothing, global-norm clipping, the
   mixup cooldown, and the NaN guard (a step whose loss, gradient norm or updated weights are not finite
   is skipped; weights, optimiser state and BatchNorm statistics are restored; `nan_guard=False` turns it off);
+* a time budget (`config.time_budget`, one process): the steps that fit are planned by the shared loop
+  (`minisnn.train.budget`), from this engine's own step times;
 * files: `last.npz` (each epoch and on Ctrl-C), `best.npz`, `metrics.jsonl`, `curves.png`, in minisnn's
   checkpoint format with `Trainer.state()`'s keys (the optimiser state in minisnn's AdamW layout), so
   `minisnn eval`/`export` read them and either engine resumes the other's `last.npz`.
@@ -46,13 +48,20 @@ from .trainer import TorchTrainer
 DEVICES = ("cpu", "cuda")
 
 
-def check_batch_split(batch_size: int, world: int) -> None:
-    if batch_size % world:
-        raise ValueError(f"--batch-size {batch_size} is not divisible by {world} processes: the global batch "
+def check_world(config: TrainConfig, world: int, compile_model: bool = False) -> None:
+    """Refuse what `world` processes cannot share: a global batch that does not split evenly, a time budget
+    (planned from one process's step times) or torch.compile (tried in one process only)."""
+    if config.batch_size % world:
+        raise ValueError(f"--batch-size {config.batch_size} is not divisible by {world} processes: the global batch "
                          f"is split evenly over the processes")
+    if world > 1 and config.time_budget is not None:
+        raise ValueError(f"--time-budget plans the steps of one process, not of {world}: use --epochs, or one process")
+    if world > 1 and compile_model:
+        raise ValueError(f"compile_model=True runs in one process, not in {world}")
 
 
-def check_options(config: TrainConfig, device: str, nproc: int, bf16: bool, dtype: str = "float32") -> None:
+def check_options(config: TrainConfig, device: str, nproc: int, bf16: bool, dtype: str = "float32",
+                  compile_model: bool = False) -> None:
     """Refuse, with one line, what the engine cannot run in `nproc` local processes (before any starts)."""
     config.validate()
     if dtype not in ("float32", "float64"):
@@ -61,7 +70,7 @@ def check_options(config: TrainConfig, device: str, nproc: int, bf16: bool, dtyp
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"--nproc must be a positive integer, got {nproc!r}")
-    check_batch_split(config.batch_size, nproc)
+    check_world(config, nproc, compile_model)
     if device == "cuda":
         if not torch.cuda.is_available():
             raise ValueError("device 'cuda' asked for, but PyTorch sees no CUDA GPU here")
@@ -73,17 +82,20 @@ def check_options(config: TrainConfig, device: str, nproc: int, bf16: bool, dtyp
 
 
 def train(config: TrainConfig, device: str = "cpu", nproc: int = 1, progress: bool = True, bf16: bool = False,
-          resume: bool = False, nan_guard: bool = True, dtype: str = "float32", log=print) -> list[dict]:
+          resume: bool = False, nan_guard: bool = True, dtype: str = "float32", log=print,
+          compile_model: bool = False) -> list[dict]:
     """Train `config` with PyTorch on `device` ('cpu' or 'cuda') in `nproc` data-parallel processes.
 
     config.batch_size is the global batch, split evenly over the processes; resume=True continues from
     OUT/last.npz (written by either engine); nan_guard=False trains without the NaN guard; dtype="float64"
-    trains in double precision (for exactness checks; the checkpoints then hold float64).  Returns the
-    history (the lines of metrics.jsonl).  `log` is used in a single process (processes print).
+    trains in double precision (for exactness checks; the checkpoints then hold float64); compile_model=True
+    trains the module through torch.compile (one process).  Returns the history (the lines of metrics.jsonl).
+    `log` is used in a single process (processes print).
     """
-    check_options(config, device, nproc, bf16, dtype)
+    check_options(config, device, nproc, bf16, dtype, compile_model)
     if nproc == 1:
-        return run_worker(0, 1, device, config, progress, bf16, resume, nan_guard, dtype, log)
+        return run_worker(0, 1, device, config, progress, bf16, resume, nan_guard, dtype, log,
+                          compile_model=compile_model)
     launch(run_worker, nproc, device, args=(config, progress, bf16, resume, nan_guard, dtype))
     out = Path(config.out or Path("runs") / config.model)
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -91,7 +103,7 @@ def train(config: TrainConfig, device: str = "cpu", nproc: int = 1, progress: bo
 
 def run_worker(rank: int, world: int, device: str, config: TrainConfig, progress: bool = True, bf16: bool = False,
                resume: bool = False, nan_guard: bool = True, dtype: str = "float32", log=print,
-               local_rank: int | None = None) -> list[dict]:
+               local_rank: int | None = None, compile_model: bool = False) -> list[dict]:
     """The training of one rank (what every process runs); tears its process group down at the end."""
     place = setup(rank, world, device, local_rank)
     try:
@@ -101,7 +113,8 @@ def run_worker(rank: int, world: int, device: str, config: TrainConfig, progress
             torch.backends.cudnn.allow_tf32 = False
         elif config.threads or world > 1:
             torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // world))
-        trainer = TorchTrainer(config, place, progress=progress, bf16=bf16, nan_guard=nan_guard, dtype=dtype, log=log)
+        trainer = TorchTrainer(config, place, progress=progress, bf16=bf16, nan_guard=nan_guard, dtype=dtype, log=log,
+                               compile_model=compile_model)
         if resume:
             trainer.resume()
         return trainer.fit()

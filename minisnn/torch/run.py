@@ -18,8 +18,8 @@ from pathlib import Path
 
 from .. import models
 from ..cli import TRAIN_DEFAULT_MODEL, add_train_options, given_train_options
-from ..train.config import config_for
-from .engine import check_batch_split, check_options, run_worker, train
+from ..train.config import budget_note, config_for
+from .engine import check_options, check_world, run_worker, train
 from .distributed import torchrun_rank
 
 
@@ -42,6 +42,8 @@ def config_from_args(args):
     if args.model not in models.names():
         raise ValueError(f"unknown model {args.model!r}; choose one of: {', '.join(models.names())}")
     given = given_train_options(args)
+    if budget_note(given):
+        print(budget_note(given))
     config = config_for(given.pop("model"), out=args.out, **given)
     if args.no_clip:
         config.clip_grad = None
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rank, world, local_rank = under_torchrun
             check_options(config, args.device, 1, args.bf16)      # this process; the world is torchrun's
-            check_batch_split(config.batch_size, world)
+            check_world(config, world)
             run_worker(rank, world, args.device, config, progress=not args.no_progress, bf16=args.bf16,
                        resume=args.resume, nan_guard=args.nan_guard, local_rank=local_rank)
     except (ValueError, ImportError, FileNotFoundError) as exc:

@@ -13,6 +13,7 @@ optimiser and schedule, `train_step` on this rank's slice of the global batch, a
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import torch
@@ -34,11 +35,13 @@ class TorchTrainer(TrainingLoop):
     """One rank's trainer: `config` as minisnn's Trainer reads it, on `place` (see the module docstring).
 
     dtype "float64" trains in double precision (exactness checks); bf16 runs the forward pass under bfloat16
-    autocast; nan_guard=False applies every step, finite or not.
+    autocast; nan_guard=False applies every step, finite or not; compile_model=True trains through
+    `torch.compile(module)` (one process; validation runs the module as it is, and a step that compiled graphs
+    is kept out of the images/s, as a step that compiled Numba kernels is in minisnn).
     """
 
     def __init__(self, config: TrainConfig, place: Place, progress: bool = True, bf16: bool = False,
-                 nan_guard: bool = True, dtype: str = "float32", log=print):
+                 nan_guard: bool = True, dtype: str = "float32", log=print, compile_model: bool = False):
         super().__init__(config, progress=progress, log=log, is_main=place.is_main)
         self.place = place
         self.bf16, self.nan_guard = bf16, nan_guard
@@ -58,6 +61,9 @@ class TorchTrainer(TrainingLoop):
             # unused LayerNorms, kept for the upstream keys) are found in the first step
             self.net = DistributedDataParallel(self.module, device_ids=None if place.device.index is None
                                                else [place.device.index], static_graph=True)
+        elif compile_model:
+            self.net = torch.compile(self.module)
+        self._graphs = _compiled_graphs()
         self._open_output()
 
     # ------------------------------------------------------------- checkpoints
@@ -141,7 +147,20 @@ class TorchTrainer(TrainingLoop):
         """This rank's contiguous slice of the global batch."""
         return shard(xb, self.place), shard(yb, self.place)
 
+    def _step_compiled(self, seconds: float) -> bool:
+        """True when the step just taken compiled graphs (torch.compile's first steps)."""
+        before, self._graphs = self._graphs, _compiled_graphs()
+        return self._graphs > before
+
     def _engine_description(self) -> str:
         place = self.place
         parallel = f"{place.world} processes (DistributedDataParallel)" if place.world > 1 else "1 process"
-        return f"; PyTorch on {place.device.type}, {parallel}{', bf16 autocast' if self.bf16 else ''}"
+        compiled = ", torch.compile" if self.net is not self.module and place.world == 1 else ""
+        return f"; PyTorch on {place.device.type}, {parallel}{compiled}{', bf16 autocast' if self.bf16 else ''}"
+
+
+def _compiled_graphs() -> int:
+    """The graphs torch.compile has compiled in this process so far (Dynamo's own count; 0 while Dynamo, which
+    takes seconds to import, is not loaded: then nothing was compiled)."""
+    dynamo = sys.modules.get("torch._dynamo.utils")
+    return int(dynamo.counters["stats"]["unique_graphs"]) if dynamo is not None else 0

@@ -10,8 +10,8 @@ How the plan is made (`BudgetPlanner`, used by `train.loop.TrainingLoop` for bot
 
 1. probe     the first steps run on the recipe's own curve.  The first SETTLE_STEPS steps of a process and
              any step that compiled kernels (Numba, torch.compile) are not timed, but their time counts
-             against the budget.  After PROBE_STEPS timed steps (or once PROBE_SHARE of the budget is gone)
-             their mean time gives the plan.
+             against the budget.  After PROBE_STEPS timed steps (or fewer, once they took PROBE_SHARE of the
+             budget or half of it is gone) their mean time gives the plan.
 2. plan      `steps_that_fit`: the largest total T whose remaining steps and epoch ends fit in the budget left,
              less SAFETY of the budget.  An epoch end (validation, metrics, checkpoints) is measured once one
              has happened; before that it is estimated as a forward pass over the validation images, a third
@@ -39,7 +39,7 @@ from .state import TrainCheckpointError
 
 SETTLE_STEPS = 2          # first steps of a process, not timed (compilation, caches, allocations)
 PROBE_STEPS = 10          # timed steps before the first plan
-PROBE_SHARE = 0.05        # ... or this share of the budget, with at least one timed step
+PROBE_SHARE = 0.05        # ... or timed steps taking this share of the budget (or half of it gone), at least one
 SAFETY = 0.01             # share of the budget the plan leaves unused
 RECENT = 20               # steps whose mean time the deadline watches
 DRIFT = 0.05              # the deadline acts when those steps are this much slower than the plan's
@@ -109,6 +109,7 @@ class BudgetPlanner:
         self._untimed: list[float] = []    # settling and compiling steps of this process
         self._epoch_ends: list[float] = []
         self._refitted = False
+        self._deadlines, self._deadline_first = 0, 0     # compressions in a row (one note) and the first one's step
 
     # ------------------------------------------------------------ the plan
     def plan_ready(self) -> bool:
@@ -125,8 +126,9 @@ class BudgetPlanner:
         return steps_that_fit(step, epoch, self.steps_per_epoch, left, step_seconds,
                               self.epoch_end_seconds(step_seconds))
 
-    def _set(self, step: int, total: int, step_seconds: float, why: str) -> bool:
-        """Adopt `total`; note `why` with the new length.  False when nothing changed."""
+    def _set(self, step: int, total: int, step_seconds: float, why: str, deadline: bool = False) -> bool:
+        """Adopt `total`; note `why` with the new length (compressions in a row as one note).  False when
+        nothing changed."""
         changed = total != self.total
         self.total, self.plan_seconds = total, step_seconds
         self.warmup_end = round(total * self.warmup_share)
@@ -134,11 +136,18 @@ class BudgetPlanner:
             self.mixup_until = total - round(total * self.mixup_off_share)
         if changed:
             epoch_end = self.epoch_end_seconds(step_seconds)
-            note = (f"{why}: {step_seconds:.3g} s per step, {epoch_end:.3g} s per epoch end "
+            plan = (f": {step_seconds:.3g} s per step, {epoch_end:.3g} s per epoch end "
                     f"({'measured' if self._epoch_ends else 'estimated'}) -> {total:,} steps "
                     f"({total / self.steps_per_epoch:.2f} epochs)")
-            self.notes.append(note)
-            self.log(f"time budget: {note}")
+            self.log(f"time budget: {why}{plan}")
+            if deadline and self._deadlines:
+                self.notes.pop()
+                why = (f"deadline at steps {self._deadline_first:,}-{step:,} ({self._deadlines + 1} times), "
+                       "the rest compressed")
+            elif deadline:
+                self._deadline_first = step
+            self._deadlines = self._deadlines + 1 if deadline else 0
+            self.notes.append(why + plan)
         return changed
 
     def stretch_arguments(self, step: int) -> dict:
@@ -153,7 +162,8 @@ class BudgetPlanner:
         else:
             self._times.append(seconds)
         if not self.plan_ready():
-            if self._times and (len(self._times) >= PROBE_STEPS or self.elapsed() >= PROBE_SHARE * self.seconds):
+            if self._times and (len(self._times) >= PROBE_STEPS or sum(self._times) >= PROBE_SHARE * self.seconds
+                                or self.elapsed() >= self.seconds / 2):
                 return self._set(step, self._fit(step, epoch, _mean(self._times)), _mean(self._times),
                                  f"plan after {len(self._times)} timed steps"
                                  + (f" ({len(self._untimed)} settling or compiling steps took "
@@ -176,7 +186,7 @@ class BudgetPlanner:
         if projected <= self.seconds:
             return False
         total = min(self.total, self._fit(step, epoch, step_seconds))
-        return self._set(step, total, step_seconds, f"deadline at step {step:,}, the rest compressed")
+        return self._set(step, total, step_seconds, f"deadline at step {step:,}, the rest compressed", deadline=True)
 
     def after_epoch(self, step: int, epoch: int, seconds: float) -> bool:
         """An epoch end took `seconds`; `step` steps are done and `epoch` is the next epoch (0-based)."""
