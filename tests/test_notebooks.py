@@ -73,7 +73,7 @@ def test_notebook_executes(path):
     _read(path)
     # after the checks above: the run is shared with the documentation site's build, which shows
     # these executed copies (written to build/executed-notebooks), so each notebook runs once
-    from tests.docs_site.notebooks import executed
+    from tests.docs_site.support import executed
 
     nb = executed(path)  # raises CellExecutionError with the failing cell and its traceback
     ran = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]

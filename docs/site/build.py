@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build"
 SOURCE = BUILD / "docs-src"          # staged pages: mkdocs.yml's docs_dir
 SITE = BUILD / "site"                # mkdocs.yml's site_dir
-NAV_FILE = ".nav.json"               # written into SOURCE (a dot file: not copied to the site), read by docs/site/hooks.py
+NAV_FILE = ".nav.json"               # in SOURCE, read by docs/site/hooks.py (a dot file: not on the site)
 PAGE_GLOBS = ("README.md", "docs/*.md", "tutorials/*.md", "bench/*.md", "experiments/*/*.md", "minisnn/**/*.md")
 NOTEBOOK_GLOB = "tutorials/*.ipynb"
 API_MODULES = ("minisnn", "minisnn.nn", "minisnn.spiking", "minisnn.models", "minisnn.io", "minisnn.parity")
@@ -52,10 +52,12 @@ class SiteBuildError(RuntimeError):
 
 
 def notebooks() -> list[Path]:
+    """The tutorial notebooks, in order."""
     return sorted(ROOT.glob(NOTEBOOK_GLOB))
 
 
 def pages() -> list[Path]:
+    """The Markdown pages of the site (PAGE_GLOBS)."""
     found = {p for pattern in PAGE_GLOBS for p in ROOT.glob(pattern)}
     return sorted(found, key=lambda p: p.relative_to(ROOT).as_posix())
 
@@ -99,10 +101,10 @@ def _copy(src: Path, dest: Path) -> None:
     shutil.copy2(src, dest)
 
 
-def _stage_link_targets(text: str, folder: Path, staged: set[Path], listings: list[str]) -> str:
-    """Markdown `text` of a page in `folder`, with the files it links to copied along and links to
-    folders pointed at a generated listing page (a folder has no page of its own on a static site),
-    added to `listings`."""
+def _stage_link_targets(text: str, folder: Path, staged: set[Path], extra_pages: list[str]) -> str:
+    """Markdown `text` of a page in `folder`, with the files it links to copied along, and links to
+    folders pointed at a generated listing page (a folder has no page of its own on a static site).
+    Pages that come along this way (listings, Markdown files outside PAGE_GLOBS) go to `extra_pages`."""
 
     def stage(match: re.Match) -> str:
         target = match.group(2)
@@ -115,27 +117,29 @@ def _stage_link_targets(text: str, folder: Path, staged: set[Path], listings: li
         rel = path.relative_to(ROOT)
         if path.is_file():
             _copy(path, SOURCE / rel)
+            if path.suffix == ".md":
+                extra_pages.append(rel.as_posix())
             return match.group(0)
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
         for f in files:
             _copy(f, SOURCE / rel / f.name)
         listing = [f"# {rel.as_posix()}/", "", *(f"- [{f.name}]({f.name})" for f in files), ""]
         (SOURCE / rel / "index.md").write_text("\n".join(listing), encoding="utf-8")
-        listings.append((rel / "index.md").as_posix())
+        extra_pages.append((rel / "index.md").as_posix())
         new_path = parts.path.rstrip("/") + "/index.md"
         return match.group(1) + new_path + (f"#{parts.fragment}" if parts.fragment else "") + match.group(3)
 
     return MARKDOWN_LINK.sub(stage, text)
 
 
-def stage_pages(listings: list[str]) -> list[str]:
+def stage_pages(extra_pages: list[str]) -> list[str]:
     """Copy the pages into SOURCE (with what they link to); return their paths relative to SOURCE."""
     found = pages()
     staged = {p.resolve() for p in found} | {p.resolve() for p in notebooks()}
     for page in found:
         dest = SOURCE / page.relative_to(ROOT)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        text = _stage_link_targets(page.read_text(encoding="utf-8"), page.parent, staged, listings)
+        text = _stage_link_targets(page.read_text(encoding="utf-8"), page.parent, staged, extra_pages)
         dest.write_text(text, encoding="utf-8")
     return [p.relative_to(ROOT).as_posix() for p in found]
 
@@ -161,7 +165,7 @@ def executed_here(fast: bool) -> Callable[[Path], nbformat.NotebookNode]:
     return run
 
 
-def stage_notebooks(run: Callable[[Path], nbformat.NotebookNode], listings: list[str]) -> list[str]:
+def stage_notebooks(run: Callable[[Path], nbformat.NotebookNode], extra_pages: list[str]) -> list[str]:
     """`run(path)` of every notebook (executed_here, executed_copy or the tests' shared runs) in SOURCE,
     with the files their markdown links to."""
     staged = {p.resolve() for p in pages()} | {p.resolve() for p in notebooks()}
@@ -171,7 +175,7 @@ def stage_notebooks(run: Callable[[Path], nbformat.NotebookNode], listings: list
         nb = run(path)
         for cell in nb.cells:
             if cell.cell_type == "markdown":
-                cell.source = _stage_link_targets(cell.source, path.parent, staged, listings)
+                cell.source = _stage_link_targets(cell.source, path.parent, staged, extra_pages)
         (SOURCE / rel).parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, SOURCE / rel)
         names.append(rel.as_posix())
@@ -260,9 +264,8 @@ def write_nav(page_names: list[str], notebook_names: list[str], api_names: list[
     (SOURCE / NAV_FILE).write_text(json.dumps(nav, indent=1), encoding="utf-8")
 
 
-def run_mkdocs(site: Path) -> None:
-    cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-f", str(ROOT / "mkdocs.yml"),
-           "--site-dir", str(site)]
+def run_mkdocs(site: Path, config: Path = ROOT / "mkdocs.yml") -> None:
+    cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-f", str(config), "--site-dir", str(site)]
     print("+ " + " ".join(cmd), flush=True)
     if subprocess.run(cmd, cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}).returncode != 0:
         raise SiteBuildError("mkdocs build --strict failed (a warning above is an error)")
@@ -330,10 +333,10 @@ def build(run: Callable[[Path], nbformat.NotebookNode], site: Path = SITE) -> Pa
     return the site folder."""
     shutil.rmtree(SOURCE, ignore_errors=True)
     SOURCE.mkdir(parents=True)
-    listings: list[str] = []
-    page_names = stage_pages(listings)
-    notebook_names = stage_notebooks(run, listings)
-    write_nav(page_names + sorted(set(listings)), notebook_names, write_api_pages())
+    extra_pages: list[str] = []
+    page_names = stage_pages(extra_pages)
+    notebook_names = stage_notebooks(run, extra_pages)
+    write_nav(page_names + sorted(set(extra_pages)), notebook_names, write_api_pages())
     stage_mathjax()
     run_mkdocs(site)
     problems, external = check_links(site)

@@ -1,6 +1,6 @@
 """The documentation site, built once per test session, served on 127.0.0.1, and a headless Chromium.
 
-The build takes the notebooks executed in fast mode by this session (tests/docs_site/notebooks.py, the
+The build takes the notebooks executed in fast mode by this session (tests/docs_site/support.py, the
 same runs that tests/test_notebooks.py checks), so CI executes each notebook once.  The docs extra
 (mkdocs & co, selenium) is required: without it these tests fail and say what to install.  Chromium and
 its driver are Debian packages (`apt-get install chromium chromium-driver`); without them the browser
@@ -10,26 +10,17 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib
 import os
 import shutil
 import threading
 from pathlib import Path
 
+import nbclient
 import pytest
 
-from tests.docs_site.notebooks import executed, site_build
+from tests.docs_site.support import executed, require, site_build
 
 BROWSER_HINT = "apt-get install -y chromium chromium-driver"
-
-
-def require(module: str):
-    """Import a package of the docs extra or fail, naming the install command (never skip)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        pytest.fail(f"{module} is needed to test the documentation site: pip install -e '.[test,docs]' ({exc})",
-                    pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +32,9 @@ def site() -> Path:
         return site_build.build(executed)
     except site_build.SiteBuildError as exc:
         pytest.fail(str(exc), pytrace=False)
+    except nbclient.exceptions.CellExecutionError as exc:
+        pytest.fail(f"the site shows every notebook executed, and one does not run (tests/test_notebooks.py "
+                    f"names it): {str(exc).strip().splitlines()[-1]}", pytrace=False)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

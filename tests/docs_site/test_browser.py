@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.docs_site.notebooks import ROOT, site_build
+from tests.docs_site.support import ROOT, site_build
 
 ARTIFACTS = ROOT / "test-artifacts" / "docs-site"   # screenshots, kept as test artefacts (ignored by git)
 WAIT_S = 30
@@ -63,11 +63,11 @@ def test_search_finds_gradcheck(browser, site_url):
     from selenium.webdriver.support.ui import WebDriverWait
 
     _open(browser, site_url + "index.html", "search-before")
-    box = WebDriverWait(browser, WAIT_S).until(ready.element_to_be_clickable((By.CSS_SELECTOR, "input.md-search__input")))
+    search_box = (By.CSS_SELECTOR, "input.md-search__input")
+    box = WebDriverWait(browser, WAIT_S).until(ready.element_to_be_clickable(search_box))
     box.click()
     box.send_keys("gradcheck")
-    WebDriverWait(browser, WAIT_S).until(
-        lambda b: b.find_elements(By.CSS_SELECTOR, ".md-search-result__item"))
+    WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".md-search-result__item"))
     results = browser.find_elements(By.CSS_SELECTOR, ".md-search-result__item")
     browser.save_screenshot(str(ARTIFACTS / "search-gradcheck.png"))
     assert any("gradcheck" in r.text.lower() for r in results), [r.text[:80] for r in results]

@@ -8,10 +8,12 @@ import re
 import nbformat
 import pytest
 
-from tests.docs_site.notebooks import EXECUTED_DIR, ROOT, site_build
+from tests.docs_site.support import ROOT, RUN_SECONDS, executed, require, site_build
 
 # the modules whose public names (their __all__) the API reference must document
 REFERENCED_MODULES = ("minisnn", "minisnn.nn", "minisnn.spiking", "minisnn.models", "minisnn.io", "minisnn.parity")
+FAST_RUN_BUDGET_S = 120   # each notebook, in fast mode, in CI
+PITFALLS = ("reset_net", "float32", "detached reset", "batch-coupled", "oversubscription")
 
 
 def _ids(html: str) -> set[str]:
@@ -28,7 +30,9 @@ def test_site_holds_the_readme_the_docs_and_the_pitfalls(site):
     assert "Spiking vision transformers from scratch" in _page(site, "index.html")
     for doc in sorted((ROOT / "docs").glob("*.md")):
         _page(site, f"docs/{doc.stem}.html")
-    assert (ROOT / "docs" / "pitfalls.md").is_file()
+    headings = " ".join(re.findall(r"<h2[^>]*>(.*?)</h2>", _page(site, "docs/pitfalls.html"))).lower()
+    missing = [topic for topic in PITFALLS if topic not in headings]
+    assert not missing, f"docs/pitfalls.md has no section on {missing}"
 
 
 @pytest.mark.parametrize("module_name", REFERENCED_MODULES)
@@ -43,12 +47,33 @@ def test_api_reference_documents_every_public_name(site, module_name):
 def test_every_notebook_is_on_the_site_executed_with_its_figures(site):
     for path in site_build.notebooks():
         html = _page(site, f"tutorials/{path.stem}.html")
-        nb = nbformat.read(EXECUTED_DIR / path.name, as_version=4)
+        nb = executed(path)
         outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
         assert outputs, f"{path.name}: the copy on the site was not executed"
         figures = sum("image/png" in o.get("data", {}) for o in outputs)
         shown = len(re.findall(r'<img[^>]+src="data:image/png;base64,', html))
         assert shown >= figures, f"{path.name}: {figures} figures in the notebook, {shown} on its page"
+
+
+def test_each_notebook_runs_in_fast_mode_within_budget(site):
+    """Measured on this session's runs, the ones the site shows (CI's 2-core machine: under 2 minutes)."""
+    assert RUN_SECONDS, "no notebook ran in this session"
+    slow = {path.name: round(seconds) for path, seconds in RUN_SECONDS.items() if seconds > FAST_RUN_BUDGET_S}
+    assert not slow, f"notebooks over {FAST_RUN_BUDGET_S} s in fast mode: {slow}"
+
+
+def test_a_warning_fails_the_build(tmp_path):
+    """mkdocs runs with --strict: here a link to a page that does not exist."""
+    require("mkdocs")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "index.md").write_text("# Home\n\nSee [a page that is not there](missing.md).\n", encoding="utf-8")
+    (source / site_build.NAV_FILE).write_text('[{"Home": "index.md"}]', encoding="utf-8")
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(f"INHERIT: {ROOT / 'mkdocs.yml'}\ndocs_dir: {source}\nsite_dir: {tmp_path / 'site'}\n"
+                      f"hooks: [{ROOT / 'docs' / 'site' / 'hooks.py'}]\n", encoding="utf-8")
+    with pytest.raises(site_build.SiteBuildError, match="--strict"):
+        site_build.run_mkdocs(tmp_path / "site", config)
 
 
 def test_link_check_reports_broken_links_anchors_and_network_resources(tmp_path):
