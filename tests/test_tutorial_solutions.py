@@ -84,6 +84,9 @@ WRONG = {
     "check_10_schedule_gap": (150,),
     "check_11_storage_classes": ({"FloatStorage"},),
     "check_11_global_names": ({"eval": "__builtin__.eval", "Popen": "subprocess.Popen"},),
+    "check_12_polarity_events": (lambda video, threshold=0.5: np.stack([video > threshold, video < threshold], 1),),
+    "check_12_gradient_reach": (lambda T, k, t: np.arange(T) <= t,),      # forgets the truncation
+    "check_12_t1_ceiling": (0.25,),
 }
 
 

@@ -18,6 +18,7 @@ from .neurons import (check_01_accumulate, check_01_forward_difference, check_01
                       check_03_soft_rate, check_04_channel_slope_grad, check_04_fast_sigmoid_d_alpha, check_04_mismatch,
                       check_05_soft_backward, check_05_tau_grad, check_06_soft_kernel)
 from .practice import check_00_logit_gradient, check_00_model_input, check_00_quietest_layer
+from .practice import check_12_gradient_reach, check_12_polarity_events, check_12_t1_ceiling
 
 __all__ = [
     "check_00_model_input", "check_00_quietest_layer", "check_00_logit_gradient",
@@ -32,4 +33,5 @@ __all__ = [
     "check_09_atan_d_alpha",
     "check_10_cutmix", "check_10_schedule_gap",
     "check_11_storage_classes", "check_11_global_names",
+    "check_12_polarity_events", "check_12_gradient_reach", "check_12_t1_ceiling",
 ]
