@@ -319,10 +319,9 @@ def training_summary(cfg, history: list[dict], images: int | None = None, source
     out = Path(cfg.out or Path("runs") / cfg.model)
     best = max(history, key=lambda h: h["val_acc"] if h["val_acc"] is not None else -1.0)
     data = f" on {images:,} images of the {source}" if images is not None and source else ""
-    length = f"{len(history)} epoch(s)"
-    if cfg.time_budget:
-        length = (f"{history[-1].get('steps', 0):,} steps within its {cfg.time_budget:g}-minute budget "
-                  f"({length} validated)")
+    length, budget = f"{len(history)} epoch(s)", getattr(cfg, "time_budget", None)
+    if budget:
+        length = f"{history[-1].get('steps', 0):,} steps within its {budget:g}-minute budget ({length} validated)"
     lines = [f"done: {cfg.model} trained for {length}{data}"
              + (f" with {engine}" if engine else "") + ".",
              f"best validation accuracy {best['val_acc']:.2%} (epoch {best['epoch']}).",

@@ -168,8 +168,11 @@ class BudgetPlanner:
                                  f"plan after {len(self._times)} timed steps"
                                  + (f" ({len(self._untimed)} settling or compiling steps took "
                                     f"{sum(self._untimed):.3g} s)" if self._untimed else ""))
-            if not self._times and self.elapsed() + min(self._untimed) > self.seconds:
-                return self._set(step, self._fit(step, epoch, min(self._untimed)), min(self._untimed),
+            # no timed step yet: stop when the budget is gone, or when one more step like the last does not fit
+            # (not judged on a process's first step alone, which is the slowest)
+            last = self._untimed[-1] if len(self._untimed) > 1 else 0.0
+            if not self._times and self.elapsed() + last > self.seconds:
+                return self._set(step, self._fit(step, epoch, self._untimed[-1]), self._untimed[-1],
                                  "the budget ran out before a step could be timed")
             return False
         return self._watch_deadline(step, epoch)
