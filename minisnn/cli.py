@@ -96,6 +96,7 @@ def _train_epilog() -> str:
     lines += ["", "examples:",
               "  minisnn train                                          # spikformer-tiny, 10 epochs",
               "  minisnn train --model dysvit-tiny --epochs 12 --lr 2e-3 --threads 2 --data-dir DATA",
+              "  minisnn train --model dysvit-tiny --time-budget 60 --threads 2 --data-dir DATA  # fit in an hour",
               "  minisnn train --out runs/a --resume                    # continue an interrupted run"]
     return "\n".join(lines)
 

@@ -55,7 +55,8 @@ class WallClock:
         self.clock, self.used, self._start = clock, float(used), None
 
     def start(self) -> None:
-        self._start = self.clock()
+        """Count from now on (a second `start` first adds the time counted so far to `used`)."""
+        self.used, self._start = self.elapsed(), self.clock()
 
     def elapsed(self) -> float:
         return self.used + (self.clock() - self._start if self._start is not None else 0.0)
