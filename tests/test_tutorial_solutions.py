@@ -87,6 +87,9 @@ WRONG = {
     "check_12_polarity_events": (lambda video, threshold=0.5: np.stack([video > threshold, video < threshold], 1),),
     "check_12_gradient_reach": (lambda T, k, t: np.arange(T) <= t,),      # forgets the truncation
     "check_12_t1_ceiling": (0.25,),
+    "check_13_largest_difference": (lambda model, module: max(                          # parameters only
+        float(np.abs(p.data - q.detach().numpy()).max()) for p, q in zip(model.parameters(), module.parameters())),),
+    "check_13_buffer_count": (0,),
 }
 
 
