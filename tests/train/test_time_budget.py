@@ -52,7 +52,7 @@ def budget_config(out, minutes=1.0, **kw):
 
 def timed(trainer, step_seconds, validation_seconds=2.0, clock=None):
     """Put `trainer` on a fake clock: step i (0-based over the run) takes step_seconds(i), a validation
-    `validation_seconds` (scoring VALIDATED images).  Returns the clock and the list of steps seen: (step, lr, mixed)."""
+    `validation_seconds` (scoring VALIDATED images).  Returns the clock and the steps seen: (step, lr, mixed)."""
     clock = clock or FakeClock()
     trainer.wall.clock = clock
     steps, train_step, validate = [], trainer.train_step, trainer._validate
