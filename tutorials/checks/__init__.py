@@ -20,6 +20,7 @@ from .neurons import (check_01_accumulate, check_01_forward_difference, check_01
 from .practice import check_00_logit_gradient, check_00_model_input, check_00_quietest_layer
 from .practice import check_12_gradient_reach, check_12_polarity_events, check_12_t1_ceiling
 from .interop import check_13_buffer_count, check_13_largest_difference
+from .interop import check_14_failing_checks, check_14_firing_gaps, check_14_tanh_derivatives
 
 __all__ = [
     "check_00_model_input", "check_00_quietest_layer", "check_00_logit_gradient",
@@ -36,4 +37,5 @@ __all__ = [
     "check_11_storage_classes", "check_11_global_names",
     "check_12_polarity_events", "check_12_gradient_reach", "check_12_t1_ceiling",
     "check_13_largest_difference", "check_13_buffer_count",
+    "check_14_tanh_derivatives", "check_14_firing_gaps", "check_14_failing_checks",
 ]
