@@ -90,7 +90,7 @@ WRONG = {
     "check_13_largest_difference": (lambda model, module: max(                          # parameters only
         float(np.abs(p.data - q.detach().numpy()).max()) for p, q in zip(model.parameters(), module.parameters())),),
     "check_13_buffer_count": (0,),
-    "check_14_tanh_derivatives": (lambda x, alpha: (alpha * (1 - np.tanh(alpha * x) ** 2), x * (1 - np.tanh(alpha * x) ** 2)),),
+    "check_14_tanh_derivatives": (lambda x, a: (a / np.cosh(a * x) ** 2, x / np.cosh(a * x) ** 2),),  # no 1/2
     "check_14_firing_gaps": (lambda period, rho, amplitude: [int(period)],),          # the period alone
     "check_14_failing_checks": ({"reset detachment"},),
 }

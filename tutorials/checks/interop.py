@@ -62,7 +62,7 @@ def check_13_buffer_count(count):
 
 @checker
 def check_14_tanh_derivatives(tanh_derivatives):
-    """`tanh_derivatives(x, alpha)` -> (∂p/∂x, ∂p/∂α) of p = (1 + tanh(αx))/2, checked by central differences."""
+    """`tanh_derivatives(x, alpha)` -> (∂p/∂x, ∂p/∂α) of p = (1 + tanh(αx))/2, against central differences."""
     x = np.linspace(-3.0, 3.0, 121)
     h = 1e-6
     for alpha in (1.0, 2.5, 6.0):

@@ -76,7 +76,7 @@ def check_12_polarity_events(polarity_events):
         change = _brightness_change(video)
         expected = np.stack([change > threshold, -change > threshold], axis=1)
         close(f"threshold {threshold}", got, expected)
-    return "ON where I[t] − I[t−1] > θ, OFF where I[t−1] − I[t] > θ; the first frame is compared with darkness"
+    return "ON where I[t] − I[t−1] > θ, OFF where I[t−1] − I[t] > θ; frame 0 is compared with darkness"
 
 
 @checker
