@@ -24,13 +24,17 @@ else { MathJax.startup.promise.then(() => done([document.querySelectorAll('mjx-c
 
 
 def _open(browser, url: str, shot: str) -> None:
-    """Load a page, wait for its scripts and images, check the console, save a screenshot."""
+    """Load a page, wait for its images, check the console and the images' sizes; save a screenshot
+    (and one of the first figure of a notebook)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.get_log("browser")  # forget what earlier pages logged
     browser.get(url)
     browser.set_script_timeout(WAIT_S)
     images = browser.execute_async_script(IMAGES)
     browser.save_screenshot(str(ARTIFACTS / f"{shot}.png"))
+    if browser.execute_script("const figure = document.querySelector('.jp-OutputArea img');"
+                              "if (figure) { figure.scrollIntoView({block: 'center'}); } return Boolean(figure);"):
+        browser.save_screenshot(str(ARTIFACTS / f"{shot}-first-figure.png"))
     errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, f"{url}: console errors {errors}"
     empty = [src for src, width, height in images if not (width and height)]

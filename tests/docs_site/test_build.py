@@ -3,7 +3,9 @@ its link check finds what is broken."""
 from __future__ import annotations
 
 import importlib
+import json
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -62,18 +64,47 @@ def test_each_notebook_runs_in_fast_mode_within_budget(site):
     assert not slow, f"notebooks over {FAST_RUN_BUDGET_S} s in fast mode: {slow}"
 
 
-def test_a_warning_fails_the_build(tmp_path):
-    """mkdocs runs with --strict: here a link to a page that does not exist."""
+def _small_site(tmp_path, pages: dict[str, str], nav: list) -> Path:
+    """A site of a few pages, built with the project's mkdocs.yml and hooks; returns its config file."""
     require("mkdocs")
     source = tmp_path / "src"
-    source.mkdir()
-    (source / "index.md").write_text("# Home\n\nSee [a page that is not there](missing.md).\n", encoding="utf-8")
-    (source / site_build.NAV_FILE).write_text('[{"Home": "index.md"}]', encoding="utf-8")
+    for name, text in pages.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(text, encoding="utf-8")
+    (source / site_build.NAV_FILE).write_text(json.dumps(nav), encoding="utf-8")
     config = tmp_path / "mkdocs.yml"
     config.write_text(f"INHERIT: {ROOT / 'mkdocs.yml'}\ndocs_dir: {source}\nsite_dir: {tmp_path / 'site'}\n"
                       f"hooks: [{ROOT / 'docs' / 'site' / 'hooks.py'}]\n", encoding="utf-8")
+    return config
+
+
+def test_a_warning_fails_the_build(tmp_path):
+    """mkdocs runs with --strict: here a link to a page that does not exist."""
+    config = _small_site(tmp_path, {"index.md": "# Home\n\nSee [a page that is not there](missing.md).\n"},
+                         [{"Home": "index.md"}])
     with pytest.raises(site_build.SiteBuildError, match="--strict"):
         site_build.run_mkdocs(tmp_path / "site", config)
+
+
+def test_notebook_pages_link_to_pages_and_their_contents_lead_to_their_headings(tmp_path):
+    """The hooks: a notebook's links to other notebooks and pages become links to their pages, its
+    table of contents uses the addresses its headings really have (inline code included), and its
+    formulas load the site's own MathJax."""
+    first = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# First\n\n## 2. A `Value` class\n\nSee [the next](b.ipynb), "
+                                      "[home](../index.md) and $x^2$."),
+        nbformat.v4.new_code_cell("1 + 1")])
+    second = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Second")])
+    config = _small_site(tmp_path, {"index.md": "# Home\n", "t/a.ipynb": nbformat.writes(first),
+                                    "t/b.ipynb": nbformat.writes(second)},
+                         [{"Home": "index.md"}, {"Tutorials": ["t/a.ipynb", "t/b.ipynb"]}])
+    site_build.run_mkdocs(tmp_path / "site", config)
+    html = (tmp_path / "site" / "t" / "a.html").read_text(encoding="utf-8")
+    assert 'href="b.html"' in html and 'href="../index.html"' in html
+    assert '<script src="../assets/mathjax/tex-mml-chtml.js">' in html
+    problems, _ = site_build.check_links(tmp_path / "site")
+    assert [p for p in problems if "mathjax" not in p] == []   # the toc's anchors exist on the page
+    assert "value-class" in " ".join(_ids(html))
 
 
 def test_link_check_reports_broken_links_anchors_and_network_resources(tmp_path):
