@@ -117,6 +117,15 @@ def all_reduce_sum(values: torch.Tensor, place: Place) -> torch.Tensor:
     return values
 
 
+def all_reduce_max(value: float, place: Place) -> float:
+    """The largest `value` over the ranks (`value` itself for one process)."""
+    if place.world == 1:
+        return value
+    values = torch.tensor([value], dtype=torch.float64, device=place.device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return float(values.item())
+
+
 class AllReduceBatchNorm(_BatchNorm):
     """BatchNorm whose training-mode statistics are those of the global batch, for CPU processes (gloo).
 

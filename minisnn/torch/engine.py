@@ -13,8 +13,9 @@ The recipe is `minisnn.train.Trainer`'s, piece for piece:
 * AdamW with minisnn's decay groups, WarmupCosine per step, label smoothing, global-norm clipping, the
   mixup cooldown, and the NaN guard (a step whose loss, gradient norm or updated weights are not finite
   is skipped; weights, optimiser state and BatchNorm statistics are restored; `nan_guard=False` turns it off);
-* a time budget (`config.time_budget`, one process): the steps that fit are planned by the shared loop
-  (`minisnn.train.budget`), from this engine's own step times;
+* a time budget (`config.time_budget`): the steps that fit are planned by the shared loop
+  (`minisnn.train.budget`), from this engine's own step times; with several processes every rank plans
+  from the slowest rank's times (`TorchTrainer.agreed_seconds`), so all take the same steps;
 * files: `last.npz` (each epoch and on Ctrl-C), `best.npz`, `metrics.jsonl`, `curves.png`, in minisnn's
   checkpoint format with `Trainer.state()`'s keys (the optimiser state in minisnn's AdamW layout), so
   `minisnn eval`/`export` read them and either engine resumes the other's `last.npz`.
@@ -49,13 +50,11 @@ DEVICES = ("cpu", "cuda")
 
 
 def check_world(config: TrainConfig, world: int, compile_model: bool = False) -> None:
-    """Refuse what `world` processes cannot share: a global batch that does not split evenly, a time budget
-    (planned from one process's step times) or torch.compile (tried in one process only)."""
+    """Refuse what `world` processes cannot share: a global batch that does not split evenly, or
+    torch.compile (tried in one process only)."""
     if config.batch_size % world:
         raise ValueError(f"--batch-size {config.batch_size} is not divisible by {world} processes: the global batch "
                          f"is split evenly over the processes")
-    if world > 1 and config.time_budget is not None:
-        raise ValueError(f"--time-budget plans the steps of one process, not of {world}: use --epochs, or one process")
     if world > 1 and compile_model:
         raise ValueError(f"compile_model=True runs in one process, not in {world}")
 

@@ -26,7 +26,7 @@ from ..nn import init
 from ..train.config import TrainConfig
 from ..train.loop import TrainingLoop
 from .convert import numpy_state_dict, to_torch
-from .distributed import Place, all_reduce_sum, shard, sync_batch_norms
+from .distributed import Place, all_reduce_max, all_reduce_sum, shard, sync_batch_norms
 from .guard import StepGuard
 from .optim import WarmupCosineLR, adamw, adamw_state_to_minisnn, load_minisnn_adamw_state
 
@@ -146,6 +146,10 @@ class TorchTrainer(TrainingLoop):
     def _local_batch(self, xb: np.ndarray, yb: np.ndarray):
         """This rank's contiguous slice of the global batch."""
         return shard(xb, self.place), shard(yb, self.place)
+
+    def agreed_seconds(self, seconds: float) -> float:
+        """The slowest rank's `seconds` (a time budget's plan is the same on every rank)."""
+        return all_reduce_max(seconds, self.place)
 
     def _step_compiled(self, seconds: float) -> bool:
         """True when the step just taken compiled graphs (torch.compile's first steps)."""

@@ -111,7 +111,7 @@ class TrainingLoop(ABC):
         self.skipped_total = 0
         self.wall = WallClock()
         self.length = RunLength(config, self.steps_per_epoch, len(self.data.val[0]), self.mixup is not None,
-                                self.wall.elapsed, log=self.log)
+                                lambda: self.agreed_seconds(self.wall.elapsed()), log=self.log)
         self.budget = self.length.planner
 
     def schedule_arguments(self) -> dict:
@@ -162,6 +162,11 @@ class TrainingLoop(ABC):
     def _local_batch(self, xb, yb):
         """The part of the global batch (xb, yb) this process trains on: all of it."""
         return xb, yb
+
+    def agreed_seconds(self, seconds: float) -> float:
+        """A time that every process of the run agrees on: the slowest process's.  The time budget's planner
+        sees only such times, so all processes plan the same steps.  One process: `seconds` itself."""
+        return seconds
 
     def _step_compiled(self, seconds: float) -> bool:
         """True when the step that just took `seconds` spent them compiling (its time goes to compile_seconds)."""
@@ -278,7 +283,7 @@ class TrainingLoop(ABC):
         with interrupts_deferred():
             self._persist(record)
             if self.budget is not None and self.budget.after_epoch(self.schedule.t, self.epoch,
-                                                                   self.wall.clock() - start):
+                                                                   self.agreed_seconds(self.wall.clock() - start)):
                 self.schedule.stretch(**self.budget.stretch_arguments(self.schedule.t))
 
     def _train_steps(self, epoch: int) -> None:
@@ -352,7 +357,8 @@ class TrainingLoop(ABC):
             raise
         if self.budget is not None:
             with interrupts_deferred():
-                if self.budget.after_step(self.schedule.t, self.epoch, seconds, compiled):
+                if self.budget.after_step(self.schedule.t, self.epoch, self.agreed_seconds(seconds),
+                                          self.agreed_seconds(float(compiled)) > 0):
                     self.schedule.stretch(**self.budget.stretch_arguments(self.schedule.t))
 
     def _show_progress(self, bar) -> None:

@@ -22,6 +22,8 @@ from minisnn.torch import TorchTrainer, train  # noqa: E402
 from minisnn.torch.distributed import launch, setup, teardown  # noqa: E402
 from minisnn.torch.optim import WarmupCosineLR  # noqa: E402
 
+from ..train.test_time_budget import budget_config, timed  # noqa: E402
+
 DTYPES = ("float64", "float32")
 STEPS = 5
 
@@ -91,3 +93,27 @@ def test_two_gloo_processes_equal_one_process_in_float32_within_adamw_noise(runs
 def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not divisible by 3 processes"):
         train(config(tmp_path, "float32", 3), nproc=3)
+
+
+def train_on_a_budget(rank: int, world: int, device: str, root) -> None:
+    """One rank of a budgeted run on a fake clock: rank r's steps take 1 + r seconds (rank 1 is the slow one)."""
+    torch.set_num_threads(1)
+    place = setup(rank, world, device)
+    try:
+        trainer = TorchTrainer(budget_config(root / "run"), place, progress=False, log=quiet)
+        clock, steps = timed(trainer, lambda t: 1.0 + rank)
+        trainer.fit()
+        (root / f"rank{rank}.txt").write_text(f"{trainer.schedule.t} {trainer.budget.total} {len(steps)}")
+    finally:
+        teardown()
+
+
+def test_a_time_budget_across_two_gloo_processes_plans_the_same_steps_from_the_slowest(tmp_path):
+    launch(train_on_a_budget, 2, "cpu", args=(tmp_path,))
+    done = [tuple(map(int, (tmp_path / f"rank{r}.txt").read_text().split())) for r in (0, 1)]
+    assert done[0] == done[1] and done[0][0] == done[0][1] == done[0][2]     # same plan, every step taken
+    saved = load_state(tmp_path / "run" / "last.npz")
+    assert saved["budget"]["plan_seconds"] == 2.0                              # rank 1's pace, not rank 0's
+    assert saved["schedule"]["t"] == done[0][0] and saved["history"][-1]["steps"] == done[0][0]
+    # the slow rank's clock: 2 s a step plus rank 0's validations (2 s each) fit the 60 s budget
+    assert 2.0 * done[0][0] + 2.0 * len(saved["history"]) <= 60.0

@@ -237,11 +237,3 @@ def test_the_command_line_takes_a_budget_and_prints_the_report(tmp_path, capsys)
     assert rc == 2 and "--time-budget: expected a number" in err
     rc, _, err = run(capsys, "train", "--time-budget", "-1", "--out", tmp_path / "y")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "positive number of minutes" in err
-
-
-@pytest.mark.torch
-def test_a_budget_across_processes_is_refused_in_one_line(tmp_path, capsys):
-    pytest.importorskip("torch")
-    rc, _, err = run(capsys, "train", "--model", "dysvit-tiny", "--engine", "torch", "--nproc", "2",
-                     "--time-budget", "1", "--out", tmp_path / "run")
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--time-budget plans the steps of one process" in err
