@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from minisnn import Tensor, gradcheck, nn
-from minisnn import functional as F
 from minisnn.kernels.lif_params import charge as lif_charge
 from minisnn.spiking import (ALIF, IF, LIF, CustomNeuron, Neuron, Synaptic, is_neuron, named_neurons, reset_net,
                              surrogate)
+
+from .neuron_runs import run_minisnn, run_torch
 
 SHAPE = (6, 2, 5)  # [T, B, N]
 
@@ -51,16 +52,7 @@ def _inputs(seed=0, shape=SHAPE, mean=0.9):
     return rng.normal(mean, 1.0, shape), rng.normal(size=shape)
 
 
-def _run(neuron, x, g, step=False):
-    """(spikes, dL/dx) for the loss <g, spikes>, whole sequence or step by step."""
-    xt = Tensor(x, requires_grad=True)
-    if step:
-        neuron.reset_state()
-        s = F.stack([neuron.step(xt[t]) for t in range(x.shape[0])], 0)
-    else:
-        s = neuron(xt)
-    s.backward(g)
-    return s.data, xt.grad
+_run = run_minisnn
 
 
 def _assert_same(ours, theirs):
@@ -329,11 +321,7 @@ def torch_synaptic(torch, x_seq, alpha, beta, v_threshold, mechanism, detach, sg
     return torch.stack(out)
 
 
-def _torch_run(torch, fn, x, g):
-    xt = torch.tensor(x, requires_grad=True)
-    s = fn(xt)
-    s.backward(torch.tensor(g))
-    return s.detach().numpy(), xt.grad.numpy()
+_torch_run = run_torch
 
 
 @pytest.mark.torch

@@ -11,10 +11,11 @@ sj_neuron = pytest.importorskip("spikingjelly.clock_driven.neuron")
 sj_surrogate = pytest.importorskip("spikingjelly.clock_driven.surrogate")
 
 from minisnn import Tensor  # noqa: E402
-from minisnn import functional as F  # noqa: E402
 from minisnn.kernels.lif_params import LIFParams  # noqa: E402
 from minisnn.kernels.reference import lif as ref_lif  # noqa: E402
 from minisnn.spiking import IF, LIF, ParametricLIF, surrogate  # noqa: E402
+
+from .neuron_runs import run_minisnn, run_torch  # noqa: E402
 
 SHAPE = (4, 2, 8, 16)  # [T, B, C, N]
 
@@ -63,21 +64,7 @@ def _inputs(dtype, seed=0):
 
 
 def _torch_run(fn, x, g):
-    xt = torch.tensor(x, requires_grad=True)
-    s = fn(xt)
-    s.backward(torch.tensor(g))
-    return s.detach().numpy(), xt.grad.numpy()
-
-
-def _ours(neuron, x, g, step=False):
-    xt = Tensor(x, requires_grad=True)
-    if step:
-        neuron.reset_state()
-        s = F.stack([neuron.step(xt[t]) for t in range(x.shape[0])], 0)
-    else:
-        s = neuron(xt)
-    s.backward(g)
-    return s.data, xt.grad
+    return run_torch(torch, fn, x, g)
 
 
 def _compare(ours, theirs, x, dtype, v_threshold, neuron_kw):
@@ -117,7 +104,7 @@ def test_plain_torch_oracle(dtype, variant, family):
     sg = surrogate.Sigmoid(alpha) if family == "sigmoid" else surrogate.ATan(alpha)
     for step in (False, True):
         neuron = LIF(surrogate=sg, **kw)
-        _compare(_ours(neuron, x, g, step), theirs, x, dtype, kw.get("v_threshold", 1.0), kw)
+        _compare(run_minisnn(neuron, x, g, step), theirs, x, dtype, kw.get("v_threshold", 1.0), kw)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -126,7 +113,7 @@ def test_plain_torch_oracle_if(dtype, soft):
     kw = dict(v_reset=None if soft else 0.0, v_threshold=1.5)
     x, g = _inputs(dtype, seed=1)
     theirs = _torch_run(lambda xt: torch_lif(xt, leaky=False, **kw), x, g)
-    _compare(_ours(IF(**kw), x, g), theirs, x, dtype, 1.5, dict(kw, leaky=False))
+    _compare(run_minisnn(IF(**kw), x, g), theirs, x, dtype, 1.5, dict(kw, leaky=False))
 
 
 # ------------------------------------------------------------------ SpikingJelly
@@ -150,7 +137,7 @@ def test_spikingjelly_multistep_lif(dtype, variant, family):
     node.reset()
     theirs = _torch_run(node, x, g)
     sg = surrogate.Sigmoid() if family == "sigmoid" else surrogate.ATan()
-    _compare(_ours(LIF(surrogate=sg, **kw), x, g), theirs, x, dtype, kw.get("v_threshold", 1.0), kw)
+    _compare(run_minisnn(LIF(surrogate=sg, **kw), x, g), theirs, x, dtype, kw.get("v_threshold", 1.0), kw)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -159,7 +146,7 @@ def test_spikingjelly_multistep_if(dtype):
     node = sj_neuron.MultiStepIFNode(detach_reset=True, backend="torch")
     node.reset()
     theirs = _torch_run(node, x, g)
-    _compare(_ours(IF(), x, g), theirs, x, dtype, 1.0, dict(leaky=False))
+    _compare(run_minisnn(IF(), x, g), theirs, x, dtype, 1.0, dict(leaky=False))
 
 
 def test_spikingjelly_parametric_lif_and_w_gradient():
