@@ -24,6 +24,7 @@ from ..nn import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, LayerNorm, Linear, Ma
 from ..nn.module import StateDictError
 from ..attention import ssa
 from ..spiking import LIF, named_neurons, reset_net, surrogate
+from ..spiking.surrogate import get as get_surrogate
 
 
 def lif(v_threshold: float = 1.0) -> LIF:
@@ -81,6 +82,18 @@ class SpikingVisionModel(Module):
         self.num_classes = int(config["num_classes"])
         self.img_size = int(config["img_size"])
         self.in_channels = int(config["in_channels"])
+
+    def _use_surrogate(self, family) -> None:
+        """Every neuron of the model fires with surrogate `family` (a `Surrogate`, or a name or spec such as
+        "atan(alpha=2.0)"); None keeps the upstream sigmoid (alpha 4) and adds nothing to the config.
+        config["surrogate"] records the family's spec, so a checkpoint's model config rebuilds it (once a
+        family of one's own is defined again in the loading process)."""
+        if family is None:
+            return
+        family = get_surrogate(family)
+        self.config["surrogate"] = family.spec
+        for _, neuron in named_neurons(self):
+            neuron.set_surrogate(family)
 
     @staticmethod
     def _check_divisible(name: str, dim: int, heads: int) -> None:
@@ -306,7 +319,8 @@ class HierarchicalSpikingTransformer(SpikingVisionModel):
         stage_divisors = (4, 2)                 # stage dims E/4, E/2 (stage 3 has E)
         __init__ = functools.partialmethod(HierarchicalSpikingTransformer.__init__, attn_threshold=0.5)
 
-    (the last line gives the family's default attention threshold).
+    (the last line gives the family's default attention threshold).  surrogate: every neuron's surrogate
+    family (`SpikingVisionModel._use_surrogate`); None is upstream's sigmoid.
     """
 
     token_attention: type
@@ -314,7 +328,7 @@ class HierarchicalSpikingTransformer(SpikingVisionModel):
 
     def __init__(self, img_size: int = 32, in_channels: int = 3, num_classes: int = 10, embed_dim: int = 384,
                  num_heads: int = 8, mlp_ratio: float = 4, depth: int = 4, T: int = 4, *,
-                 attn_threshold: float, stage3_proj_lif: str = "merged"):
+                 attn_threshold: float, stage3_proj_lif: str = "merged", surrogate=None):
         super().__init__()
         self._setup(dict(img_size=img_size, in_channels=in_channels, num_classes=num_classes, embed_dim=embed_dim,
                          num_heads=num_heads, mlp_ratio=mlp_ratio, depth=depth, T=T,
@@ -344,6 +358,7 @@ class HierarchicalSpikingTransformer(SpikingVisionModel):
                                   for _ in range(depth - 2)])
         self.head = Linear(E, self.num_classes)
         init_linear_weights(self)
+        self._use_surrogate(surrogate)
 
     def _token_block(self, dim: int) -> TokenBlock:
         cfg = self.config

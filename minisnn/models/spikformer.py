@@ -130,13 +130,14 @@ class Spikformer(SpikingVisionModel):
     """Spikformer.  images [B, in_channels, img_size, img_size] (normalised) -> logits [B, num_classes].
 
     Defaults are Spikformer-4-384 for CIFAR-10 (12 heads, d = 32, T = 4, attention threshold 0.5).
+    surrogate: every neuron's surrogate family (`SpikingVisionModel._use_surrogate`); None is upstream's sigmoid.
     """
 
     family = "spikformer"
 
     def __init__(self, img_size: int = 32, in_channels: int = 3, num_classes: int = 10, embed_dim: int = 384,
                  num_heads: int = 12, mlp_ratio: float = 4, depth: int = 4, T: int = 4,
-                 attn_threshold: float = 0.5):
+                 attn_threshold: float = 0.5, surrogate=None):
         super().__init__()
         self._setup(dict(img_size=img_size, in_channels=in_channels, num_classes=num_classes, embed_dim=embed_dim,
                          num_heads=num_heads, mlp_ratio=mlp_ratio, depth=depth, T=T, attn_threshold=attn_threshold))
@@ -151,6 +152,7 @@ class Spikformer(SpikingVisionModel):
                                  for _ in range(depth)])
         self.head = Linear(embed_dim, num_classes)
         init_linear_weights(self)
+        self._use_surrogate(surrogate)
 
     def forward_features(self, x_seq: Tensor) -> Tensor:
         x_seq = self.patch_embed(x_seq)

@@ -65,6 +65,12 @@ class BaseNeuron(Module):
         self.last_s_seq: np.ndarray | None = None
         self.v = None  # membrane after the last `step` (Tensor), None at rest
 
+    def set_surrogate(self, surrogate) -> None:
+        """Fire with another surrogate family from now on: a `Surrogate`, or a name or spec such as
+        "atan" or "gaussian(alpha=2.5)" (`surrogate.get`).  The other settings stay as they are."""
+        self.surrogate = surrogate_lib.get(surrogate)
+        self.params = self.params._replace(kind=self.surrogate.kind)
+
     v_threshold = _setting("v_threshold", "Spike threshold θ.")
     v_reset = _setting("v_reset", "Value of the hard reset; None for the soft reset.")
     v_rest = _setting("v_rest", "Membrane at rest: v_reset for a hard reset, 0 for a soft one.")

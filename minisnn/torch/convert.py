@@ -62,6 +62,9 @@ def build_module(name_or_family: str, config: dict) -> nn.Module:
     """The torch.nn.Module for a registered model name or a family, built from a minisnn `config`
     (`model.config`), with PyTorch's own random initialisation (float32, CPU)."""
     family = family_of(name_or_family)
+    if "surrogate" in config:
+        raise ValueError(f"the PyTorch twin of {name_or_family} fires with SpikingJelly's sigmoid surrogate; this "
+                         f"model uses surrogate={config['surrogate']!r}, which has no PyTorch twin")
     if family == "dysvit":
         return build_dysvit(**dict(config))
     upstream = _upstream()
