@@ -117,8 +117,9 @@ def _factory_config(factory) -> tuple[object, dict]:
     while isinstance(factory, functools.partial):
         kwargs = {**factory.keywords, **kwargs}
         factory = factory.func
+    # the surrogate family is how gradients are taken, not part of the architecture a state_dict shows
     defaults = {k: p.default for k, p in inspect.signature(factory).parameters.items()
-                if p.default is not inspect.Parameter.empty and k != "dtype"}
+                if p.default is not inspect.Parameter.empty and k not in ("dtype", "surrogate")}
     return factory, {**defaults, **kwargs}
 
 
