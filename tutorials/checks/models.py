@@ -15,7 +15,7 @@ from minisnn.io import UnsafeCheckpointError, load_checkpoint, save_checkpoint
 from minisnn.optim import AdamW, TimmCosine, WarmupCosine
 from minisnn.spiking import LIF, surrogate
 
-from .verdict import Wrong, checker, close
+from .verdict import Wrong, checker, close, close_to_d_alpha
 
 
 # ----------------------------------------------------------------------------- 07 attention
@@ -72,14 +72,7 @@ def check_08_attention_trains(trains):
 @checker
 def check_09_atan_d_alpha(d_k):
     """`d_k(x, k)`: ∂p_k/∂k for p_k(x) = arctan(πkx/2)/π + 1/2."""
-    x = np.linspace(-3, 3, 61)
-    family = surrogate.ATan()
-    for k in (1.0, 2.0, 5.0):
-        got = d_k(x, k)
-        close(f"k = {k}", got, family.d_alpha(x, k))
-        h = 1e-6
-        close(f"k = {k}, against finite differences", got,
-               (family.primitive(x, k + h) - family.primitive(x, k - h)) / (2 * h), rtol=1e-5, atol=1e-8)
+    close_to_d_alpha(d_k, surrogate.ATan(), (1.0, 2.0, 5.0), atol=1e-8, relative_step=False)
     return "∂p/∂k = x / (2(1 + (πkx/2)²)), equal to ATan().d_alpha and to finite differences"
 
 

@@ -8,7 +8,7 @@ from minisnn.kernels.lif_params import LIFParams
 from minisnn.kernels.reference import lif as ref_lif
 from minisnn.spiking import LIF, spike, surrogate
 
-from .verdict import Wrong, checker, close, sigmoid
+from .verdict import Wrong, checker, close, close_to_d_alpha, sigmoid
 
 
 # ----------------------------------------------------------------------------- 01 autograd
@@ -171,14 +171,7 @@ def check_03_adaptive(lif_adaptive):
 @checker
 def check_04_fast_sigmoid_d_alpha(d_alpha):
     """`d_alpha(x, alpha)`: ∂Φ/∂α of the fast sigmoid Φ(x; α) = 1/α + x/(1 + α|x|)."""
-    x = np.linspace(-3, 3, 61)
-    family = surrogate.FastSigmoid()
-    for alpha in (0.5, 2.0, 25.0):
-        got = d_alpha(x, alpha)
-        close(f"alpha = {alpha}", got, family.d_alpha(x, alpha))
-        h = 1e-6 * alpha
-        fd = (family.primitive(x, alpha + h) - family.primitive(x, alpha - h)) / (2 * h)
-        close(f"alpha = {alpha}, against finite differences", got, fd, rtol=1e-5, atol=1e-7)
+    close_to_d_alpha(d_alpha, surrogate.FastSigmoid(), (0.5, 2.0, 25.0), atol=1e-7)
     return "∂Φ/∂α = −1/α² − x|x|/(1 + α|x|)², equal to the library and to finite differences"
 
 

@@ -37,5 +37,17 @@ def close(name, got, expected, rtol=1e-7, atol=1e-10):
         raise Wrong(f"{name}: at index {tuple(int(j) for j in i)} expected {expected[i]:.6g}, got {got[i]:.6g}")
 
 
+def close_to_d_alpha(d_alpha, family, slopes, atol, relative_step=True):
+    """Wrong unless the student's `d_alpha(x, slope)` equals `family.d_alpha` and a central difference of
+    `family.primitive` in the slope (step 1e-6, times the slope when relative_step), for each slope."""
+    x = np.linspace(-3, 3, 61)
+    for slope in slopes:
+        got = d_alpha(x, slope)
+        close(f"slope {slope}", got, family.d_alpha(x, slope))
+        h = 1e-6 * (slope if relative_step else 1.0)
+        fd = (family.primitive(x, slope + h) - family.primitive(x, slope - h)) / (2 * h)
+        close(f"slope {slope}, against finite differences", got, fd, rtol=1e-5, atol=atol)
+
+
 def sigmoid(x):
     return 0.5 * (1.0 + np.tanh(0.5 * x))
