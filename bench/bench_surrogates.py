@@ -3,10 +3,10 @@
     python bench/bench_surrogates.py                    # [4, 262144], 2 threads, best of 15
     python bench/bench_surrogates.py --shape 4 65536 --repeats 30
 
-SuperSpike (Zenke & Ganguli's fast sigmoid) is the built-in `FastSigmoid`.  It is defined here three ways
-with `minisnn.spiking.surrogate.define`: all three functions evaluated in float64 (define's default), all
-three in the array's own dtype (`same_dtype=True`, constants through `typed`, written like the built-in),
-and the primitive alone (both derivatives derived by central differences).  Each case times one LIF
+SuperSpike (Zenke & Ganguli's fast sigmoid) is the built-in `FastSigmoid`.  Its scalar functions (written
+with `typed` constants) are entered again with `minisnn.spiking.surrogate.define`, three ways: evaluated in
+float64 (define's default), in the array's own dtype (`same_dtype=True`, as the built-in runs), and the
+primitive alone (both derivatives derived by central differences).  Each case times one LIF
 forward (`lif_forward`) plus BPTT with the slope gradient (`lif_backward`), hard reset not detached, on
 the same input; the cases are interleaved round by round and the best time of each is kept.  Ratios above
 1 are slower than the built-in.  Compilation happens before the timing (first calls).
@@ -20,20 +20,6 @@ import time
 from pathlib import Path
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-
-
-def superspike(x, a):
-    return 1.0 / a + x / (1.0 + a * abs(x))
-
-
-def superspike_dx(x, a):
-    d = 1.0 + a * abs(x)
-    return 1.0 / (d * d)
-
-
-def superspike_da(x, a):
-    q = x / (1.0 + a * abs(x))
-    return -1.0 / (a * a) - q * abs(q)
 
 
 def main() -> None:
@@ -50,31 +36,19 @@ def main() -> None:
     from bench.bench_train import _machine
     from minisnn.kernels.jit.lif import lif_backward, lif_forward
     from minisnn.kernels.lif_params import LIFParams
+    from minisnn.kernels.surrogates import fast_sigmoid_d_alpha, fast_sigmoid_derivative, fast_sigmoid_primitive
     from minisnn.spiking import surrogate
-    typed = surrogate.typed
 
-    def superspike_typed(x, a):
-        one = typed(x, 1.0)
-        return one / a + x / (one + a * abs(x))
-
-    def superspike_dx_typed(x, a):
-        d = typed(x, 1.0) + a * abs(x)
-        return typed(x, 1.0) / (d * d)
-
-    def superspike_da_typed(x, a):
-        one = typed(x, 1.0)
-        q = x / (one + a * abs(x))
-        return -(one / (a * a)) - q * abs(q)
-
+    # the built-in's own scalar functions, entered again as families of one's own
+    superspike = (fast_sigmoid_primitive, fast_sigmoid_derivative, fast_sigmoid_d_alpha)
     cases = {
         "FastSigmoid (built-in)": surrogate.FastSigmoid,
         "SuperSpike, functions on float64 (default)": surrogate.define(
-            "bench_superspike", superspike, superspike_dx, superspike_da, default_alpha=25.0),
+            "bench_superspike", *superspike, default_alpha=25.0),
         "SuperSpike, same_dtype=True": surrogate.define(
-            "bench_superspike_typed", superspike_typed, superspike_dx_typed, superspike_da_typed,
-            default_alpha=25.0, same_dtype=True),
+            "bench_superspike_typed", *superspike, default_alpha=25.0, same_dtype=True),
         "SuperSpike, primitive only (derived)": surrogate.define(
-            "bench_superspike_derived", superspike, default_alpha=25.0),
+            "bench_superspike_derived", superspike[0], default_alpha=25.0),
     }
     machine = _machine(args.threads)
     print(f"{machine['cpu']}, {args.threads} threads; LIF forward + BPTT with slope gradient, "
@@ -100,7 +74,7 @@ def main() -> None:
                 elapsed = time.perf_counter() - t0
                 key = (name, np.dtype(dtype).name)
                 best[key] = min(best.get(key, float("inf")), elapsed)
-    print(f"\n| family | float32 ms | ratio | float64 ms | ratio |\n| --- | --- | --- | --- | --- |")
+    print("\n| family | float32 ms | ratio | float64 ms | ratio |\n| --- | --- | --- | --- | --- |")
     base = {d: best["FastSigmoid (built-in)", d] for d in ("float32", "float64")}
     for name in cases:
         cells = [f"{1e3 * best[name, d]:.2f} | {best[name, d] / base[d]:.2f}" for d in ("float32", "float64")]
