@@ -30,7 +30,7 @@ from .data.locate import DataNotFoundError, find_dataset_dir
 from .nn.module import StateDictError   # a KeyError (for `except KeyError` users): reported as one line too
 from .parity import verify_checkpoint
 from .train import Trainer, config_for, evaluate_checkpoint, export_weights, pretrained_names, pretrained_path
-from .train.config import FAMILY_DEFAULTS, TrainConfig, budget_note, resumed_config
+from .train.config import FAMILY_DEFAULTS, TrainConfig, budget_note, recipe_note, resumed_config
 from .train.runs import clear_run, run_files
 from .train.state import load_training_state
 
@@ -93,10 +93,17 @@ def _train_epilog() -> str:
              "each model family changes some of them (its paper's recipe, shortened for a CPU):"]
     for family, recipe in FAMILY_DEFAULTS.items():
         lines.append(f"  {family}-*: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in recipe.items()))
+    recipes = [n for n in models.names() if models.network_of(n) != n]
+    if recipes:
+        lines.append("speedrun presets train a registered network with a recipe of their own:")
+    for name in recipes:
+        lines.append(f"  {name} ({models.network_of(name)}): " + ", ".join(
+            f"{k.replace('_', '-')} {v}" for k, v in models.training_recipe(name).items()))
     lines += ["", "examples:",
               "  minisnn train                                          # spikformer-tiny, 10 epochs",
               "  minisnn train --model dysvit-tiny --epochs 12 --lr 2e-3 --threads 2 --data-dir DATA",
               "  minisnn train --model dysvit-tiny --time-budget 60 --threads 2 --data-dir DATA  # fit in an hour",
+              "  minisnn train --model speedrun-10 --threads 2 --data-dir DATA   # 10 minutes, its own recipe",
               "  minisnn train --out runs/a --resume                    # continue an interrupted run"]
     return "\n".join(lines)
 
@@ -272,8 +279,9 @@ def _cmd_train(args) -> int:
                            "or pass --overwrite to replace it")
         if existing:
             clear_run(out)
-        if budget_note(given):
-            print(budget_note(given))
+        for note in (budget_note(given), recipe_note(given.get("model", TRAIN_DEFAULT_MODEL), given)):
+            if note:
+                print(note)
         cfg = config_for(given.pop("model", TRAIN_DEFAULT_MODEL), **given)
     if args.engine == "torch":
         return _train_with_torch(args, cfg)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-from .registry import create, describe, names, register
+from .registry import create, describe, names, network_of, register, register_recipe, training_recipe
 
 _LAZY = {
     "SpikingVisionModel": "blocks", "Spikformer": "spikformer", "MSViT": "msvit", "QKFormer": "qkformer",
@@ -26,7 +26,7 @@ _LAZY = {
     "PRESETS": "presets",
 }
 
-__all__ = ["create", "describe", "names", "register", *_LAZY]
+__all__ = ["create", "describe", "names", "network_of", "register", "register_recipe", "training_recipe", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -10,6 +10,11 @@ A model module registers its own factories when imported:
     from .registry import register
     register("my-model", MyModel, description="...")          # any callable(**overrides) -> Module
 
+A name may also stand for a registered network trained with a recipe of its own (the speedrun
+presets): `register_recipe("speedrun-10", network="dysvit-tiny", recipe={...})`.  It builds the
+same network as `network`; `training_recipe(name)` gives the settings `minisnn train` starts
+from (on top of the family's defaults), and `network_of(name)` the network's own name.
+
 `create`, `names` and `describe` first import every module in MODEL_MODULES, so all
 registrations are present however the package was imported.  A module that fails to import
 (e.g. a missing optional dependency) does not take the others down: its error is kept in
@@ -36,7 +41,7 @@ import numpy as np
 from ..nn import init
 
 # Modules that register models when imported (a missing optional module is skipped).
-MODEL_MODULES = ("presets", "dysvit")
+MODEL_MODULES = ("presets", "dysvit", "speedrun")
 
 # The most parameter bytes `create` initialises: 1 GiB, 268 M float32 values (the largest preset needs 40 MB).
 PARAMETER_BUDGET_BYTES = 2**30
@@ -55,6 +60,8 @@ class ModelEntry:
     name: str
     factory: Callable
     description: str
+    network: str = ""                     # the registered network this name builds ("" : its own)
+    recipe: dict = dataclasses.field(default_factory=dict)   # TrainConfig fields `minisnn train` starts from
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -76,6 +83,30 @@ def register(name: str, factory: Callable, description: str = "", *, replace: bo
         raise ValueError(f"a model named {name!r} is already registered ({old.description}); pass replace=True")
     _REGISTRY[name] = ModelEntry(name, factory, description)
     return factory
+
+
+def register_recipe(name: str, network: str, recipe: dict, description: str = "") -> None:
+    """Register `name`: the network of the registered model `network`, trained with `recipe`.
+
+    `recipe` holds TrainConfig fields (e.g. lr, label_smoothing, time_budget); `minisnn train --model
+    name` starts from them instead of the family's defaults, and options given on the command line
+    still win.  A checkpoint of `name` holds the same weights as one of `network`.
+    """
+    base = _entry(network)
+    if base.network:
+        raise ValueError(f"{network!r} is itself a recipe for {base.network!r}; name the network")
+    register(name, base.factory, description)
+    _REGISTRY[name] = dataclasses.replace(_REGISTRY[name], network=network, recipe=dict(recipe))
+
+
+def network_of(name: str) -> str:
+    """The registered network that model `name` builds: `name` itself, or the network of a recipe preset."""
+    return _entry(name).network or name
+
+
+def training_recipe(name: str) -> dict:
+    """The training settings registered with model `name` (empty for a plain network)."""
+    return dict(_entry(name).recipe)
 
 
 def _import_model_module(mod: str):

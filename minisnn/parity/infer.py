@@ -136,6 +136,8 @@ def matching_presets(family: str, shapes: dict) -> dict[str, dict]:
     """Registered models of `family` whose configuration agrees with every shape-derived value."""
     out = {}
     for name in models.names():
+        if models.network_of(name) != name:      # a recipe preset: the same network as the one it names
+            continue
         try:
             fam, cfg = registered_config(name)
         except ValueError:

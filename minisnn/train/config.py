@@ -1,7 +1,8 @@
 """Training configuration: one dataclass, plus per-model-family defaults.
 
 `config_for(model, **overrides)` starts from the family defaults (the recipe the
-family's paper or model card uses, shortened for a CPU) and applies the user's
+family's paper or model card uses, shortened for a CPU), then the model's registered
+recipe (a speedrun preset's, `minisnn/models/speedrun.py`), and applies the user's
 overrides.  Every field is validated with a one-line error.
 """
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+
+from .. import models
 
 NORMALISATIONS = ("upstream", "dysvit")
 # The `minisnn train` option of each field whose name differs from the field's.
@@ -128,15 +131,27 @@ FAMILY_DEFAULTS = {
 
 
 def family_of(model: str) -> str:
+    """The family whose defaults `model` trains with ("" for none): a recipe preset's network's family."""
+    network = models.network_of(model) if model in models.names() else model
     for fam in FAMILY_DEFAULTS:
-        if model.startswith(fam):
+        if network.startswith(fam):
             return fam
     return ""
 
 
+def recipe_of(model: str, overrides: dict) -> dict:
+    """The settings registered with `model` (a speedrun preset's), less its time budget when `overrides`
+    set --epochs without --time-budget (a number of epochs then sets the run's length)."""
+    recipe = models.training_recipe(model) if model in models.names() else {}
+    if overrides.get("epochs") is not None and overrides.get("time_budget") is None:
+        recipe.pop("time_budget", None)
+    return recipe
+
+
 def config_for(model: str, **overrides) -> TrainConfig:
-    """Family defaults for `model`, then `overrides` (None values are ignored)."""
+    """Family defaults for `model`, then its registered recipe, then `overrides` (None values are ignored)."""
     base = dict(FAMILY_DEFAULTS.get(family_of(model), {}))
+    base.update(recipe_of(model, overrides))
     base.update({k: v for k, v in overrides.items() if v is not None})
     base["model"] = model
     if base.get("mixup_alpha", 0) > 0 and overrides.get("mixup_off_epochs") is None:
@@ -152,6 +167,15 @@ def budget_note(given: dict) -> str | None:
     return (f"note: --time-budget {given['time_budget']:g} sets the run's length; --epochs {given['epochs']} only "
             "sets the shares of the run that warm-up and mixup cooldown take (--warmup-epochs / --epochs and "
             "--mixup-off-epochs / --epochs)")
+
+
+def recipe_note(model: str, given: dict) -> str | None:
+    """The line that says --epochs replaces a speedrun preset's time budget (None when it does not)."""
+    budget = models.training_recipe(model).get("time_budget") if model in models.names() else None
+    if budget is None or given.get("epochs") is None or given.get("time_budget") is not None:
+        return None
+    return (f"note: --epochs {given['epochs']} replaces {model}'s {budget:g}-minute time budget; "
+            f"the run trains {given['epochs']} epochs")
 
 
 def _option(key: str, value) -> str:
