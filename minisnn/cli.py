@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("test", "val"), default="test",
                    help="the official test batch, or the run's validation split (default: test)")
     e.add_argument("--batch-size", type=_positive_int, default=256, help="images per forward pass (default: 256)")
+    e.add_argument("--flip", action="store_true",
+                   help="test-time flip: average the logits of each image and its mirror image (twice the work)")
     e.add_argument("--threads", type=_positive_int, help="Numba/BLAS threads (default: all cores)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -347,10 +349,10 @@ def training_summary(cfg, history: list[dict], images: int | None = None, source
 
 def _cmd_eval(args) -> int:
     r = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, split=args.split, batch_size=args.batch_size,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, flip=args.flip)
     print(f"data: {r['data']}; {r['found']}")
-    print(f"{r['model']} (epoch {r['epoch']}) on {r['split']} ({r['images']} images): "
-          f"accuracy {r['acc']:.4f}, loss {r['loss']:.4f}")
+    print(f"{r['model']} (epoch {r['epoch']}) on {r['split']} ({r['images']} images"
+          f"{', each also mirrored' if args.flip else ''}): accuracy {r['acc']:.4f}, loss {r['loss']:.4f}")
     return 0
 
 

@@ -17,9 +17,11 @@ How the plan is made (`BudgetPlanner`, used by `train.loop.TrainingLoop` for bot
              has happened; before that it is estimated as a forward pass over the validation images, a third
              of a training step per batch.  The schedule is stretched (`WarmupCosine.stretch`) so that its
              rest ends at step T: the learning rate does not jump.
-3. re-plan   at the first epoch end of the process, with this process's step time and the measured epoch
-             end, T is fitted once more (longer or shorter), the schedule stretched again.
-4. deadline  after every step: if the last RECENT steps were more than DRIFT slower than the plan assumed and
+3. re-plan   at every epoch end, with the step time of the epoch just finished (the pace now) and the
+             measured epoch ends, T is fitted again (longer or shorter), the schedule stretched again.  So
+             a slow spell that made the deadline compress the plan is undone once the pace is back.
+4. deadline  after every step: if the last RECENT steps (of those timed since the plan was last set) were
+             more than DRIFT slower than the plan assumed and
              the plan no longer fits the budget at that pace (or an epoch end took longer than assumed), the
              rest of the schedule is compressed to end at an earlier T; if not even one more step fits, the
              run ends with this step.
@@ -44,6 +46,7 @@ SAFETY = 0.01             # share of the budget the plan leaves unused
 RECENT = 20               # steps whose mean time the deadline watches
 DRIFT = 0.05              # the deadline acts when those steps are this much slower than the plan's
 FORWARD_SHARE = 1 / 3     # a forward pass over a batch, as a share of a training step on it
+REPORTED_NOTES = 8        # the final report shows the first two and the last five changes of the plan
 
 
 class WallClock:
@@ -109,7 +112,8 @@ class BudgetPlanner:
         self._times: list[float] = []      # timed steps of this process
         self._untimed: list[float] = []    # settling and compiling steps of this process
         self._epoch_ends: list[float] = []
-        self._refitted = False
+        self._epoch_first_time = 0         # index in _times of the first timed step of the current epoch
+        self._plan_first_time = 0          # ... and of the first step timed under the current plan
         self._deadlines, self._deadline_first = 0, 0     # compressions in a row (one note) and the first one's step
 
     # ------------------------------------------------------------ the plan
@@ -132,6 +136,7 @@ class BudgetPlanner:
         nothing changed."""
         changed = total != self.total
         self.total, self.plan_seconds = total, step_seconds
+        self._plan_first_time = len(self._times)
         self.warmup_end = round(total * self.warmup_share)
         if step < self.mixup_until:                     # mixup still on: its cooldown moves with the plan
             self.mixup_until = total - round(total * self.mixup_off_share)
@@ -181,7 +186,7 @@ class BudgetPlanner:
     def _watch_deadline(self, step: int, epoch: int) -> bool:
         if step >= self.total:
             return False
-        recent = self._times[-RECENT:]
+        recent = self._times[max(self._plan_first_time, len(self._times) - RECENT):]   # timed under this plan
         pace = _mean(recent) if len(recent) >= min(RECENT, 5) else self.plan_seconds
         step_seconds = pace if pace > self.plan_seconds * (1 + DRIFT) else self.plan_seconds
         epoch_ends = -(-self.total // self.steps_per_epoch) - epoch
@@ -197,12 +202,14 @@ class BudgetPlanner:
         self._epoch_ends.append(seconds)
         step_times = self._times or self._untimed
         if not self.plan_ready():
+            self._epoch_first_time = len(self._times)
             return self._set(step, self._fit(step, epoch, _mean(step_times)), _mean(step_times),
                              f"plan at the end of epoch {epoch}")
-        if self._refitted or step >= self.total or not self._times:
+        pace = self._times[self._epoch_first_time:] or self._times
+        self._epoch_first_time = len(self._times)
+        if step >= self.total or not pace:
             return False
-        self._refitted = True
-        return self._set(step, self._fit(step, epoch, _mean(self._times)), _mean(self._times),
+        return self._set(step, self._fit(step, epoch, _mean(pace)), _mean(pace),
                          f"re-plan at the end of epoch {epoch}")
 
     # ------------------------------------------------------------ files and report
@@ -236,7 +243,10 @@ class BudgetPlanner:
                  f"({100 * used / self.seconds:.1f} %): {steps:,} steps = {steps / self.steps_per_epoch:.2f} epochs"]
         if history and history[-1]["val_acc"] is not None and math.isfinite(history[-1]["val_acc"]):
             lines[0] += f", final validation accuracy {history[-1]['val_acc']:.2%}"
-        lines += [f"  {note}" for note in self.notes]
+        shown = self.notes if len(self.notes) <= REPORTED_NOTES else [
+            *self.notes[:2], f"... {len(self.notes) - REPORTED_NOTES + 1} more changes of the plan (last.npz keeps "
+                             "them all) ...", *self.notes[3 - REPORTED_NOTES:]]
+        lines += [f"  {note}" for note in shown]
         return "\n".join(lines)
 
 

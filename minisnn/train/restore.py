@@ -46,8 +46,11 @@ def load_trained(path: str | os.PathLike | bytes):
     return build_trained(state, path), state
 
 
-def evaluate_checkpoint(path, data_dir=None, split: str = "test", batch_size: int = 256, progress: bool = True) -> dict:
+def evaluate_checkpoint(path, data_dir=None, split: str = "test", batch_size: int = 256, progress: bool = True,
+                        flip: bool = False) -> dict:
     """Accuracy of a trained checkpoint on CIFAR-10's official test batch (or the validation split).
+
+    flip=True averages the logits of each image and its mirror image (test-time flip, see `evaluate`).
 
     The data is looked for as everywhere (data_dir, $MINISNN_DATA_DIR, the cache); the folder the
     checkpoint recorded is only a last resort.  The result's "data" names the data, "found" says how.
@@ -65,7 +68,8 @@ def evaluate_checkpoint(path, data_dir=None, split: str = "test", batch_size: in
         x, y = ds.test
     else:
         x, y = ds.val
-    result = evaluate(model, x, y, D.EvalTransform(normalization=st["normalization"]), batch_size, progress, split)
+    result = evaluate(model, x, y, D.EvalTransform(normalization=st["normalization"]), batch_size, progress, split,
+                      flip=flip)
     result.update(split=split, images=len(y), model=st["model_name"], epoch=int(st["epoch"]), data=ds.source,
                   found=DATA_ORIGINS.get(ds.origin, ds.origin))
     return result

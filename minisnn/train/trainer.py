@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from .. import functional as F
 from .. import kernels, models
 from ..autograd.grad_mode import no_grad
+from ..data import hflip
 from ..nn import init
 from ..optim import AdamW, WarmupCosine, clip_grad_norm_, decay_groups
 from .config import TrainConfig
@@ -51,8 +52,12 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, transform, batch_size: int = 256, progress: bool = False,
-             desc: str = "eval") -> dict:
-    """Loss and top-1 accuracy of `model` (eval mode) on uint8 images `x` and labels `y`."""
+             desc: str = "eval", flip: bool = False) -> dict:
+    """Loss and top-1 accuracy of `model` (eval mode) on uint8 images `x` [N, 3, H, W] and labels `y`.
+
+    flip=True is test-time flip: logits = (model(image) + model(mirror image)) / 2, the mirror taken
+    along the width, as the training's random flips take it.
+    """
     model.eval()
     total_loss, correct, n = 0.0, 0, 0
     steps = range(0, len(x), batch_size)
@@ -63,6 +68,8 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, transform, batch_size: int = 2
             xb = transform(x[i:i + batch_size])
             yb = y[i:i + batch_size]
             logits = model(xb)
+            if flip:
+                logits = (logits + model(hflip(xb))) * 0.5
             total_loss += float(F.cross_entropy(logits, yb, reduction="sum").item())
             correct += int((logits.data.argmax(axis=1) == yb).sum())
             n += len(yb)

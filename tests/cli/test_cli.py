@@ -89,6 +89,10 @@ def test_train_then_eval_on_a_dataset_folder(capsys, tmp_path):
                           "--no-progress")
     assert rc == 0, err
     assert "on test (30 images" in stdout and "accuracy" in stdout
+    rc, stdout, err = run(capsys, "eval", str(out / "best.npz"), "--data-dir", str(tmp_path / "data"),
+                          "--no-progress", "--flip")
+    assert rc == 0, err
+    assert "on test (30 images, each also mirrored)" in stdout
 
     # Asking for more epochs and --resume continues from last.npz rather than starting over.
     rc, _, err = run(capsys, "train", "--model", "dysvit-tiny", "--set", "dim=32", "--set", "depth=1",

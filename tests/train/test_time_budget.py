@@ -149,6 +149,33 @@ def test_the_run_stops_on_time_when_the_steps_slow_down(tmp_path):
     assert reports[-1].startswith("time budget 1 min, used") and "deadline" in reports[-1]
 
 
+def test_a_slow_spell_is_undone_at_the_next_epoch_end_once_the_pace_is_back(tmp_path):
+    """Steps 12-16 take 3 s instead of 1 s: the deadline and the end of epoch 2 shorten the plan, the end of
+    epoch 3 lengthens it again, so the run still uses its budget (the plan is not stuck at the spell's pace)."""
+    trainer = Trainer(budget_config(tmp_path / "run", minutes=2.0), progress=False, log=quiet)
+    clock, steps = timed(trainer, lambda t: 3.0 if 12 <= t < 17 else 1.0)
+    trainer.fit()
+    notes = trainer.budget.notes
+    compressed = next(i for i, note in enumerate(notes) if "deadline at step" in note)
+    assert any("re-plan at the end of epoch" in note for note in notes[compressed + 1:])
+    shortest = min(int(note.split("-> ")[1].split(" steps")[0].replace(",", "")) for note in notes)
+    assert trainer.schedule.t > shortest                                   # lengthened after the spell
+    assert 0.95 * 120.0 <= clock.now <= 120.0
+    assert trainer.optimizer.param_groups[0]["lr"] == trainer.cfg.min_lr
+    lrs = [lr for _, lr, _ in steps]
+    peak = lrs.index(max(lrs))
+    assert all(a > b for a, b in zip(lrs[peak:], lrs[peak + 1:]))          # no jump up when lengthened
+
+
+def test_the_report_shows_the_first_and_last_changes_of_a_long_plan():
+    planner = BudgetPlanner(1.0, SPE, 1.0, 0.1, 0.0, elapsed=lambda: 0.0, log=quiet)
+    planner.notes = [f"change {i}" for i in range(20)]
+    lines = planner.report(10, []).splitlines()[1:]
+    assert [line.strip() for line in lines] == ["change 0", "change 1",
+                                                "... 13 more changes of the plan (last.npz keeps them all) ...",
+                                                "change 15", "change 16", "change 17", "change 18", "change 19"]
+
+
 def test_a_resumed_budgeted_run_continues_its_plan_with_the_time_left(tmp_path):
     out = tmp_path / "run"
     first = Trainer(budget_config(out), progress=False, log=quiet)
