@@ -143,6 +143,11 @@ def recipe_of(model: str, overrides: dict) -> dict:
     """The settings registered with `model` (a speedrun preset's), less its time budget when `overrides`
     set --epochs without --time-budget (a number of epochs then sets the run's length)."""
     recipe = models.training_recipe(model) if model in models.names() else {}
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
+    for key in recipe:
+        if key not in known:
+            raise ValueError(f"model {model!r} was registered with the recipe setting {key!r}, which is not a "
+                             f"training option; use TrainConfig's field names: {', '.join(sorted(known))}")
     if overrides.get("epochs") is not None and overrides.get("time_budget") is None:
         recipe.pop("time_budget", None)
     return recipe

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from minisnn import models
+from minisnn.models import registry
 from minisnn.train.config import FAMILY_DEFAULTS, config_for, family_of, recipe_note
 from minisnn.train.state import load_state
 from ..command_line import run
@@ -36,6 +37,14 @@ def test_options_given_win_over_the_recipe_and_epochs_alone_replace_its_budget()
     assert "replaces speedrun-10's 10-minute time budget" in recipe_note("speedrun-10", {"epochs": 2})
     assert recipe_note("speedrun-10", {"epochs": 2, "time_budget": 4}) is None
     assert recipe_note("dysvit-tiny", {"epochs": 2}) is None
+
+
+def test_a_recipe_setting_that_is_not_a_training_option_is_a_one_line_error(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))     # the entry goes with the test
+    models.register_recipe("test-only-bad-recipe", network="dysvit-tiny", recipe={"learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="'learning_rate', which is not a training option") as info:
+        config_for("test-only-bad-recipe")
+    assert "\n" not in str(info.value)
 
 
 def test_the_recipe_of_a_recipe_is_refused():
