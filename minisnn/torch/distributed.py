@@ -1,10 +1,9 @@
 """Data parallelism for the torch engine: processes, process groups, per-rank shards, BatchNorm over the global batch.
 
     launch(worker, nproc=4, device="cuda", args=(...))   # torch.multiprocessing.spawn; worker(rank, world, device, *args)
-    place = setup(rank, world, "cuda")                   # process group (NCCL on GPUs, gloo on CPUs), device
-    x_rank = shard(x_global, place)                      # this rank's contiguous slice of a global batch
-    sync_batch_norms(module, place.device)               # BN statistics over the global batch
-    teardown()
+    with process_group(rank, world, "cuda") as place:    # process group (NCCL on GPUs, gloo on CPUs), device
+        x_rank = shard(x_global, place)                  # this rank's contiguous slice of a global batch
+        sync_batch_norms(module, place.device)           # BN statistics over the global batch
 
 Under `torchrun --nproc-per-node N -m minisnn.torch.run ...` the processes already exist: `torchrun_rank()`
 reads RANK / WORLD_SIZE / LOCAL_RANK and the same worker runs in each one.
@@ -22,6 +21,7 @@ the gradients those of the global batch).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
@@ -99,9 +99,27 @@ def setup(rank: int, world: int, device: str, local_rank: int | None = None) -> 
     return Place(rank, world, where)
 
 
-def teardown() -> None:
+def teardown(synchronise: bool = False) -> None:
+    """Destroy the process group; with `synchronise`, after a barrier that every rank reaches first."""
     if dist.is_initialized():
+        if synchronise:
+            dist.barrier()
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group(rank: int, world: int, device: str, local_rank: int | None = None):
+    """`setup(...)` for the block (its Place), then `teardown`.  When the block ends normally, the ranks
+    meet at a barrier first: a rank that destroyed the group while another still finished its last
+    collective could abort that rank's communication threads ("terminate called without an active
+    exception", SIGABRT).  After an error the group is torn down at once (the others may never come)."""
+    place = setup(rank, world, device, local_rank)
+    try:
+        yield place
+    except BaseException:
+        teardown()
+        raise
+    teardown(synchronise=True)
 
 
 def shard(batch, place: Place):

@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 from ..train.config import TrainConfig
-from .distributed import launch, setup, teardown
+from .distributed import launch, process_group
 from .trainer import TorchTrainer
 
 DEVICES = ("cpu", "cuda")
@@ -104,8 +104,7 @@ def run_worker(rank: int, world: int, device: str, config: TrainConfig, progress
                resume: bool = False, nan_guard: bool = True, dtype: str = "float32", log=print,
                local_rank: int | None = None, compile_model: bool = False) -> list[dict]:
     """The training of one rank (what every process runs); tears its process group down at the end."""
-    place = setup(rank, world, device, local_rank)
-    try:
+    with process_group(rank, world, device, local_rank) as place:
         torch.manual_seed(config.seed)
         if device == "cuda":                            # float32 means float32 (no TF32 matmuls or convolutions)
             torch.backends.cuda.matmul.allow_tf32 = False
@@ -117,5 +116,3 @@ def run_worker(rank: int, world: int, device: str, config: TrainConfig, progress
         if resume:
             trainer.resume()
         return trainer.fit()
-    finally:
-        teardown()

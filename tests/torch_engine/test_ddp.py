@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 from minisnn.train import config_for, load_state  # noqa: E402
 from minisnn.torch import TorchTrainer, train  # noqa: E402
-from minisnn.torch.distributed import launch, setup, teardown  # noqa: E402
+from minisnn.torch.distributed import launch, process_group  # noqa: E402
 from minisnn.torch.optim import WarmupCosineLR  # noqa: E402
 
 from ..train.test_time_budget import budget_config, timed  # noqa: E402
@@ -42,12 +42,9 @@ def config(root, dtype: str, nproc: int):
 def train_both_dtypes(rank: int, world: int, device: str, root) -> None:
     """One rank: both trainings in one process group (saves starting processes twice)."""
     torch.set_num_threads(1)
-    place = setup(rank, world, device)
-    try:
+    with process_group(rank, world, device) as place:
         for dtype in DTYPES:
             TorchTrainer(config(root, dtype, world), place, progress=False, dtype=dtype, log=quiet).fit()
-    finally:
-        teardown()
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +95,11 @@ def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path):
 def train_on_a_budget(rank: int, world: int, device: str, root) -> None:
     """One rank of a budgeted run on a fake clock: rank r's steps take 1 + r seconds (rank 1 is the slow one)."""
     torch.set_num_threads(1)
-    place = setup(rank, world, device)
-    try:
+    with process_group(rank, world, device) as place:
         trainer = TorchTrainer(budget_config(root / "run"), place, progress=False, log=quiet)
         clock, steps = timed(trainer, lambda t: 1.0 + rank)
         trainer.fit()
         (root / f"rank{rank}.txt").write_text(f"{trainer.schedule.t} {trainer.budget.total} {len(steps)}")
-    finally:
-        teardown()
 
 
 def test_a_time_budget_across_two_gloo_processes_plans_the_same_steps_from_the_slowest(tmp_path):
