@@ -100,13 +100,18 @@ def register_recipe(name: str, network: str, recipe: dict, description: str = ""
 
 
 def network_of(name: str) -> str:
-    """The registered network that model `name` builds: `name` itself, or the network of a recipe preset."""
-    return _entry(name).network or name
+    """The registered network that model `name` builds: the network of a recipe preset, else `name` itself
+    (also for a name nobody registered, so callers need not ask first)."""
+    _load_all()
+    entry = _REGISTRY.get(name)
+    return entry.network if entry is not None and entry.network else name
 
 
 def training_recipe(name: str) -> dict:
-    """The training settings registered with model `name` (empty for a plain network)."""
-    return dict(_entry(name).recipe)
+    """The training settings registered with model `name` (empty for a plain network or an unknown name)."""
+    _load_all()
+    entry = _REGISTRY.get(name)
+    return dict(entry.recipe) if entry is not None else {}
 
 
 def _import_model_module(mod: str):

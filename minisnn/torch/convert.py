@@ -31,7 +31,7 @@ SPIKINGJELLY_HINT = "pip install spikingjelly==0.0.0.0.14 --no-deps"
 def family_of(name: str) -> str:
     """'dysvit-tiny' -> 'dysvit' (a family name is returned as is; a speedrun preset gives its network's
     family); ValueError for any other model."""
-    family = (models.network_of(name) if name in models.names() else name).split("-")[0]
+    family = models.network_of(name).split("-")[0]
     if family not in FAMILIES:
         raise ValueError(f"no PyTorch module for model {name!r} (families: {', '.join(FAMILIES)})")
     return family

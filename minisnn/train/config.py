@@ -132,7 +132,7 @@ FAMILY_DEFAULTS = {
 
 def family_of(model: str) -> str:
     """The family whose defaults `model` trains with ("" for none): a recipe preset's network's family."""
-    network = models.network_of(model) if model in models.names() else model
+    network = models.network_of(model)
     for fam in FAMILY_DEFAULTS:
         if network.startswith(fam):
             return fam
@@ -142,7 +142,7 @@ def family_of(model: str) -> str:
 def recipe_of(model: str, overrides: dict) -> dict:
     """The settings registered with `model` (a speedrun preset's), less its time budget when `overrides`
     set --epochs without --time-budget (a number of epochs then sets the run's length)."""
-    recipe = models.training_recipe(model) if model in models.names() else {}
+    recipe = models.training_recipe(model)
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
     for key in recipe:
         if key not in known:
@@ -175,9 +175,10 @@ def budget_note(given: dict) -> str | None:
 
 
 def recipe_note(model: str, given: dict) -> str | None:
-    """The line that says --epochs replaces a speedrun preset's time budget (None when it does not)."""
-    budget = models.training_recipe(model).get("time_budget") if model in models.names() else None
-    if budget is None or given.get("epochs") is None or given.get("time_budget") is not None:
+    """The line that says --epochs replaces a speedrun preset's time budget (None when it does not):
+    when `recipe_of` leaves out the budget the preset was registered with."""
+    budget = models.training_recipe(model).get("time_budget")
+    if budget is None or "time_budget" in recipe_of(model, given):
         return None
     return (f"note: --epochs {given['epochs']} replaces {model}'s {budget:g}-minute time budget; "
             f"the run trains {given['epochs']} epochs")
