@@ -21,10 +21,11 @@ How the plan is made (`BudgetPlanner`, used by `train.loop.TrainingLoop` for bot
              measured epoch ends, T is fitted again (longer or shorter), the schedule stretched again.  So
              a slow spell that made the deadline compress the plan is undone once the pace is back.
 4. deadline  after every step: if the last RECENT steps (of those timed since the plan was last set) were
-             more than DRIFT slower than the plan assumed and
-             the plan no longer fits the budget at that pace (or an epoch end took longer than assumed), the
-             rest of the schedule is compressed to end at an earlier T; if not even one more step fits, the
-             run ends with this step.
+             more than DRIFT slower than the plan assumed and, at that pace, the run would overrun the budget
+             before its next chance to re-plan (the end of this epoch, or step T in the last one), the rest
+             of the schedule is compressed to end at an earlier T; if not even one more step fits, the run
+             ends with this step.  A short slow spell early in an epoch (another program busy for a few
+             seconds) changes nothing: the epoch-end re-plan takes it into account.
 
 The run ends after step T: its last (partial) epoch is validated and saved like any other.  The planner's
 state goes into the checkpoint; a resumed run continues the saved plan with the budget left (the saved
@@ -189,9 +190,9 @@ class BudgetPlanner:
         recent = self._times[max(self._plan_first_time, len(self._times) - RECENT):]   # timed under this plan
         pace = _mean(recent) if len(recent) >= min(RECENT, 5) else self.plan_seconds
         step_seconds = pace if pace > self.plan_seconds * (1 + DRIFT) else self.plan_seconds
-        epoch_ends = -(-self.total // self.steps_per_epoch) - epoch
-        projected = (self.elapsed() + (self.total - step) * step_seconds
-                     + epoch_ends * self.epoch_end_seconds(step_seconds))
+        # The next chance to re-plan is this epoch's end: act now only if the run would overrun before it.
+        horizon = min(self.total, (epoch + 1) * self.steps_per_epoch)
+        projected = self.elapsed() + (horizon - step) * step_seconds + self.epoch_end_seconds(step_seconds)
         if projected <= self.seconds:
             return False
         total = min(self.total, self._fit(step, epoch, step_seconds))
