@@ -9,6 +9,8 @@
 Rows (float32; the sizes of a dim-256 spiking ViT at T·B = 64 and of the conv stems):
     BatchNorm1d train on [64·64, 256] (token matrix) and [256, 384, 64] ([T·B, C, N]);
     BatchNorm2d train on [32, 192, 32, 32]; the same two layouts in eval mode;
+    BatchNorm1d → spike (sigmoid surrogate, slope 2) on the token matrices of dysvit-conv at batch 128,
+    [128·64, 128] and [128·64, 512], as two layers and fused (`spiking.batch_norm_spike`);
     linear [64·64, 256] -> 1024; conv2d 3×3 96 -> 192 (padding 1) and 1×1 192 -> 192 on 32×32;
     the 3×3 convs of qkformer-small's stem at T·B = 128 (48->96 and 96->96 on 32×32, 192->192 on 16×16);
     max_pool2d kernel 3, stride 2, padding 1 on [32, 192, 32, 32].
@@ -45,8 +47,10 @@ import numpy as np  # noqa: E402  (after the thread settings)
 import minisnn  # noqa: E402
 from minisnn import Tensor, kernels, nn, no_grad  # noqa: E402
 from minisnn import functional as F  # noqa: E402
+from minisnn.spiking import batch_norm_spike, spike  # noqa: E402
 
 import torch  # noqa: E402  (the comparison needs it)
+from minisnn.torch.dysvit import SpikeSigmoidSTE  # noqa: E402
 
 torch.set_num_threads(ARGS.threads)
 if ARGS.no_winograd:
@@ -144,12 +148,28 @@ def cases(quick: bool, rng):
         x = rng.standard_normal(shape).astype(np.float32)
         return Case(name, x, ours_mod, theirs_mod)
 
+    def bn_spike(name, shape, fused):
+        ours_bn, theirs_bn = nn.TokenBatchNorm(shape[1]), torch.nn.BatchNorm1d(shape[1])
+        copy_params(ours_bn, theirs_bn, rng)
+        x = (rng.standard_normal(shape) * 2 + 0.5).astype(np.float32)
+        slope = torch.full((shape[0], 1), 2.0)
+        if fused:
+            def ours(t):
+                return batch_norm_spike(t, ours_bn, threshold=1.0, slope=2.0)
+        else:
+            def ours(t):
+                return spike(ours_bn(t), slope=2.0, threshold=1.0)
+        return Case(name, x, ours, lambda t: SpikeSigmoidSTE.apply(theirs_bn(t), slope, 1.0))
+
     tokens, big_n = 64 * 64 // s, 256 // s
     yield bn(f"BatchNorm1d train [{tokens}, 256]", (tokens, 256), True)
     yield bn(f"BatchNorm1d train [{big_n}, 384, 64]", (big_n, 384, 64), True)
     yield bn(f"BatchNorm2d train [{32 // s}, 192, 32, 32]", (32 // s, 192, 32, 32), True)
     yield bn(f"BatchNorm1d eval [{tokens}, 256]", (tokens, 256), False)
     yield bn(f"BatchNorm2d eval [{32 // s}, 192, 32, 32]", (32 // s, 192, 32, 32), False)
+    for c in (128, 512):
+        for fused in (False, True):
+            yield bn_spike(f"BN1d->spike {'fused' if fused else 'layers'} [{8192 // s}, {c}]", (8192 // s, c), fused)
     yield layer(f"linear [{tokens}, 256] -> 1024", nn.Linear(256, 1024), torch.nn.Linear(256, 1024), (tokens, 256))
     yield layer(f"conv2d 3x3 96->192 [{32 // s}, 96, 32, 32]", nn.Conv2d(96, 192, 3, padding=1),
                 torch.nn.Conv2d(96, 192, 3, padding=1), (32 // s, 96, 32, 32))

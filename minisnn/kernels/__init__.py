@@ -31,18 +31,20 @@ import sys
 
 from .reference.attention import (head_column_sum_backward, head_column_sum_forward, head_token_mask_backward,
                                   head_token_mask_forward, ssa_backward, ssa_forward)
+from .reference.bn_spike import bn_spike_backward, bn_spike_forward
 from .reference.conv import col2im_rows, im2col_rows, swap_last_axes
 from .reference.finite import all_finite
 from .reference.lif import lif_backward, lif_backward_saved, lif_forward, lif_forward_with_psi
-from .reference.norm import (batch_norm_eval_backward, batch_norm_eval_forward, batch_norm_train_backward,
-                             batch_norm_train_forward)
+from .reference.norm import (batch_norm_eval_backward, batch_norm_eval_forward, batch_norm_moments,
+                             batch_norm_train_backward, batch_norm_train_dx, batch_norm_train_forward)
 from .reference.pool import max_pool2d_backward, max_pool2d_forward
 from .reference.spike import spike_backward_rows, spike_forward, surrogate_primitive_rows
 from .reference.surrogate import spike_backward, surrogate_d_alpha, surrogate_derivative, surrogate_primitive
 from .reference.winograd import winograd_input_tiles, winograd_output_tiles, winograd_output_tiles_adjoint
 
 BACKENDS = ("jit", "reference")
-MODULES = ("attention", "conv", "finite", "lif", "norm", "pool", "spike", "surrogate", "winograd")  # the kernel modules of each backend
+# the kernel modules of each backend
+MODULES = ("attention", "bn_spike", "conv", "finite", "lif", "norm", "pool", "spike", "surrogate", "winograd")
 
 _backend = ""
 

@@ -18,6 +18,9 @@ attention-neuron threshold 0.5, BN before every hidden neuron, hypernetwork widt
 slope 2 (`dynamic_slope=False`, the fair ablation).  `stability=False` removes the card's
 stability protocol (pre-norm → identity, residual scale 1, no NaN guards) for the card's
 "no stability protocol" baseline.  Full size: 3,370,150 parameters (3,205,386 static).
+
+`stem="conv"` replaces the patch embedding by a two-convolution stem (`ConvStem`, the network of
+the speedrun-60 preset): Conv 3×3/2 (3→C/2) → BN → SN → Conv 3×3/2 (C/2→C), the same 8×8 tokens.
 """
 from __future__ import annotations
 
@@ -27,25 +30,14 @@ import numpy as np
 
 from ..attention import ssa
 from ..autograd.tensor import Tensor
-from ..nn import BatchNorm1d, Conv2d, Identity, Linear, Module, ModuleList, Parameter, init
+from ..nn import Conv2d, Identity, Linear, Module, ModuleList, Parameter, TokenBatchNorm, init
 from ..spiking import named_neurons, reset_net
 from .dysvit_neuron import DynamicSlopeNeuron, guard
-from .flops import LayerFlops, QuadraticBlockNames, dense_flops, quadratic_attention_block
+from .flops import LayerFlops, QuadraticBlockNames, dense_flops, quadratic_attention_block, weighted_flops
 from .registry import register
 
 # Layer names for the FLOP count (`flops.quadratic_attention_block`).
 FLOP_NAMES = QuadraticBlockNames(("q", "k", "v"), "sn_q", "sn_v", "proj", ("fc1", "fc2"))
-
-
-class TokenBatchNorm(BatchNorm1d):
-    """BatchNorm1d over the channels of a token tensor [B, N, C] (statistics over B·N).
-
-    Same numbers as PyTorch's BatchNorm1d on the transposed [B, C, N] tensor, without the transposes.
-    """
-
-    def forward(self, x):
-        b, n, c = x.shape
-        return super().forward(x.reshape(b * n, c)).reshape(b, n, c)
 
 
 def _norm(channels, enabled, dtype):
@@ -75,11 +67,12 @@ class DynamicSlopeSelfAttention(Module):
         b, n, c = x.shape
         return x.reshape(b, n, self.heads, c // self.heads).transpose(1, 2)  # [B, h, N, d]
 
-    def forward(self, h):
-        s = self.sn_in(h)
-        q = self.sn_q(self.q_bn(self.q(s)))
-        k = self.sn_k(self.k_bn(self.k(s)))
-        v = self.sn_v(self.v_bn(self.v(s)))
+    def forward(self, h, norm=None):
+        """h [B, N, C]; `norm`, the block's pre-norm, is applied to h first (fused with SN_in when it can be)."""
+        s = self.sn_in.after_norm(norm, h) if norm is not None else self.sn_in(h)
+        q = self.sn_q.after_norm(self.q_bn, self.q(s))      # = sn_q(q_bn(q(s))), fused when it can be
+        k = self.sn_k.after_norm(self.k_bn, self.k(s))
+        v = self.sn_v.after_norm(self.v_bn, self.v(s))
         o = ssa(self._heads(q), self._heads(k), self._heads(v), scale=self.scale)  # [B, h, N, d]
         b, n, c = h.shape
         o = o.transpose(1, 2).reshape(b, n, c)
@@ -97,8 +90,10 @@ class SpikingMLP(Module):
         self.sn_hidden = neuron(hidden, 1.0)
         self.fc2 = Linear(hidden, dim, dtype=dtype)
 
-    def forward(self, h):
-        return self.fc2(self.sn_hidden(self.bn(self.fc1(self.sn_in(h)))))
+    def forward(self, h, norm=None):
+        """h [B, N, C]; `norm`, the block's pre-norm, is applied to h first (fused with SN_in when it can be)."""
+        s = self.sn_in.after_norm(norm, h) if norm is not None else self.sn_in(h)
+        return self.fc2(self.sn_hidden.after_norm(self.bn, self.fc1(s)))
 
 
 class Block(Module):
@@ -114,20 +109,47 @@ class Block(Module):
         self.nan_guard = stability
 
     def forward(self, x):
-        x = x + self.attn(self.norm1(x)) * self.residual_scale
+        x = x + self.attn(x, norm=self.norm1) * self.residual_scale       # Attn(BN1(x))
         if self.nan_guard:
             x = guard(x)
-        x = x + self.mlp(self.norm2(x)) * self.residual_scale
+        x = x + self.mlp(x, norm=self.norm2) * self.residual_scale        # MLP(BN2(x))
         if self.nan_guard:
             x = guard(x)
         return x
+
+
+class ConvStem(Module):
+    """Two 3×3 stride-2 convolutions: the first reads the image, the second reads spikes.
+
+        x [B, 3, H, W] → Conv 3×3/2 (3→C/2) → BN → SN → Conv 3×3/2 (C/2→C) → [B, C, H/4, W/4]
+
+    Same token grid as the 4×4/4 patch embedding, with overlapping receptive fields and one more
+    nonlinearity.  BN and SN see channels-last pixels [B, H/2, W/2, C/2] (BN's statistics are those of a
+    BatchNorm2d; a dynamic slope is one per pixel).
+    """
+
+    def __init__(self, dim, neuron, dtype=np.float32):
+        super().__init__()
+        if dim % 2:
+            raise ValueError(f"the conv stem needs an even dim, got {dim}")
+        self.conv1 = Conv2d(3, dim // 2, 3, stride=2, padding=1, dtype=dtype)
+        self.bn1 = TokenBatchNorm(dim // 2, dtype=dtype)
+        self.sn1 = neuron(dim // 2, 1.0)
+        self.conv2 = Conv2d(dim // 2, dim, 3, stride=2, padding=1, dtype=dtype)
+
+    def forward(self, x):
+        h = self.conv1(x).permute((0, 2, 3, 1))                        # [B, H/2, W/2, C/2]
+        return self.conv2(self.sn1.after_norm(self.bn1, h).permute((0, 3, 1, 2)))   # SN(BN(h)) → [B, C, H/4, W/4]
+
+
+STEMS = ("patch", "conv")
 
 
 class DySViT(Module):
     """Dy-SViT for 32×32 images.  Input [B, 3, 32, 32] (normalised) → logits [B, num_classes]."""
 
     def __init__(self, num_classes=10, dim=256, depth=4, heads=8, mlp_ratio=4, patch_size=4, img_size=32,
-                 T=1, dynamic_slope=True, stability=True, hypernet_hidden=16, dtype=np.float32):
+                 T=1, dynamic_slope=True, stability=True, hypernet_hidden=16, stem="patch", dtype=np.float32):
         super().__init__()
         if T != 1:
             raise ValueError(f"Dy-SViT is a single-step (T = 1) network; got T={T}")
@@ -136,11 +158,15 @@ class DySViT(Module):
                         ("hypernet_hidden", hypernet_hidden)):
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        if stem == "conv" and patch_size != 4:
+            raise ValueError(f"the conv stem down-samples by 4: it needs patch_size=4, got {patch_size}")
         if img_size % patch_size:
             raise ValueError(f"img_size {img_size} is not divisible by patch_size {patch_size}")
         self.config = dict(num_classes=num_classes, dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio,
                            patch_size=patch_size, img_size=img_size, T=T, dynamic_slope=dynamic_slope,
-                           stability=stability, hypernet_hidden=hypernet_hidden)
+                           stability=stability, hypernet_hidden=hypernet_hidden, stem=stem)
         self.T, self.num_classes, self.img_size = 1, num_classes, img_size
         self.num_tokens = (img_size // patch_size) ** 2
 
@@ -148,7 +174,10 @@ class DySViT(Module):
             return DynamicSlopeNeuron(channels, threshold, dynamic=dynamic_slope, hidden=hypernet_hidden,
                                       nan_guard=stability, dtype=dtype)
 
-        self.patch_embed = Conv2d(3, dim, patch_size, stride=patch_size, dtype=dtype)
+        if stem == "conv":
+            self.stem = ConvStem(dim, neuron, dtype)
+        else:
+            self.patch_embed = Conv2d(3, dim, patch_size, stride=patch_size, dtype=dtype)
         self.pos_embed = Parameter(np.zeros((1, self.num_tokens, dim), dtype=dtype))
         self.blocks = ModuleList([Block(dim, heads, mlp_ratio, neuron, stability, dtype) for _ in range(depth)])
         self.norm = TokenBatchNorm(dim, dtype=dtype)
@@ -164,7 +193,7 @@ class DySViT(Module):
                     init.zeros_(m.bias)
 
     def neurons(self):
-        """(path, neuron) for the 28 spiking neurons, in forward order."""
+        """(path, neuron) for the spiking neurons (7 per block, one more in the conv stem), in forward order."""
         return named_neurons(self)
 
     def flop_rows(self) -> list[LayerFlops]:
@@ -176,7 +205,10 @@ class DySViT(Module):
         skips them.
         """
         N, C = self.num_tokens, self.config["dim"]
-        rows = [dense_flops("patch_embed", self.patch_embed, N)]
+        if self.config["stem"] == "conv":
+            rows = [dense_flops("stem.conv1", self.stem.conv1, 4 * N), weighted_flops("stem.conv2", self.stem.conv2, N)]
+        else:
+            rows = [dense_flops("patch_embed", self.patch_embed, N)]
         for i, blk in enumerate(self.blocks):
             rows += quadratic_attention_block(f"blocks.{i}", blk, N, C, FLOP_NAMES)
         return rows + [dense_flops("head", self.head, 1)]
@@ -186,7 +218,7 @@ class DySViT(Module):
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.img_size or x.shape[3] != self.img_size:
             raise ValueError(f"DySViT expects images of shape [B, 3, {self.img_size}, {self.img_size}], got {x.shape}")
         reset_net(self)                               # every input starts from rest (as the seed models do)
-        x = self.patch_embed(x)                       # [B, C, 8, 8]
+        x = self.stem(x) if self.config["stem"] == "conv" else self.patch_embed(x)   # [B, C, 8, 8]
         b, c = x.shape[:2]
         x = x.reshape(b, c, self.num_tokens).transpose(1, 2) + self.pos_embed   # [B, 64, C], token n = 8·row + col
         for blk in self.blocks:
@@ -201,3 +233,6 @@ register("dysvit-static-cifar10", functools.partial(DySViT, dynamic_slope=False)
          description="Dy-SViT with a fixed surrogate slope 2 (same network, no hypernetworks): the fair ablation")
 register("dysvit-tiny", functools.partial(DySViT, dim=128, depth=2, heads=4),
          description="Dy-SViT, dim 128, depth 2, 4 heads, T=1 (CPU-sized)")
+register("dysvit-conv", functools.partial(DySViT, dim=128, depth=4, heads=4, stem="conv", dynamic_slope=False),
+         description="Dy-SViT with a two-convolution stem and a fixed slope, dim 128, depth 4, 4 heads, T=1; "
+                     "0.89 M params (the network of speedrun-60)")

@@ -23,8 +23,8 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd.grad_mode import is_grad_enabled
-from ..nn import Linear, Module, init
-from ..spiking import spike
+from ..nn import Linear, Module, TokenBatchNorm, init
+from ..spiking import batch_norm_spike, spike
 
 SLOPE_MIN, SLOPE_MAX, SLOPE_INIT = 1.0, 5.0, 2.0
 GUARD = 1e4  # NaN guard: NaN → 0, ±inf → ±1e4
@@ -93,6 +93,15 @@ class DynamicSlopeNeuron(Module):
             kd = k.data if hasattr(k, "data") else np.full(u.shape[:-1] + (1,), k, dtype=u.dtype)
             self.last_slope = np.array(kd[..., 0], copy=True)
         return s
+
+    def after_norm(self, norm, h):
+        """self(norm(h)) for any layer `norm`.  When norm is a `TokenBatchNorm` (a BatchNorm over the last
+        axis of h [..., C]), the slope fixed and nothing recorded, this runs as one fused kernel pair
+        (`spiking.batch_norm_spike`): the same spikes and gradients, fewer passes over memory."""
+        if self.dynamic or self.record or not isinstance(norm, TokenBatchNorm):    # e.g. Identity: no pre-norm
+            return self(norm(h))
+        return batch_norm_spike(h, norm, threshold=self.threshold, slope=SLOPE_INIT, surrogate="sigmoid",
+                                nan_guard=self.nan_guard)
 
     def reset_state(self) -> None:
         """Part of the neuron protocol (`reset_net`).  At T = 1 every call starts from a zero

@@ -40,7 +40,7 @@ class LayerFlops:
     source: str        # DENSE (real-valued input, MACs once per image), a layer path or a neuron path
 
 
-def _weighted(name: str, layer, positions: int) -> LayerFlops:
+def weighted_flops(name: str, layer, positions: int) -> LayerFlops:
     """A conv/linear layer producing `positions` output pixels/tokens; its own input gives the rate."""
     kind = "linear" if layer.weight.ndim == 2 else "conv"
     return LayerFlops(name, kind, int(positions) * int(layer.weight.size), name)
@@ -48,7 +48,7 @@ def _weighted(name: str, layer, positions: int) -> LayerFlops:
 
 def dense_flops(name: str, layer, positions: int) -> LayerFlops:
     """A conv/linear layer on real values (not spikes): MACs, counted once per image."""
-    return dataclasses.replace(_weighted(name, layer, positions), source=DENSE)
+    return dataclasses.replace(weighted_flops(name, layer, positions), source=DENSE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,20 +68,20 @@ SPIKFORMER_BLOCK = QuadraticBlockNames(("q_linear", "k_linear", "v_linear"), "q_
 def quadratic_attention_block(prefix: str, blk, N: int, C: int, names: QuadraticBlockNames) -> list[LayerFlops]:
     """Block `prefix` on N tokens of C channels: Q/K/V, (Q Kᵀ) V at 2 · N² · C, projection, MLP."""
     attn = f"{prefix}.attn"
-    rows = [_weighted(f"{attn}.{n}", getattr(blk.attn, n), N) for n in names.qkv]
+    rows = [weighted_flops(f"{attn}.{n}", getattr(blk.attn, n), N) for n in names.qkv]
     rows.append(LayerFlops(f"{attn}.q_matmul_k", "matmul", N * N * C, f"{attn}.{names.q_spikes}"))
     rows.append(LayerFlops(f"{attn}.scores_matmul_v", "matmul", N * N * C, f"{attn}.{names.v_spikes}"))
-    rows.append(_weighted(f"{attn}.{names.proj}", getattr(blk.attn, names.proj), N))
-    return rows + [_weighted(f"{prefix}.mlp.{n}", getattr(blk.mlp, n), N) for n in names.mlp]
+    rows.append(weighted_flops(f"{attn}.{names.proj}", getattr(blk.attn, names.proj), N))
+    return rows + [weighted_flops(f"{prefix}.mlp.{n}", getattr(blk.mlp, n), N) for n in names.mlp]
 
 
 def _spikformer(model: Spikformer) -> list[LayerFlops]:
     S, pe = model.img_size, model.patch_embed
     rows = [dense_flops("patch_embed.proj_conv", pe.proj_conv, S * S),
-            _weighted("patch_embed.proj_conv1", pe.proj_conv1, S * S),
-            _weighted("patch_embed.proj_conv2", pe.proj_conv2, S * S),
-            _weighted("patch_embed.proj_conv3", pe.proj_conv3, (S // 2) ** 2),
-            _weighted("patch_embed.rpe_conv", pe.rpe_conv, (S // 4) ** 2)]
+            weighted_flops("patch_embed.proj_conv1", pe.proj_conv1, S * S),
+            weighted_flops("patch_embed.proj_conv2", pe.proj_conv2, S * S),
+            weighted_flops("patch_embed.proj_conv3", pe.proj_conv3, (S // 2) ** 2),
+            weighted_flops("patch_embed.rpe_conv", pe.rpe_conv, (S // 4) ** 2)]
     N, C = (S // 4) ** 2, model.config["embed_dim"]
     for i, blk in enumerate(model.block):
         rows += quadratic_attention_block(f"block.{i}", blk, N, C, SPIKFORMER_BLOCK)
@@ -92,13 +92,13 @@ def _spikformer(model: Spikformer) -> list[LayerFlops]:
 def _embed(prefix: str, emb, hw: int) -> list[LayerFlops]:
     """InitEmbed (no down-sampling, hw = grid side) or StageEmbed (hw = input side, output hw/2)."""
     if hasattr(emb, "proj1_conv"):
-        first = dense_flops if prefix == "patch_embed1" else _weighted
+        first = dense_flops if prefix == "patch_embed1" else weighted_flops
         return [first(f"{prefix}.proj_conv", emb.proj_conv, hw * hw),
-                _weighted(f"{prefix}.proj1_conv", emb.proj1_conv, hw * hw),
-                _weighted(f"{prefix}.proj_res_conv", emb.proj_res_conv, hw * hw)]
-    return [_weighted(f"{prefix}.proj3_conv", emb.proj3_conv, hw * hw),
-            _weighted(f"{prefix}.proj4_conv", emb.proj4_conv, hw * hw),
-            _weighted(f"{prefix}.proj_res_conv", emb.proj_res_conv, (hw // 2) ** 2)]
+                weighted_flops(f"{prefix}.proj1_conv", emb.proj1_conv, hw * hw),
+                weighted_flops(f"{prefix}.proj_res_conv", emb.proj_res_conv, hw * hw)]
+    return [weighted_flops(f"{prefix}.proj3_conv", emb.proj3_conv, hw * hw),
+            weighted_flops(f"{prefix}.proj4_conv", emb.proj4_conv, hw * hw),
+            weighted_flops(f"{prefix}.proj_res_conv", emb.proj_res_conv, (hw // 2) ** 2)]
 
 
 def _token_block(prefix: str, blk, N: int) -> list[LayerFlops]:
@@ -106,12 +106,12 @@ def _token_block(prefix: str, blk, N: int) -> list[LayerFlops]:
     C = att.q_conv.weight.shape[0]
     for name in ("q_conv", "k_conv", "p_conv"):
         if hasattr(att, name):
-            rows.append(_weighted(f"{prefix}.tssa.{name}", getattr(att, name), N))
+            rows.append(weighted_flops(f"{prefix}.tssa.{name}", getattr(att, name), N))
     rows.append(LayerFlops(f"{prefix}.tssa.q_column_sum", "head_sum", N * C, f"{prefix}.tssa.q_lif"))
     if hasattr(att, "p_conv"):
         rows.append(LayerFlops(f"{prefix}.tssa.p_column_sum", "head_sum", N * C, f"{prefix}.tssa.p_lif"))
     rows.append(LayerFlops(f"{prefix}.tssa.token_mask", "mask", N * C, f"{prefix}.tssa.attn_lif"))
-    rows.append(_weighted(f"{prefix}.tssa.proj_conv", att.proj_conv, N))
+    rows.append(weighted_flops(f"{prefix}.tssa.proj_conv", att.proj_conv, N))
     return rows + _conv_mlp(prefix, blk.mlp, N)
 
 
@@ -119,16 +119,16 @@ def _ssa_block(prefix: str, blk, N: int) -> list[LayerFlops]:
     att: SpikingSelfAttention = blk.ssa
     C = att.q_conv.weight.shape[0]
     d = C // att.num_heads
-    rows = [_weighted(f"{prefix}.ssa.{n}", getattr(att, n), N) for n in ("q_conv", "k_conv", "v_conv")]
+    rows = [weighted_flops(f"{prefix}.ssa.{n}", getattr(att, n), N) for n in ("q_conv", "k_conv", "v_conv")]
     rows.append(LayerFlops(f"{prefix}.ssa.kt_matmul_v", "matmul", N * C * d, f"{prefix}.ssa.k_lif"))
     rows.append(LayerFlops(f"{prefix}.ssa.q_matmul_ktv", "matmul", N * C * d, f"{prefix}.ssa.q_lif"))
-    rows.append(_weighted(f"{prefix}.ssa.proj_conv", att.proj_conv, N))
+    rows.append(weighted_flops(f"{prefix}.ssa.proj_conv", att.proj_conv, N))
     return rows + _conv_mlp(prefix, blk.mlp, N)
 
 
 def _conv_mlp(prefix: str, mlp, N: int) -> list[LayerFlops]:
-    return [_weighted(f"{prefix}.mlp.mlp1_conv", mlp.mlp1_conv, N),
-            _weighted(f"{prefix}.mlp.mlp2_conv", mlp.mlp2_conv, N)]
+    return [weighted_flops(f"{prefix}.mlp.mlp1_conv", mlp.mlp1_conv, N),
+            weighted_flops(f"{prefix}.mlp.mlp2_conv", mlp.mlp2_conv, N)]
 
 
 def _hierarchical(model: HierarchicalSpikingTransformer) -> list[LayerFlops]:

@@ -7,13 +7,13 @@ from . import init
 from .module import Module, Parameter, StateDictError
 from .layers import Dropout, Identity, Linear
 from .conv import Conv1d, Conv2d, MaxPool2d
-from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, TokenBatchNorm
 from .containers import ModuleList, Sequential
 
 __all__ = [
     "Module", "Parameter", "StateDictError", "init",
     "Linear", "Identity", "Dropout",
     "Conv1d", "Conv2d", "MaxPool2d",
-    "BatchNorm1d", "BatchNorm2d", "LayerNorm",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "TokenBatchNorm",
     "Sequential", "ModuleList",
 ]

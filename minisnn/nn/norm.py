@@ -50,6 +50,11 @@ class _BatchNorm(Module):
             raise ValueError(
                 f"{type(self).__name__}: input has {x.shape[1]} channels (axis 1), expected {self.num_features}"
             )
+        return F.batch_norm(x, **self.batch_norm_args())
+
+    def batch_norm_args(self) -> dict:
+        """The keyword arguments of `F.batch_norm` for one call of this layer (a training call counts
+        the batch in num_batches_tracked); also what the fused `spiking.batch_norm_spike` takes."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked += 1
@@ -57,16 +62,8 @@ class _BatchNorm(Module):
                 factor = 1.0 / float(self.num_batches_tracked)
         use_batch = self.training or not self.track_running_stats
         track = not self.training or self.track_running_stats
-        return F.batch_norm(
-            x,
-            self.running_mean if track else None,
-            self.running_var if track else None,
-            self.weight,
-            self.bias,
-            training=use_batch,
-            momentum=factor,
-            eps=self.eps,
-        )
+        return dict(running_mean=self.running_mean if track else None, running_var=self.running_var if track else None,
+                    weight=self.weight, bias=self.bias, training=use_batch, momentum=factor, eps=self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -78,6 +75,20 @@ class BatchNorm1d(_BatchNorm):
 
     ranks = (2, 3)
     expected = "2-d [N, C] or 3-d [N, C, L]"
+
+
+class TokenBatchNorm(BatchNorm1d):
+    """BatchNorm1d over the last axis of x [..., C]: tokens [B, N, C] (statistics over B·N) or channels-last
+    pixels [B, H, W, C] (over B·H·W, as BatchNorm2d on [B, C, H, W]).  Same numbers as PyTorch's
+    BatchNorm1d on the transposed tensor, without the transposes.  A Dy-SViT neuron's
+    `after_norm(bn, x)` runs neuron(bn(x)) as one fused BatchNorm → spike (`spiking.batch_norm_spike`).
+    """
+
+    def forward(self, x):
+        if x.ndim < 2:
+            raise ValueError(f"TokenBatchNorm: expected input [..., C] with at least 2 axes, got shape "
+                             f"{tuple(x.shape)}")
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
 
 class BatchNorm2d(_BatchNorm):

@@ -55,6 +55,24 @@ def check_layer_norm(x, normalized_shape: tuple[int, ...], weight, bias) -> None
             raise TypeError(f"layer_norm: {name} dtype {v.dtype} differs from input dtype {x.dtype}")
 
 
+def update_running_stats(running_mean, running_var, mean, var, m: int, momentum: float) -> None:
+    """In place: running ← (1 − momentum)·running + momentum·batch, the variance unbiased (σ²·M/(M − 1))
+    for M values per channel; a running array that is None is skipped."""
+    if running_mean is not None:
+        running_mean[...] = (1.0 - momentum) * running_mean.astype(np.float64) + momentum * mean
+    if running_var is not None:
+        unbiased = var * (m / (m - 1))
+        running_var[...] = (1.0 - momentum) * running_var.astype(np.float64) + momentum * unbiased
+
+
+def eval_affine(gamma, beta, running_mean, running_var, eps: float):
+    """(μ, invstd, scale, shift), float64 [C]: eval-mode BatchNorm as y = scale·x + shift."""
+    mean = running_mean.astype(np.float64)
+    invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+    scale = gamma * invstd
+    return mean, invstd, scale, beta - mean * scale
+
+
 class BatchNorm(Function):
     """y = γ·(x − μ)/√(σ² + ε) + β per channel;  x [N, C] | [N, C, L] | [N, C, H, W], γ, β [C] | None.
 
@@ -80,16 +98,9 @@ class BatchNorm(Function):
         ctx.has_affine = (weight is not None, bias is not None)
         if training:
             y, mean, var, invstd = kernels.batch_norm_train_forward(x3, gamma, beta, eps)
-            if running_mean is not None:
-                running_mean[...] = (1.0 - momentum) * running_mean.astype(np.float64) + momentum * mean
-            if running_var is not None:
-                unbiased = var * (m / (m - 1))
-                running_var[...] = (1.0 - momentum) * running_var.astype(np.float64) + momentum * unbiased
+            update_running_stats(running_mean, running_var, mean, var, m, momentum)
         else:
-            mean = running_mean.astype(np.float64)
-            invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
-            scale = gamma * invstd  # y = scale·x + shift, the eval-mode affine map
-            shift = beta - mean * scale
+            mean, invstd, scale, shift = eval_affine(gamma, beta, running_mean, running_var, eps)
             y = kernels.batch_norm_eval_forward(x3, scale.astype(x.dtype), shift.astype(x.dtype))
         ctx.save_for_backward(x3, mean, invstd, gamma)
         return y.reshape(x.shape)

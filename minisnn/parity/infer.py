@@ -57,7 +57,8 @@ def detect_family(state) -> str | None:
     family = guess_family(state)
     if family is not None:
         return family
-    if "pos_embed" in state and "patch_embed.weight" in state and any(k.startswith("blocks.") for k in state):
+    if ("pos_embed" in state and ("patch_embed.weight" in state or "stem.conv1.weight" in state)
+            and any(k.startswith("blocks.") for k in state)):
         return "dysvit"
     return None
 
@@ -93,15 +94,16 @@ def shape_config(state, family: str) -> dict:
         cfg.update(embed_dim=head[1], in_channels=_shape(state, "patch_embed1.proj_conv.weight", family)[1],
                    depth=2 + _count(state, r"stage3\.(\d+)\."), mlp_ratio=_ratio(hidden, d1))
     elif family == "dysvit":
-        patch = _shape(state, "patch_embed.weight", family)
+        conv_stem = "stem.conv1.weight" in state         # two 3×3/2 convolutions: a patch of 4
+        patch_size = 4 if conv_stem else _shape(state, "patch_embed.weight", family)[-1]
         tokens = _shape(state, "pos_embed", family)[1]
         side = math.isqrt(tokens)
         if side * side != tokens:
             raise ValueError(f"Dy-SViT pos_embed has {tokens} tokens, not a square grid")
         hyper = [k for k in state if k.endswith(".hyper.fc1.weight")]
-        cfg.update(dim=head[1], depth=_count(state, r"blocks\.(\d+)\."), patch_size=patch[-1],
-                   img_size=side * patch[-1], dynamic_slope=bool(hyper),
-                   stability=any(k.startswith("blocks.0.norm1.") for k in state))
+        cfg.update(dim=head[1], depth=_count(state, r"blocks\.(\d+)\."), patch_size=patch_size,
+                   img_size=side * patch_size, dynamic_slope=bool(hyper),
+                   stability=any(k.startswith("blocks.0.norm1.") for k in state), stem="conv" if conv_stem else "patch")
         if hyper:
             cfg["hypernet_hidden"] = tuple(state[hyper[0]].shape)[0]
         if cfg["depth"]:

@@ -17,6 +17,7 @@ from .custom_examples import ALIF, Synaptic
 from .custom_neurons import CustomNeuron
 from .functions import LIFFunction, SpikeFunction, lif_sequence, spike
 from .neurons import IF, LIF, BaseNeuron, ParametricLIF
+from .norm_spike import BatchNormSpike, batch_norm_spike
 from .protocol import Neuron, is_neuron, named_neurons
 from .reset import reset_net
 
@@ -24,3 +25,4 @@ __all__ = ["LIF", "IF", "ParametricLIF", "BaseNeuron", "surrogate", "spike", "li
            "SpikeFunction", "LIFFunction", "LIFParams"]
 __all__ += ["Neuron", "is_neuron", "named_neurons"]
 __all__ += ["CustomNeuron", "ALIF", "Synaptic"]
+__all__ += ["batch_norm_spike", "BatchNormSpike"]

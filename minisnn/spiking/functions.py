@@ -65,10 +65,10 @@ def _slope_input(slope, default: float, target_shape: tuple, what: str):
 
 def _check_not_nan(u: np.ndarray, what: str) -> None:
     if u.size and math.isnan(float(np.min(u))):  # np.min propagates NaN: one pass, no temporary
-        _refuse_nan(what)
+        refuse_nan(what)
 
 
-def _refuse_nan(what: str):
+def refuse_nan(what: str):
     raise ValueError(f"{what} contains NaN (clean it upstream, e.g. with np.nan_to_num)")
 
 
@@ -97,7 +97,7 @@ class SpikeFunction(Function):
         if not smooth:
             s, n_nan = kernels.spike_forward(u, threshold)  # the NaN check comes with the spikes
             if n_nan:
-                _refuse_nan("spike: membrane u")
+                refuse_nan("spike: membrane u")
             return s
         _check_not_nan(u, "spike: membrane u")
         if rows is not None:

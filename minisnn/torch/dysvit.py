@@ -136,25 +136,43 @@ class Block(nn.Module):
         return x
 
 
+class ConvStem(nn.Module):
+    """Conv 3×3/2 (3→C/2) → BN → neuron (channels last) → Conv 3×3/2 (C/2→C)."""
+
+    def __init__(self, dim, neuron):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, dim // 2, 3, stride=2, padding=1)
+        self.bn1 = nn.BatchNorm2d(dim // 2)
+        self.sn1 = neuron(dim // 2, 1.0)
+        self.conv2 = nn.Conv2d(dim // 2, dim, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        h = self.bn1(self.conv1(x)).permute(0, 2, 3, 1)
+        return self.conv2(self.sn1(h).permute(0, 3, 1, 2))
+
+
 class DySViT(nn.Module):
-    """Patch embedding + position embedding, `depth` blocks, token BN, mean over tokens, linear head."""
+    """Patch embedding (or the conv stem) + position embedding, `depth` blocks, token BN, mean over tokens, head."""
 
     def __init__(self, num_classes=10, dim=256, depth=4, heads=8, mlp_ratio=4, patch_size=4, img_size=32,
-                 dynamic_slope=True, stability=True):
+                 dynamic_slope=True, stability=True, stem="patch"):
         super().__init__()
 
         def neuron(c, th):
             return Neuron(c, th, dynamic_slope, stability)
 
         self.num_tokens = (img_size // patch_size) ** 2
-        self.patch_embed = nn.Conv2d(3, dim, patch_size, stride=patch_size)
+        if stem == "conv":
+            self.stem = ConvStem(dim, neuron)
+        else:
+            self.patch_embed = nn.Conv2d(3, dim, patch_size, stride=patch_size)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, dim))
         self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio, neuron, stability) for _ in range(depth)])
         self.norm = TokenBN(dim)
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, x):
-        x = self.patch_embed(x)
+        x = self.stem(x) if hasattr(self, "stem") else self.patch_embed(x)
         b, c = x.shape[:2]
         x = x.reshape(b, c, self.num_tokens).transpose(1, 2) + self.pos_embed
         for blk in self.blocks:
@@ -163,9 +181,10 @@ class DySViT(nn.Module):
 
 
 def build_dysvit(num_classes=10, dim=256, depth=4, heads=8, mlp_ratio=4, patch_size=4, img_size=32,
-                 dynamic_slope=True, stability=True, **_ignored) -> DySViT:
+                 dynamic_slope=True, stability=True, stem="patch", **_ignored) -> DySViT:
     """The module for `minisnn.models.DySViT(**config)` (T=1 and hypernet_hidden=16 only)."""
     if _ignored.get("T", 1) != 1 or _ignored.get("hypernet_hidden", 16) != 16:
         raise ValueError("the PyTorch Dy-SViT supports T=1 and hypernet_hidden=16 only")
     return DySViT(num_classes=num_classes, dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio,
-                  patch_size=patch_size, img_size=img_size, dynamic_slope=dynamic_slope, stability=stability)
+                  patch_size=patch_size, img_size=img_size, dynamic_slope=dynamic_slope, stability=stability,
+                  stem=stem)

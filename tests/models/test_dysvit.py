@@ -84,11 +84,14 @@ def test_nan_guard_keeps_logits_finite():
 torch = pytest.importorskip("torch")
 
 
-@pytest.mark.parametrize("dynamic,stability", [(True, True), (False, True), (False, False)])
-def test_matches_pytorch_oracle_float64(dynamic, stability):
+@pytest.mark.parametrize("dynamic,stability,stem", [(True, True, "patch"), (False, True, "patch"),
+                                                   (False, False, "patch"), (True, True, "conv"),
+                                                   (False, True, "conv")])
+def test_matches_pytorch_oracle_float64(dynamic, stability, stem):
     from minisnn.parity.oracles.dysvit import DySViTOracle
 
-    cfg = dict(num_classes=10, dim=32, depth=2, heads=2, mlp_ratio=2, dynamic_slope=dynamic, stability=stability)
+    cfg = dict(num_classes=10, dim=32, depth=2, heads=2, mlp_ratio=2, dynamic_slope=dynamic, stability=stability,
+               stem=stem)
     torch.manual_seed(0)
     oracle = DySViTOracle(**cfg).double()
     with torch.no_grad():  # make the hypernetworks non-trivial so their gradients are tested for real
@@ -135,6 +138,26 @@ def test_flops_and_energy_report():
         small(x)
     rep = models.energy_report(small, mon)
     assert rep.sops > 0 and 0 < rep.energy_mj < rep.ann_energy_mj
+
+
+def test_conv_stem_shapes_flops_and_refusals():
+    m = DySViT(dim=32, depth=1, heads=2, stem="conv")
+    assert "patch_embed.weight" not in m.state_dict()
+    assert m.state_dict()["stem.conv1.weight"].shape == (16, 3, 3, 3)
+    assert m.state_dict()["stem.conv2.weight"].shape == (32, 16, 3, 3)
+    assert [n for n, _ in m.neurons()][0] == "stem.sn1" and len(m.neurons()) == 1 + 7
+    rows = models.count_flops(m)
+    N = 64
+    assert [(r.name, r.flops) for r in rows[:2]] == [("stem.conv1", 4 * N * 16 * 27), ("stem.conv2", N * 32 * 144)]
+    assert rows[0].source == "dense" and rows[1].source == "stem.conv2"
+    out = m(np.random.default_rng(2).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    assert out.shape == (2, 10)
+    with pytest.raises(ValueError, match="stem must be one of"):
+        DySViT(stem="conv3")
+    with pytest.raises(ValueError, match="needs patch_size=4"):
+        DySViT(stem="conv", patch_size=8)
+    with pytest.raises(ValueError, match="even dim"):
+        DySViT(dim=33, heads=3, stem="conv")
 
 
 def test_matches_pytorch_oracle_float32():

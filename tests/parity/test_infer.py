@@ -38,10 +38,12 @@ def test_shapes_give_widths_depth_classes_and_mlp_ratio(family, E, depth, mlp, c
 @settings(max_examples=8)
 @given(dim=st.sampled_from([16, 32]), depth=st.integers(1, 3), mlp=st.sampled_from([1, 2, 4]),
        patch=st.sampled_from([4, 8]), img=st.sampled_from([16, 32]), dynamic=st.booleans(), stability=st.booleans(),
-       hidden=st.sampled_from([4, 16]))
-def test_dysvit_shapes_give_everything_but_heads(dim, depth, mlp, patch, img, dynamic, stability, hidden):
+       hidden=st.sampled_from([4, 16]), stem=st.sampled_from(["patch", "conv"]))
+def test_dysvit_shapes_give_everything_but_heads(dim, depth, mlp, patch, img, dynamic, stability, hidden, stem):
+    if stem == "conv":
+        patch = 4                                # the conv stem down-samples by 4
     cfg = dict(dim=dim, depth=depth, mlp_ratio=mlp, patch_size=patch, img_size=img, dynamic_slope=dynamic,
-               stability=stability, hypernet_hidden=hidden, num_classes=10)
+               stability=stability, hypernet_hidden=hidden, num_classes=10, stem=stem)
     state = DySViT(heads=2, **cfg).state_dict()
     got = shape_config(state, "dysvit")
     if not dynamic:

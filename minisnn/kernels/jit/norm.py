@@ -34,8 +34,10 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = [
+    "batch_norm_moments",
     "batch_norm_train_forward",
     "batch_norm_train_backward",
+    "batch_norm_train_dx",
     "batch_norm_eval_forward",
     "batch_norm_eval_backward",
 ]
@@ -196,8 +198,8 @@ def _block_sums(g, x: np.ndarray, centre: np.ndarray, k1=None, dx=None):
     return _channel_totals(p1, c, l, column_form), _channel_totals(p2, c, l, column_form)
 
 
-def _moments(x: np.ndarray):
-    """(μ, σ²) per channel, float64, from one pass of shifted sums."""
+def batch_norm_moments(x: np.ndarray):
+    """(μ, σ²) per channel of x [N, C, L]: float64 [C], σ² biased, from one pass of shifted sums."""
     n, l = x.shape[0], x.shape[2]
     shift = x[0, :, 0].astype(np.float64)
     sum_d, sum_dd = _block_sums(None, x, shift)
@@ -227,7 +229,7 @@ def batch_norm_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray
     x [N, C, L], weight γ [C], bias β [C] (x's dtype) →
     (y [N, C, L] = γ·(x − μ)·invstd + β,  μ [C],  σ² [C] (biased),  invstd [C]), the last three float64.
     """
-    mean, var = _moments(x)
+    mean, var = batch_norm_moments(x)
     invstd = 1.0 / np.sqrt(var + eps)
     return _affine(x, mean, weight * invstd, bias), mean, var, invstd
 
@@ -239,9 +241,16 @@ def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, in
     mean, invstd: float64 [C] from the forward; weight γ [C].
     Returns (dx [N, C, L] in g's dtype, dγ = Σ g·x̂ float64 [C], dβ = Σ g float64 [C]).
     """
+    sum_g, sum_gc = _block_sums(g, x, mean)
+    return batch_norm_train_dx(g, x, mean, invstd, weight, sum_g, sum_gc), sum_gc * invstd, sum_g
+
+
+def batch_norm_train_dx(g: np.ndarray, x: np.ndarray, mean: np.ndarray, invstd: np.ndarray, weight: np.ndarray,
+                        sum_g: np.ndarray, sum_gc: np.ndarray) -> np.ndarray:
+    """dx of training-mode BatchNorm [N, C, L] (g's dtype) from the cotangent g, the forward's μ and
+    invstd, γ, and the sums Σ g and Σ g·(x − μ) (float64 [C]) that a caller may have taken already."""
     n, c, l = x.shape
     m = n * l
-    sum_g, sum_gc = _block_sums(g, x, mean)
     k = weight * invstd
     column_form = l < MIN_RUN
     vecs = [_per_run(v, l, column_form, g.dtype)
@@ -251,7 +260,7 @@ def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, in
         _column_train_dx(g.reshape(n, c * l), x.reshape(n, c * l), *vecs, dx.reshape(n, c * l))
     else:
         _run_train_dx(g, x, *vecs, dx)
-    return dx, sum_gc * invstd, sum_g
+    return dx
 
 
 def batch_norm_eval_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:

@@ -23,8 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "batch_norm_moments",
     "batch_norm_train_forward",
     "batch_norm_train_backward",
+    "batch_norm_train_dx",
     "batch_norm_eval_forward",
     "batch_norm_eval_backward",
 ]
@@ -51,18 +53,23 @@ def _per_channel(v: np.ndarray, dtype) -> np.ndarray:
     return v.astype(dtype)[:, None]
 
 
+def batch_norm_moments(x: np.ndarray):
+    """(μ, σ²) per channel of x [N, C, L]: float64 [C], σ² biased."""
+    m = x.shape[0] * x.shape[2]
+    mean = channel_sum(x) / m
+    centred = x - _per_channel(mean, x.dtype)
+    return mean, channel_sum(centred, centred) / m
+
+
 def batch_norm_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float):
     """Training-mode BatchNorm with batch statistics.
 
     x [N, C, L], weight γ [C], bias β [C] (x's dtype) →
     (y [N, C, L] = γ·(x − μ)·invstd + β,  μ [C],  σ² [C] (biased),  invstd [C]), the last three float64.
     """
-    m = x.shape[0] * x.shape[2]
-    mean = channel_sum(x) / m
-    centred = x - _per_channel(mean, x.dtype)
-    var = channel_sum(centred, centred) / m
+    mean, var = batch_norm_moments(x)
     invstd = 1.0 / np.sqrt(var + eps)
-    y = centred * _per_channel(weight * invstd, x.dtype)
+    y = (x - _per_channel(mean, x.dtype)) * _per_channel(weight * invstd, x.dtype)
     y += bias[:, None]
     return y, mean, var, invstd
 
@@ -74,15 +81,21 @@ def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, in
     mean, invstd: float64 [C] from the forward; weight γ [C].
     Returns (dx [N, C, L] in g's dtype, dγ = Σ g·x̂ float64 [C], dβ = Σ g float64 [C]).
     """
-    m = x.shape[0] * x.shape[2]
-    centred = x - _per_channel(mean, x.dtype)
     sum_g = channel_sum(g)
-    sum_gc = channel_sum(g, centred)
+    sum_gc = channel_sum(g, x - _per_channel(mean, x.dtype))
+    return batch_norm_train_dx(g, x, mean, invstd, weight, sum_g, sum_gc), sum_gc * invstd, sum_g
+
+
+def batch_norm_train_dx(g: np.ndarray, x: np.ndarray, mean: np.ndarray, invstd: np.ndarray, weight: np.ndarray,
+                        sum_g: np.ndarray, sum_gc: np.ndarray) -> np.ndarray:
+    """dx of training-mode BatchNorm [N, C, L] (g's dtype) from the cotangent g, the forward's μ and
+    invstd, γ, and the sums Σ g and Σ g·(x − μ) (float64 [C]) that a caller may have taken already."""
+    m = x.shape[0] * x.shape[2]
     k = weight * invstd  # γ·invstd, float64
     dx = g * _per_channel(k, g.dtype)
     dx -= _per_channel(k * sum_g / m, g.dtype)
-    dx -= centred * _per_channel(k * invstd * invstd * sum_gc / m, g.dtype)
-    return dx, sum_gc * invstd, sum_g
+    dx -= (x - _per_channel(mean, x.dtype)) * _per_channel(k * invstd * invstd * sum_gc / m, g.dtype)
+    return dx
 
 
 def batch_norm_eval_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:

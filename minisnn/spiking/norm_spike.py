@@ -1,0 +1,102 @@
+"""`batch_norm_spike`: the spikes of a BatchNorm'd token matrix, in one fused kernel pair.
+
+    s = batch_norm_spike(x, bn, threshold=1.0, slope=2.0)    # x [..., C], bn a nn.TokenBatchNorm(C)
+    # the same spikes and gradients as  spike(bn(x) over the last axis, slope=2.0, threshold=1.0)
+
+BatchNorm → spiking neuron is the most frequent pattern of the T = 1 models.  As two layers it
+stores the BatchNorm output, reads it back to fire, and makes two more passes over the surrogate
+gradient in the backward pass; the fused pair recomputes the BatchNorm output from x where it
+needs it and stores nothing but x (`kernels/reference/bn_spike.py`; measurements: norm_spike.md).
+With `nan_guard=True` the membrane first goes through the models' NaN guard (NaN → 0, ±inf → ±1e4,
+gradient 0 there), as Dy-SViT's neurons do.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+from ..autograd.function import Function
+from ..ops.norm import check_batch_norm, eval_affine, update_running_stats
+from . import surrogate as surrogate_lib
+from .functions import _float_input, refuse_nan
+
+
+class BatchNormSpike(Function):
+    """s = H(guard(γ·(x − μ)·invstd + β) − θ) per channel of x [M, C];  γ, β [C] | None.
+
+    Forward: the BatchNorm statistics (training: the batch's, with the running statistics updated
+    as `ops.norm.BatchNorm` does; eval: the running ones), then `kernels.bn_spike_forward`.
+    Backward, with u the (guarded) BatchNorm output and g = dL/ds:
+        du = g·∂p/∂x(u − θ; α)  (0 where the guard replaced u)        `kernels.bn_spike_backward`
+        dx = the BatchNorm gradient of du (ops/norm.py),  dγ = Σ du·(x − μ)·invstd,  dβ = Σ du.
+    Options: the BatchNorm's (running_mean, running_var, training, momentum, eps) and the spike's
+    (threshold, alpha: one slope, kind: the surrogate family's code, nan_guard).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight=None, bias=None, *, running_mean, running_var, training, momentum, eps,
+                threshold, alpha, kind, nan_guard):
+        m, c = x.shape
+        x = np.ascontiguousarray(x)
+        gamma = np.ones(c, dtype=x.dtype) if weight is None else weight
+        beta = np.zeros(c, dtype=x.dtype) if bias is None else bias
+        if training:
+            mean, var = kernels.batch_norm_moments(x.reshape(m, c, 1))
+            invstd = 1.0 / np.sqrt(var + eps)
+            update_running_stats(running_mean, running_var, mean, var, m, momentum)
+            centre, scale, shift = mean, gamma * invstd, beta
+        else:
+            mean, invstd, scale, shift = eval_affine(gamma, beta, running_mean, running_var, eps)
+            centre = np.zeros(c)
+        vectors = tuple(np.asarray(v).astype(x.dtype) for v in (centre, scale, shift))
+        s, n_nan = kernels.bn_spike_forward(x, *vectors, threshold, nan_guard)
+        if n_nan:
+            refuse_nan("spike: membrane u")
+        ctx.save_for_backward(x, vectors, mean, invstd, gamma)
+        ctx.training, ctx.has_affine = training, (weight is not None, bias is not None)
+        ctx.spike = (threshold, alpha, kind, nan_guard)
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        x, vectors, mean, invstd, gamma = ctx.saved_tensors
+        g = np.ascontiguousarray(g, dtype=x.dtype)
+        du, sum_du, sum_dc = kernels.bn_spike_backward(g, x, *vectors, mean, *ctx.spike)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        dx = dw = db = None
+        if need_x and ctx.training:
+            m, c = x.shape
+            dx = kernels.batch_norm_train_dx(du.reshape(m, c, 1), x.reshape(m, c, 1), mean, invstd, gamma,
+                                             sum_du, sum_dc).reshape(m, c)
+        elif need_x:
+            dx = du * (gamma * invstd).astype(du.dtype)
+        if need_w and ctx.has_affine[0]:
+            dw = (sum_dc * invstd).astype(g.dtype)
+        if need_b and ctx.has_affine[1]:
+            db = sum_du.astype(g.dtype)
+        return dx, dw, db
+
+
+def batch_norm_spike(x, bn, *, threshold: float = 1.0, slope=None, surrogate="sigmoid", nan_guard: bool = False):
+    """Spikes H(guard(bn(x)) − θ) for x [..., C] normalised over its last axis by `bn`, a BatchNorm1d
+    of C features applied to the rows [M, C] of x (a `nn.TokenBatchNorm`: what `spike(bn(x))` computes), with the
+    surrogate gradient of `spike` into x and into bn's γ, β.  slope: one number (default: the
+    surrogate's α).  A training call updates bn's running statistics and counts the batch, as bn(x) does.
+    Returns a Tensor of x's shape and dtype; NaN reaching the spike raises ValueError, as `spike` does.
+    """
+    sg = surrogate_lib.get(surrogate)
+    x = _float_input(x, "batch_norm_spike: input x")
+    c = bn.num_features
+    if x.ndim < 1 or x.shape[-1] != c:
+        raise ValueError(f"batch_norm_spike: input of shape {tuple(x.shape)} does not end in the {c} channels "
+                         f"of {type(bn).__name__}({c})")
+    alpha = sg.alpha if slope is None else surrogate_lib.check_slope_value(slope)
+    args = bn.batch_norm_args()
+    rows = x.reshape(-1, c)
+    training = args["training"] or args["running_mean"] is None or args["running_var"] is None
+    check_batch_norm(rows, args["weight"], args["bias"], args["running_mean"], args["running_var"], training)
+    s = BatchNormSpike.apply(rows, args["weight"], args["bias"], running_mean=args["running_mean"],
+                             running_var=args["running_var"], training=training, momentum=args["momentum"],
+                             eps=args["eps"], threshold=float(threshold), alpha=float(alpha), kind=sg.kind,
+                             nan_guard=bool(nan_guard))
+    return s.reshape(x.shape)
