@@ -5,13 +5,17 @@ Each kernel streams through x [M, C] once, row by row, and recomputes the BatchN
 y = (x − centre)·scale + shift of every value where it needs it, instead of reading a stored y:
 
 * `bn_spike_forward` writes the spikes and counts NaN on the calling thread (memory-bound and
-  short, like `jit.spike.spike_forward`);
+  short, like `jit.spike.spike_forward`); with the guard it counts the non-finite values instead
+  and fixes their spikes in a second pass only when there are some;
 * `bn_spike_backward` writes du and adds its per-channel sums into one row of partial sums per
   block of rows; the blocks run on Numba's thread pool for large inputs, and the partials are
   added in block order, so the sums do not depend on the thread count.
 
+The loops that evaluate the guard are written with selects, or moved to a rare second pass: a
+branch in the loop stopped LLVM from vectorising it (2× slower; `minisnn/spiking/norm_spike.md`).
 The spike condition and the surrogate functions are those of `jit.spike` / `jit.surrogate`
-(compiled per surrogate family); no fastmath anywhere here (threshold and surrogate code).
+(compiled per surrogate family); no fastmath in threshold or surrogate code, only in the float64
+sums of `_add_row_sums`.
 """
 from __future__ import annotations
 
@@ -31,36 +35,47 @@ _SUMS_FAST = {"reassoc", "contract", "nsz"}  # for the float64 sums only (see `_
 _fires = njit(cache=True, error_model="numpy", inline="always")(fires)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _membrane(xv, centre, scale, shift, nan_guard):
-    """u = guard(y) (or y) for one value, y = (x − centre)·scale + shift.  Written as selects, not
-    branches, so the loops that call it vectorise."""
-    y = (xv - centre) * scale + shift
-    if nan_guard:
-        big = typed(y, GUARD)
-        return y if math.isfinite(y) else (typed(y, 0.0) if y != y else (big if y > 0 else -big))
-    return y
+@njit(cache=True, error_model="numpy")
+def _fire_rows(x, centre, scale, shift, threshold, count_non_finite, s):
+    """s[i, j] = H(y − θ) for y = (x − centre)·scale + shift; returns the number of NaN in y, or of
+    non-finite values when count_non_finite (a guarded forward, which then fixes those up)."""
+    one, zero = typed(threshold, 1.0), typed(threshold, 0.0)
+    n_bad = 0
+    for i in range(x.shape[0]):
+        xi, si = x[i], s[i]
+        for j in range(x.shape[1]):
+            y = (xi[j] - centre[j]) * scale[j] + shift[j]
+            si[j] = one if _fires(y, threshold) else zero
+            if count_non_finite:
+                n_bad += 0 if math.isfinite(y) else 1
+            else:
+                n_bad += 1 if y != y else 0
+    return n_bad
 
 
 @njit(cache=True, error_model="numpy")
-def _fire_rows(x, centre, scale, shift, threshold, nan_guard, s):
-    """s[i, j] = H(u − θ); returns the number of NaN in u."""
-    one, zero = typed(threshold, 1.0), typed(threshold, 0.0)
-    n_nan = 0
+def _fire_guarded(x, centre, scale, shift, threshold, s):
+    """Where y is not finite, s = H(guard(y) − θ): NaN → 0, ±inf → ±GUARD (a guarded forward's rare second pass)."""
+    one, zero, big = typed(threshold, 1.0), typed(threshold, 0.0), typed(threshold, GUARD)
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
-            u = _membrane(x[i, j], centre[j], scale[j], shift[j], nan_guard)
-            s[i, j] = one if _fires(u, threshold) else zero
-            n_nan += 1 if u != u else 0
-    return n_nan
+            y = (x[i, j] - centre[j]) * scale[j] + shift[j]
+            if not math.isfinite(y):
+                u = zero if y != y else (big if y > 0 else -big)
+                s[i, j] = one if _fires(u, threshold) else zero
 
 
 def bn_spike_forward(x: np.ndarray, centre: np.ndarray, scale: np.ndarray, shift: np.ndarray,
                      threshold: float, nan_guard: bool):
-    """(s, n_nan); same contract as the reference."""
+    """(s, n_nan); same contract as the reference.  One vectorised pass makes the spikes of y and counts
+    the values the guard would replace; only when there are some does a second pass fix their spikes."""
     s = np.empty_like(x)
-    n_nan = _fire_rows(x, centre, scale, shift, x.dtype.type(threshold), bool(nan_guard), s)
-    return s, int(n_nan)
+    th = x.dtype.type(threshold)
+    n_bad = _fire_rows(x, centre, scale, shift, th, bool(nan_guard), s)
+    if nan_guard and n_bad:
+        _fire_guarded(x, centre, scale, shift, th, s)
+        n_bad = 0
+    return s, int(n_bad)
 
 
 @njit(cache=True, error_model="numpy", fastmath=_SUMS_FAST)
