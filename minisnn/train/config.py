@@ -181,7 +181,7 @@ def recipe_note(model: str, given: dict) -> str | None:
     if budget is None or "time_budget" in recipe_of(model, given):
         return None
     return (f"note: --epochs {given['epochs']} replaces {model}'s {budget:g}-minute time budget; "
-            f"the run trains {given['epochs']} epochs")
+            f"the run trains {given['epochs']} epoch{'' if given['epochs'] == 1 else 's'}")
 
 
 def _option(key: str, value) -> str:

@@ -37,6 +37,8 @@ def test_options_given_win_over_the_recipe_and_epochs_alone_replace_its_budget()
     assert "replaces speedrun-10's 10-minute time budget" in recipe_note("speedrun-10", {"epochs": 2})
     assert recipe_note("speedrun-10", {"epochs": 2, "time_budget": 4}) is None
     assert recipe_note("dysvit-tiny", {"epochs": 2}) is None
+    assert recipe_note("speedrun-10", {"epochs": 1}).endswith("the run trains 1 epoch")
+    assert recipe_note("speedrun-10", {"epochs": 3}).endswith("the run trains 3 epochs")
 
 
 def test_a_recipe_setting_that_is_not_a_training_option_is_a_one_line_error(monkeypatch):
