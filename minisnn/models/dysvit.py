@@ -67,9 +67,10 @@ class DynamicSlopeSelfAttention(Module):
         b, n, c = x.shape
         return x.reshape(b, n, self.heads, c // self.heads).transpose(1, 2)  # [B, h, N, d]
 
-    def forward(self, h, norm=None):
-        """h [B, N, C]; `norm`, the block's pre-norm, is applied to h first (fused with SN_in when it can be)."""
-        s = self.sn_in.after_norm(norm, h) if norm is not None else self.sn_in(h)
+    def forward(self, h, norm):
+        """h [B, N, C]; `norm`, the block's pre-norm (Identity without one), is applied to h first (fused with
+        SN_in when it can be)."""
+        s = self.sn_in.after_norm(norm, h)
         q = self.sn_q.after_norm(self.q_bn, self.q(s))      # = sn_q(q_bn(q(s))), fused when it can be
         k = self.sn_k.after_norm(self.k_bn, self.k(s))
         v = self.sn_v.after_norm(self.v_bn, self.v(s))
@@ -90,9 +91,10 @@ class SpikingMLP(Module):
         self.sn_hidden = neuron(hidden, 1.0)
         self.fc2 = Linear(hidden, dim, dtype=dtype)
 
-    def forward(self, h, norm=None):
-        """h [B, N, C]; `norm`, the block's pre-norm, is applied to h first (fused with SN_in when it can be)."""
-        s = self.sn_in.after_norm(norm, h) if norm is not None else self.sn_in(h)
+    def forward(self, h, norm):
+        """h [B, N, C]; `norm`, the block's pre-norm (Identity without one), is applied to h first (fused with
+        SN_in when it can be)."""
+        s = self.sn_in.after_norm(norm, h)
         return self.fc2(self.sn_hidden.after_norm(self.bn, self.fc1(s)))
 
 

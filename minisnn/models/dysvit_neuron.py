@@ -23,11 +23,11 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd.grad_mode import is_grad_enabled
+from ..kernels.reference.bn_spike import GUARD  # NaN guard: NaN → 0, ±inf → ±GUARD (1e4)
 from ..nn import Linear, Module, TokenBatchNorm, init
 from ..spiking import batch_norm_spike, spike
 
 SLOPE_MIN, SLOPE_MAX, SLOPE_INIT = 1.0, 5.0, 2.0
-GUARD = 1e4  # NaN guard: NaN → 0, ±inf → ±1e4
 
 
 def guard(x):

@@ -26,11 +26,11 @@ from numba import njit, prange
 
 from ..lif_params import fires
 from ..reference.bn_spike import GUARD
+from .norm import row_blocks
 from .surrogate import SERIAL_BELOW, derivative, family_ops, typed
 
 __all__ = ["bn_spike_forward", "bn_spike_backward"]
 
-_BLOCK_VALUES = 1 << 15  # values per block of rows in the backward pass
 _SUMS_FAST = {"reassoc", "contract", "nsz"}  # for the float64 sums only (see `_add_row_sums`)
 _fires = njit(cache=True, error_model="numpy", inline="always")(fires)
 
@@ -123,8 +123,7 @@ def bn_spike_backward(g: np.ndarray, x: np.ndarray, centre: np.ndarray, scale: n
                       mean: np.ndarray, threshold: float, alpha: float, kind: int, nan_guard: bool):
     """(du, Σ du, Σ du·(x − mean)); same contract as the reference."""
     m, c = x.shape
-    rows = max(1, min(m, _BLOCK_VALUES // max(c, 1)))
-    blocks = -(-m // rows)
+    rows, blocks = row_blocks(m, c)                   # the BatchNorm kernels' blocks of rows
     p1, p2 = np.empty((blocks, c)), np.empty((blocks, c))
     du = np.empty_like(g)
     run = _grad_serial if x.size < SERIAL_BELOW else _grad_parallel

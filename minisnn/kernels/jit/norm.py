@@ -55,7 +55,7 @@ _FAST = {"reassoc", "contract", "nsz"}
 PARALLEL = False
 
 
-def _blocks(n: int, row_values: int) -> tuple[int, int]:
+def row_blocks(n: int, row_values: int) -> tuple[int, int]:
     """(rows per block, number of blocks) for n rows of `row_values` values each."""
     rows = max(1, min(n, BLOCK_VALUES // max(row_values, 1)))
     return rows, -(-n // rows)
@@ -176,7 +176,7 @@ def _partials(x: np.ndarray):
     """(column form?, rows per block, two empty float64 partial-sum arrays [blocks, C·L or C]) for x [N, C, L]."""
     n, c, l = x.shape
     column_form = l < MIN_RUN
-    rows, blocks = _blocks(n, c * l)
+    rows, blocks = row_blocks(n, c * l)
     width = c * l if column_form else c
     return column_form, rows, np.empty((blocks, width)), np.empty((blocks, width))
 
