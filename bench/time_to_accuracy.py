@@ -3,10 +3,12 @@
     python bench/time_to_accuracy.py --minutes 60 --data-dir DATA            # the default presets and the peer
     python bench/time_to_accuracy.py --minutes 60 --presets dysvit-tiny --data-dir DATA --out runs/tta
     python bench/time_to_accuracy.py --minutes 0.2 --out /tmp/tta            # a smoke test on the embedded sample
+    python bench/time_to_accuracy.py --minutes 60 --reuse --data-dir DATA    # go on after an interruption
 
 Every run is `minisnn train --model PRESET --time-budget MINUTES --threads THREADS` in a process of its own:
 the preset's recipe (its family's, `minisnn train --help`), planned over the steps that fit in the budget,
-validation after every epoch included.  The presets are, by default, every registered `speedrun-*` model and
+validation after every epoch included.  The presets are, by default, the registered `speedrun-*` models whose
+own budget is --minutes (speedrun-10 for 10, speedrun-60 for 60; every speedrun preset if none is) and
 dysvit-tiny; a name that is not registered is skipped with a note.
 
 The PyTorch peer trains the first preset (or --peer) with the same recipe, time budget and data through the
@@ -24,6 +26,9 @@ and the validation accuracy after every epoch.  The script writes, under --out:
     runs/LABEL/            each run's folder (checkpoints, metrics.jsonl, curves.png)
 
 The runs take turns, one after another, so each has the cores to itself; the machine should be otherwise idle.
+With --reuse, a run whose folder says it finished with the same settings (its `finished.json`: model, engine,
+minutes, threads, seed, data, CPU) is read back instead of trained again, so an interrupted comparison goes on from
+the run it stopped in, and hours of runs can be spread over several sittings.
 Every process runs the minisnn of this checkout (the folder above bench/), whatever else is installed.
 """
 from __future__ import annotations
@@ -49,6 +54,7 @@ sys.path.insert(0, str(ROOT))   # the minisnn of this checkout, here and in the 
 from minisnn import models  # noqa: E402
 from minisnn.train.state import load_state  # noqa: E402
 PEER_WORKER = "peer"           # `python bench/time_to_accuracy.py peer SPEC`: the PyTorch run, in its own process
+FINISHED = "finished.json"     # written in a run's folder once it trained to its end: its settings (for --reuse)
 
 
 def _parse(argv=None):
@@ -60,15 +66,22 @@ def _parse(argv=None):
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ (default: minisnn's search, then the "
                                       "embedded sample)")
     p.add_argument("--out", default="runs/time_to_accuracy", help="where the figure, the table and the runs go")
-    p.add_argument("--presets", nargs="+", help="registered models to train (default: speedrun-* and dysvit-tiny)")
+    p.add_argument("--presets", nargs="+", help="registered models to train (default: the speedrun-* presets made "
+                                                "for --minutes, or all of them, and dysvit-tiny)")
     p.add_argument("--peer", help="the preset the PyTorch peer trains (default: the first preset; 'none': no peer)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
+    p.add_argument("--reuse", action="store_true", help="read back the runs in --out that finished with the same "
+                                                        "settings instead of training them again")
     p.add_argument("--targets", type=float, nargs="*", default=[0.5, 0.6, 0.65],
                    help="accuracies whose time to reach the table gives (default: 0.5 0.6 0.65)")
     return p.parse_args(argv)
 
 
-def default_presets() -> list[str]:
-    return sorted(n for n in models.names() if n.startswith("speedrun-")) + ["dysvit-tiny"]
+def default_presets(minutes: float) -> list[str]:
+    """The speedrun presets made for `minutes` (all of them if none is), then dysvit-tiny."""
+    speedruns = sorted(n for n in models.names() if n.startswith("speedrun-"))
+    fitting = [n for n in speedruns if models.training_recipe(n).get("time_budget") == minutes]
+    return (fitting or speedruns) + ["dysvit-tiny"]
 
 
 def main(argv=None) -> None:
@@ -76,7 +89,7 @@ def main(argv=None) -> None:
     out = Path(args.out)
     env = dict(os.environ, **{v: str(args.threads) for v in THREAD_VARS},
                PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    presets = args.presets or default_presets()
+    presets = args.presets or default_presets(args.minutes)
     notes = [] if args.presets or len(presets) > 1 else ["no speedrun-* preset is registered: dysvit-tiny only"]
     for name in [p for p in presets if p not in models.names()]:
         notes.append(f"skipped {name}: not a registered model (`minisnn models` lists them)")
@@ -86,6 +99,7 @@ def main(argv=None) -> None:
         notes.append(f"no PyTorch peer: {peer} is not a registered model")
         peer = None
     machine = _machine(args.threads)
+    args.cpu = machine["cpu"]      # a run is reused only on the same CPU (--reuse)
     print(f"machine: {machine['cpu']}, {args.threads} threads per run, {args.minutes:g} minutes each")
 
     results = []
@@ -115,30 +129,60 @@ def main(argv=None) -> None:
 
 # ------------------------------------------------------------------ the runs
 def _common_options(args) -> list[str]:
-    return ["--time-budget", str(args.minutes), "--threads", str(args.threads),
+    return ["--time-budget", str(args.minutes), "--threads", str(args.threads), "--seed", str(args.seed),
             *(["--data-dir", args.data_dir] if args.data_dir else [])]
+
+
+def _settings(name: str, engine: str, args) -> dict:
+    """What makes two runs of the same preset the same run (`finished.json`, for --reuse)."""
+    return {"model": name, "engine": engine, "minutes": args.minutes, "threads": args.threads, "seed": args.seed,
+            "data_dir": args.data_dir, "cpu": args.cpu}
+
+
+def _reused(label: str, engine: str, folder: Path, settings: dict, args) -> dict | None:
+    """With --reuse: the result of the run in `folder` if it finished with `settings`, else None."""
+    marker = folder / FINISHED
+    if not (args.reuse and marker.is_file() and json.loads(marker.read_text()) == settings):
+        return None
+    print(f"\nreusing {folder} ({label}, finished with the same settings)", flush=True)
+    return _collect(label, engine, folder, subprocess.CompletedProcess([], 0))
 
 
 def _train_minisnn(name: str, args, out: Path, env) -> dict:
     """`minisnn train` of preset `name` (from this checkout), in its own process."""
     folder = out / "runs" / name
+    settings = _settings(name, "minisnn", args)
+    reused = _reused(name, "minisnn", folder, settings, args)
+    if reused is not None:
+        return reused
     command = [sys.executable, "-m", "minisnn", "train", "--model", name, *_common_options(args), "--out",
                str(folder), "--overwrite", "--no-progress"]
     print(f"\n$ {' '.join(command[1:])}", flush=True)
-    return _collect(name, "minisnn", folder, subprocess.run(command, cwd=ROOT, env=env))
+    return _finish(_collect(name, "minisnn", folder, subprocess.run(command, cwd=ROOT, env=env)), settings)
+
+
+def _finish(result: dict, settings: dict) -> dict:
+    """Mark a run that trained to its end (for --reuse); a failed run is not marked."""
+    if not result["error"]:
+        (Path(result["folder"]) / FINISHED).write_text(json.dumps(settings))
+    return result
 
 
 def _train_peer(name: str, args, out: Path, env, compile_model: bool) -> dict:
     """The PyTorch peer of preset `name`: `peer_worker` in its own process."""
     label = f"{name} (PyTorch{', torch.compile' if compile_model else ', eager'})"
     folder = out / "runs" / f"{name}-torch"
+    settings = _settings(name, "PyTorch, torch.compile" if compile_model else "PyTorch, eager", args)
+    reused = _reused(label, "PyTorch", folder, settings, args)
+    if reused is not None:
+        return reused
     spec = {"model": name, "minutes": args.minutes, "threads": args.threads, "data_dir": args.data_dir,
-            "out": str(folder), "compile_model": compile_model}
+            "seed": args.seed, "out": str(folder), "compile_model": compile_model}
     print(f"\n$ PyTorch peer: {label}", flush=True)
     done = subprocess.run([sys.executable, os.path.abspath(__file__), PEER_WORKER, json.dumps(spec)], cwd=ROOT,
                           env=env, stderr=subprocess.PIPE, text=True)
     sys.stderr.write(done.stderr[-4000:])
-    return _collect(label, "PyTorch", folder, done)
+    return _finish(_collect(label, "PyTorch", folder, done), settings)
 
 
 def peer_worker(spec: dict) -> None:
@@ -147,7 +191,7 @@ def peer_worker(spec: dict) -> None:
     from minisnn.train import config_for
 
     shutil.rmtree(spec["out"], ignore_errors=True)
-    config = config_for(spec["model"], time_budget=spec["minutes"], threads=spec["threads"],
+    config = config_for(spec["model"], time_budget=spec["minutes"], threads=spec["threads"], seed=spec["seed"],
                         data_dir=spec["data_dir"], out=spec["out"])
     train(config, device="cpu", progress=False, compile_model=spec["compile_model"])
 

@@ -297,9 +297,9 @@ class RunLength:
         """The length, for the line a run starts with."""
         if self.planner is None:
             return f"{self.steps_per_epoch} steps x {self.cfg.epochs} epochs"
+        mixup = f", mixup off for the last {self.planner.mixup_off_share:.0%}" if self.with_mixup else ""
         return (f"{self.steps_per_epoch} steps per epoch, as many as fit in {self.cfg.time_budget:g} min "
-                f"(warm-up {self.planner.warmup_share:.0%} of them, mixup off for the last "
-                f"{self.planner.mixup_off_share if self.with_mixup else 0:.0%})")
+                f"(warm-up {self.planner.warmup_share:.0%} of them{mixup})")
 
     def epoch_label(self, epoch: int) -> str:
         """"epoch 3/12" for a progress bar ("epoch 1/?" while a budget's plan is not made)."""

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from minisnn import models
+from minisnn.train import pretrained_names
 from ..data.synthetic import write_cifar10
 from ..command_line import run
 
@@ -26,7 +27,8 @@ def test_models_lists_every_registered_model_and_the_shipped_weights(capsys):
     listed = [line.split()[0] for line in out.splitlines() if not line.startswith("pretrained:")]
     assert listed == models.names()
     pretrained = [line for line in out.splitlines() if line.startswith("pretrained:")]
-    assert len(pretrained) == 1 and "dysvit-tiny-cifar10" in pretrained[0] and ".npz" in pretrained[0]
+    assert [line.split()[1] for line in pretrained] == pretrained_names()
+    assert all(".npz" in line for line in pretrained) and "dysvit-tiny-cifar10" in pretrained_names()
 
 
 def test_no_command_prints_help_and_fails(capsys):

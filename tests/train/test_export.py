@@ -1,4 +1,4 @@
-"""Weights-only export of training checkpoints, and the pretrained model shipped in the package."""
+"""Weights-only export of training checkpoints, and the pretrained models shipped in the package."""
 from __future__ import annotations
 
 import subprocess
@@ -12,6 +12,7 @@ from minisnn import data as D
 from minisnn.data.split import stratified_split
 from minisnn.train import (Trainer, config_for, evaluate, export_weights, load_trained, pretrained,
                            pretrained_names)
+from minisnn.train.export import pretrained_path
 from minisnn.train.state import load_state
 from tests.data.synthetic import write_cifar10
 
@@ -87,19 +88,25 @@ def test_export_command_line(trained, tmp_path):
 
 # ---------------------------------------------------------------- the shipped model
 
-def test_the_shipped_tiny_model_is_listed_and_small():
+def test_the_shipped_tiny_model_is_listed_and_missing_names_are_refused():
     assert "dysvit-tiny-cifar10" in pretrained_names()
-    from minisnn.train.export import pretrained_path
-    assert pretrained_path("dysvit-tiny-cifar10").stat().st_size < 4 * 2**20
     with pytest.raises(ValueError, match="no pretrained model"):
         pretrained_path("nope")
 
 
-def test_the_shipped_tiny_model_classifies_images_it_never_saw():
+@pytest.mark.parametrize("name", pretrained_names())
+def test_every_shipped_model_is_small_and_says_how_it_was_made(name):
+    assert pretrained_path(name).stat().st_size < 4 * 2**20
+    info = minisnn.pretrained(name).pretrained_info
+    assert 0.6 <= info["test_acc"] <= 1.0
+    assert info["command"].startswith("minisnn train --model ") and info["eval_command"].startswith("minisnn eval ")
+
+
+@pytest.mark.parametrize("name", pretrained_names())
+def test_every_shipped_model_classifies_images_it_never_saw(name):
     """On the embedded sample's images that lie in its held-out validation split, it must beat chance by far."""
-    model = minisnn.pretrained("dysvit-tiny-cifar10")
+    model = minisnn.pretrained(name)
     info = model.pretrained_info
-    assert info["model"] == "dysvit-tiny" and 0.6 <= info["test_acc"] <= 1.0
     sample = D.load_sample()
     x = np.concatenate([sample["train"][0], sample["val"][0]])
     y = np.concatenate([sample["train"][1], sample["val"][1]])

@@ -251,6 +251,13 @@ def test_the_torch_engine_honours_the_same_budget(tmp_path):
     assert [m for _, _, m in steps] == [True] * 39 + [False] * 10
 
 
+def test_the_first_line_names_the_mixup_cooldown_only_when_there_is_mixup(tmp_path):
+    with_mixup = Trainer(budget_config(tmp_path / "a"), progress=False, log=quiet).length.describe()
+    without = Trainer(budget_config(tmp_path / "b", mixup_alpha=0.0), progress=False, log=quiet).length.describe()
+    assert with_mixup.endswith("(warm-up 10% of them, mixup off for the last 20%)"), with_mixup
+    assert without.endswith("(warm-up 10% of them)"), without
+
+
 def test_the_command_line_takes_a_budget_and_prints_the_report(tmp_path, capsys):
     out = tmp_path / "run"
     rc, text, err = run(capsys, "train", "--model", "dysvit-tiny", "--set", "dim=32", "--set", "depth=1",
