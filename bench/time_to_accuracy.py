@@ -139,50 +139,48 @@ def _settings(name: str, engine: str, args) -> dict:
             "data_dir": args.data_dir, "cpu": args.cpu}
 
 
-def _reused(label: str, engine: str, folder: Path, settings: dict, args) -> dict | None:
-    """With --reuse: the result of the run in `folder` if it finished with `settings`, else None."""
+def _run_once(label: str, engine: str, folder: Path, settings: dict, args, train) -> dict:
+    """The result of `train()` (a finished subprocess) for the run in `folder`, marked once it trained to its end;
+    with --reuse, the run already there if it finished with `settings` (a failed run is never marked)."""
     marker = folder / FINISHED
-    if not (args.reuse and marker.is_file() and json.loads(marker.read_text()) == settings):
-        return None
-    print(f"\nreusing {folder} ({label}, finished with the same settings)", flush=True)
-    return _collect(label, engine, folder, subprocess.CompletedProcess([], 0))
+    if args.reuse and marker.is_file() and json.loads(marker.read_text()) == settings:
+        print(f"\nreusing {folder} ({label}, finished with the same settings)", flush=True)
+        return _collect(label, engine, folder, subprocess.CompletedProcess([], 0))
+    result = _collect(label, engine, folder, train())
+    if not result["error"]:
+        marker.write_text(json.dumps(settings))
+    return result
 
 
 def _train_minisnn(name: str, args, out: Path, env) -> dict:
     """`minisnn train` of preset `name` (from this checkout), in its own process."""
     folder = out / "runs" / name
-    settings = _settings(name, "minisnn", args)
-    reused = _reused(name, "minisnn", folder, settings, args)
-    if reused is not None:
-        return reused
     command = [sys.executable, "-m", "minisnn", "train", "--model", name, *_common_options(args), "--out",
                str(folder), "--overwrite", "--no-progress"]
-    print(f"\n$ {' '.join(command[1:])}", flush=True)
-    return _finish(_collect(name, "minisnn", folder, subprocess.run(command, cwd=ROOT, env=env)), settings)
 
+    def train():
+        print(f"\n$ {' '.join(command[1:])}", flush=True)
+        return subprocess.run(command, cwd=ROOT, env=env)
 
-def _finish(result: dict, settings: dict) -> dict:
-    """Mark a run that trained to its end (for --reuse); a failed run is not marked."""
-    if not result["error"]:
-        (Path(result["folder"]) / FINISHED).write_text(json.dumps(settings))
-    return result
+    return _run_once(name, "minisnn", folder, _settings(name, "minisnn", args), args, train)
 
 
 def _train_peer(name: str, args, out: Path, env, compile_model: bool) -> dict:
     """The PyTorch peer of preset `name`: `peer_worker` in its own process."""
     label = f"{name} (PyTorch{', torch.compile' if compile_model else ', eager'})"
     folder = out / "runs" / f"{name}-torch"
-    settings = _settings(name, "PyTorch, torch.compile" if compile_model else "PyTorch, eager", args)
-    reused = _reused(label, "PyTorch", folder, settings, args)
-    if reused is not None:
-        return reused
     spec = {"model": name, "minutes": args.minutes, "threads": args.threads, "data_dir": args.data_dir,
             "seed": args.seed, "out": str(folder), "compile_model": compile_model}
-    print(f"\n$ PyTorch peer: {label}", flush=True)
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), PEER_WORKER, json.dumps(spec)], cwd=ROOT,
-                          env=env, stderr=subprocess.PIPE, text=True)
-    sys.stderr.write(done.stderr[-4000:])
-    return _finish(_collect(label, "PyTorch", folder, done), settings)
+
+    def train():
+        print(f"\n$ PyTorch peer: {label}", flush=True)
+        done = subprocess.run([sys.executable, os.path.abspath(__file__), PEER_WORKER, json.dumps(spec)], cwd=ROOT,
+                              env=env, stderr=subprocess.PIPE, text=True)
+        sys.stderr.write(done.stderr[-4000:])
+        return done
+
+    settings = _settings(name, "PyTorch, torch.compile" if compile_model else "PyTorch, eager", args)
+    return _run_once(label, "PyTorch", folder, settings, args, train)
 
 
 def peer_worker(spec: dict) -> None:

@@ -90,6 +90,7 @@ def test_export_command_line(trained, tmp_path):
 
 def test_the_shipped_tiny_model_is_listed_and_missing_names_are_refused():
     assert "dysvit-tiny-cifar10" in pretrained_names()
+    assert minisnn.pretrained("dysvit-tiny-cifar10").pretrained_info["model"] == "dysvit-tiny"
     with pytest.raises(ValueError, match="no pretrained model"):
         pretrained_path("nope")
 
@@ -98,7 +99,7 @@ def test_the_shipped_tiny_model_is_listed_and_missing_names_are_refused():
 def test_every_shipped_model_is_small_and_says_how_it_was_made(name):
     assert pretrained_path(name).stat().st_size < 4 * 2**20
     info = minisnn.pretrained(name).pretrained_info
-    assert 0.6 <= info["test_acc"] <= 1.0
+    assert name.startswith(info["model"] + "-") and 0.6 <= info["test_acc"] <= 1.0
     assert info["command"].startswith("minisnn train --model ") and info["eval_command"].startswith("minisnn eval ")
 
 
