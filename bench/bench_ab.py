@@ -7,6 +7,12 @@ Each measurement is a fresh process that imports `minisnn` from the given tree (
 the model with seed 0, runs `--warmup` training steps (forward, cross-entropy, backward, AdamW)
 and times `--repeats` more on one fixed random batch.  Rounds alternate A and B, so a busy moment
 of the machine hits both alike; the medians and the ratio B/A (above 1: B is faster) are printed.
+
+A freshly initialised network on random images fires at rates unlike a trained one's (dysvit-conv's
+blocks do not fire at all there), which misleads any change whose speed depends on the firing rate.
+`--weights FILE` (a checkpoint or `minisnn export` file of each --models network, or a shipped name
+such as speedrun-60-cifar10) starts from those weights, on the embedded sample's images normalised as
+the file records, so the spikes are those of that stage of training.
 Set the thread count with --threads (Numba, BLAS and OpenMP variables); pin cores with taskset.
 """
 from __future__ import annotations
@@ -27,14 +33,25 @@ import numpy as np
 from minisnn import functional as F, models
 from minisnn.nn import init
 from minisnn.optim import AdamW
-name, batch, warmup, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+name, batch, warmup, repeats, weights = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 init.manual_seed(0)
-model = models.create(name)
+rng = np.random.default_rng(0)
+if weights:
+    from minisnn.data import load_sample, normalize
+    from minisnn.train.export import load_trained, pretrained_names, pretrained_path
+    model, state = load_trained(pretrained_path(weights) if weights in pretrained_names() else weights)
+    if name not in (state["model_name"], models.network_of(state["model_name"])):
+        raise SystemExit(f"--weights holds a {state['model_name']}, not a {name}")
+    images, labels = load_sample()["train"]
+    pick = rng.choice(len(labels), batch, replace=len(labels) < batch)
+    x = normalize(images[pick], state["normalization"]).astype(np.float32)
+    y = labels[pick]
+else:
+    model = models.create(name)
+    x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, model.num_classes, batch)
 model.train()
 opt = AdamW(model.parameters(), lr=1e-3)
-rng = np.random.default_rng(0)
-x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
-y = rng.integers(0, model.num_classes, batch)
 times = []
 for i in range(warmup + repeats):
     t0 = time.perf_counter()
@@ -58,14 +75,17 @@ def _parse():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--weights", default="", help="start from these trained weights, on the embedded sample's images "
+                                                  "(a checkpoint or export file, or a shipped name)")
     return p.parse_args()
 
 
 def _measure(tree: str, name: str, args) -> list[float]:
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), **{v: str(args.threads) for v in THREAD_VARS})
     out = subprocess.run([sys.executable, "-c", WORKER, name, str(args.batch_size), str(args.warmup),
-                          str(args.repeats)], env=env, cwd=os.path.abspath(tree), capture_output=True, text=True,
-                         check=True)
+                          str(args.repeats), args.weights], env=env, cwd=os.path.abspath(tree), capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{tree}: the {name} worker failed:\n{out.stderr.strip()}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     expected = os.path.join(os.path.abspath(tree), "minisnn")
     if not result["file"].startswith(expected):

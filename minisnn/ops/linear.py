@@ -6,12 +6,21 @@ folded into one, so the forward pass and both weight gradients are single GEMMs:
     y₂ = x₂ Wᵀ,   dx₂ = g₂ W,   dW = g₂ᵀ x₂,   db = 1ᵀ g₂ = Σ_rows g₂      (x₂ = x as [rows, in])
 
 (reshaping a contiguous x or g is free; BLAS reads the transposed operands in place).
+
+Inputs that are mostly zeros, as spikes are, take the event-driven path instead: the nonzero inputs
+(the events) are listed once, and y₂ and dW become sums over the events alone (`kernels.event_matmul`,
+`kernels.event_weight_grad`; the maths in `minisnn.kernels.reference.events`).  Same results to
+rounding, for any input; only the speed differs.  An input takes it when at most EVENT_DENSITY of
+its values are nonzero (measured break-even and speed-ups: event_linear.md).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..autograd.function import Function
+
+EVENT_DENSITY = 0.15  # the largest fraction of nonzero inputs that takes the event-driven path (event_linear.md)
 
 
 def check_linear(x, w, b) -> None:
@@ -28,16 +37,33 @@ def check_linear(x, w, b) -> None:
         raise ValueError(f"linear: bias must have shape ({w.shape[0]},), got {b.shape}")
 
 
+def input_events(x2: np.ndarray):
+    """The events (indptr, indices, values) of x₂ [rows, in] when at most EVENT_DENSITY of it is nonzero, else None."""
+    x2 = np.ascontiguousarray(x2)
+    indptr = kernels.event_row_pointers(x2)
+    if indptr[-1] > EVENT_DENSITY * x2.size:
+        return None
+    return (indptr, *kernels.gather_events(x2, indptr))
+
+
 class Linear(Function):
-    """y = x Wᵀ + b;  x [..., in], W [out, in], b [out] | None → [..., out] (checked by `check_linear`)."""
+    """y = x Wᵀ + b;  x [..., in], W [out, in], b [out] | None → [..., out] (checked by `check_linear`).
+
+    A sparse x (spikes) runs event-driven (`input_events`): ctx keeps its events instead of x.
+    """
 
     @staticmethod
     def forward(ctx, x, w, b=None):
         x2 = x.reshape(-1, w.shape[1])
-        y = x2 @ w.T
+        events = input_events(x2)
+        if events is None:
+            y = x2 @ w.T
+        else:
+            y = kernels.event_matmul(*events, np.ascontiguousarray(w.T))
         if b is not None:
             y += b
-        ctx.save_for_backward(x, w)
+        ctx.events, ctx.x_shape = events, x.shape
+        ctx.save_for_backward(x if events is None else None, w)
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     @staticmethod
@@ -45,7 +71,11 @@ class Linear(Function):
         x, w = ctx.saved_tensors
         g2 = g.reshape(-1, w.shape[0])
         need_x, need_w, need_b = ctx.needs_input_grad
-        dx = (g2 @ w).reshape(x.shape) if need_x else None
-        dw = g2.T @ x.reshape(-1, w.shape[1]) if need_w else None
+        dx = (g2 @ w).reshape(ctx.x_shape) if need_x else None
+        dw = None
+        if need_w and ctx.events is None:
+            dw = g2.T @ x.reshape(-1, w.shape[1])
+        elif need_w:
+            dw = np.ascontiguousarray(kernels.event_weight_grad(*ctx.events, np.ascontiguousarray(g2), w.shape[1]).T)
         db = np.ones(g2.shape[0], dtype=g2.dtype) @ g2 if need_b else None  # column sums as one BLAS GEMV
         return dx, dw, db

@@ -1,0 +1,119 @@
+"""Event-driven products with a sparse left operand, Numba version (same results as `reference.events`,
+to rounding: the sums run over the events in row order instead of BLAS's blocked order).
+
+* `event_row_pointers` counts each row's nonzeros (a vectorised integer sum), rows in parallel.
+* `gather_events` writes each row's events without a branch per input (a branch taken at the firing
+  rate mispredicts often): every input is written to a scratch row and the write position advances
+  only past nonzeros; the row's events are then copied out.  Blocks of rows run in parallel.
+* `event_matmul`: y[t] = Σ v · Wt[j] over row t's events, rows in parallel; every event is a
+  vectorised pass over a contiguous row of Wt, four events to a pass over y[t].  The loops index the
+  2-D arrays directly: with row views (`row = y[t]`) Numba's loop ran about 1.6x slower.
+* `event_weight_grad`: dWt[j] += v · g[t] for every event.  The rows are cut into a fixed number of
+  parts (PARTS), each summed into its own [K, N] buffer, in parallel, and the buffers are then added
+  in order: no two threads write the same memory, and the result does not depend on the thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["event_row_pointers", "gather_events", "event_matmul", "event_weight_grad"]
+
+ROWS_PER_BLOCK = 64   # rows per parallel block of gather_events (one scratch row per block)
+PARTS = 8             # row parts of event_weight_grad, each with its own [K, N] buffer
+
+
+@njit(cache=True, parallel=True)
+def _row_counts(x2, counts):
+    for t in prange(x2.shape[0]):
+        c = 0
+        for j in range(x2.shape[1]):
+            c += x2[t, j] != 0
+        counts[t] = c
+
+
+def event_row_pointers(x2: np.ndarray) -> np.ndarray:
+    """indptr [M + 1] (int64) of x2 [M, K]; same contract as the reference."""
+    indptr = np.zeros(x2.shape[0] + 1, dtype=np.int64)
+    _row_counts(x2, indptr[1:])
+    np.cumsum(indptr, out=indptr)
+    return indptr
+
+
+@njit(cache=True, parallel=True)
+def _gather(x2, indptr, indices, values):
+    m, k_in = x2.shape
+    for block in prange((m + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK):
+        scratch_j = np.empty(k_in, dtype=np.int32)
+        scratch_v = np.empty(k_in, dtype=x2.dtype)
+        for t in range(block * ROWS_PER_BLOCK, min(m, (block + 1) * ROWS_PER_BLOCK)):
+            n = 0
+            for j in range(k_in):
+                v = x2[t, j]
+                scratch_j[n] = j
+                scratch_v[n] = v
+                n += v != 0
+            start = indptr[t]
+            for e in range(n):
+                indices[start + e] = scratch_j[e]
+                values[start + e] = scratch_v[e]
+
+
+def gather_events(x2: np.ndarray, indptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indices int32 [nnz], values [nnz]) of x2 [M, K]; same contract as the reference."""
+    nnz = int(indptr[-1])
+    indices = np.empty(nnz, dtype=np.int32)
+    values = np.empty(nnz, dtype=x2.dtype)
+    _gather(x2, indptr, indices, values)
+    return indices, values
+
+
+@njit(cache=True, parallel=True)
+def _matmul(indptr, indices, values, wt, y):
+    n_out = wt.shape[1]
+    for t in prange(y.shape[0]):
+        for n in range(n_out):
+            y[t, n] = 0
+        e, end = indptr[t], indptr[t + 1]
+        while e + 4 <= end:             # four events per pass over y[t]: a quarter of its loads and stores
+            v0, v1, v2, v3 = values[e], values[e + 1], values[e + 2], values[e + 3]
+            j0, j1, j2, j3 = indices[e], indices[e + 1], indices[e + 2], indices[e + 3]
+            for n in range(n_out):
+                y[t, n] += (v0 * wt[j0, n] + v1 * wt[j1, n]) + (v2 * wt[j2, n] + v3 * wt[j3, n])
+            e += 4
+        while e < end:
+            v, j = values[e], indices[e]
+            for n in range(n_out):
+                y[t, n] += v * wt[j, n]
+            e += 1
+
+
+def event_matmul(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, wt: np.ndarray) -> np.ndarray:
+    """y [M, N] = x₂ Wt; same contract as the reference."""
+    y = np.empty((indptr.shape[0] - 1, wt.shape[1]), dtype=wt.dtype)
+    _matmul(indptr, indices, values, wt, y)
+    return y
+
+
+@njit(cache=True, parallel=True)
+def _weight_grad_parts(indptr, indices, values, g, parts):
+    m, n_out = g.shape
+    n_parts = parts.shape[0]
+    for p in prange(n_parts):
+        acc = parts[p]
+        for t in range(p * m // n_parts, (p + 1) * m // n_parts):
+            for e in range(indptr[t], indptr[t + 1]):
+                v, j = values[e], indices[e]
+                for n in range(n_out):
+                    acc[j, n] += v * g[t, n]
+
+
+def event_weight_grad(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, g: np.ndarray,
+                      in_features: int) -> np.ndarray:
+    """dWt [K, N] = x₂ᵀ g; same contract as the reference."""
+    parts = np.zeros((PARTS, in_features, g.shape[1]), dtype=g.dtype)
+    _weight_grad_parts(indptr, indices, values, g, parts)
+    out = parts[0]
+    for p in range(1, PARTS):
+        out += parts[p]
+    return out
