@@ -38,7 +38,10 @@ def check_linear(x, w, b) -> None:
 
 
 def input_events(x2: np.ndarray):
-    """The events (indptr, indices, values) of x₂ [rows, in] when at most EVENT_DENSITY of it is nonzero, else None."""
+    """The events (indptr, indices, values) of a float32 / float64 x₂ [rows, in] when at most EVENT_DENSITY of
+    it is nonzero, else None (other dtypes always run dense)."""
+    if x2.dtype not in (np.float32, np.float64):
+        return None
     x2 = np.ascontiguousarray(x2)
     indptr = kernels.event_row_pointers(x2)
     if indptr[-1] > EVENT_DENSITY * x2.size:
