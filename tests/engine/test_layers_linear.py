@@ -25,11 +25,17 @@ def test_linear_matches_torch(lead, n_in, n_out, bias, dtype, seed, transposed):
         x = np.swapaxes(np.ascontiguousarray(np.swapaxes(x, -1, -2)), -1, -2)
     w = rng.standard_normal((n_out, n_in)).astype(dtype)
     b = rng.standard_normal(n_out).astype(dtype) if bias else None
+    check_linear_against_torch(x, w, b, rng)
+
+
+def check_linear_against_torch(x, w, b, rng):
+    """F.linear(x, w, b) and its three gradients equal torch.nn.functional.linear's (b may be None)."""
+    dtype = x.dtype
     rtol, atol = tol(dtype)
     tx, tw = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
-    tb = Tensor(b, requires_grad=True) if bias else None
+    tb = Tensor(b, requires_grad=True) if b is not None else None
     rx, rw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-    rb = torch.tensor(b, requires_grad=True) if bias else None
+    rb = torch.tensor(b, requires_grad=True) if b is not None else None
     y, expected = F.linear(tx, tw, tb), torch.nn.functional.linear(rx, rw, rb)
     assert y.dtype == dtype and y.shape == tuple(expected.shape)
     np.testing.assert_allclose(y.data, expected.detach().numpy(), rtol=rtol, atol=atol)
@@ -38,9 +44,10 @@ def test_linear_matches_torch(lead, n_in, n_out, bias, dtype, seed, transposed):
     expected.backward(torch.from_numpy(g))
     np.testing.assert_allclose(tx.grad, rx.grad.numpy(), rtol=rtol, atol=atol)
     np.testing.assert_allclose(tw.grad, rw.grad.numpy(), rtol=rtol, atol=atol)
-    if bias:
+    if b is not None:
         np.testing.assert_allclose(tb.grad, rb.grad.numpy(), rtol=rtol, atol=atol)
     assert tx.grad.dtype == tw.grad.dtype == dtype
+    assert tw.grad.flags.c_contiguous
 
 
 @pytest.mark.parametrize("shape", [(3,), (2, 3), (2, 2, 3)])
