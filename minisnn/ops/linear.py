@@ -43,8 +43,8 @@ def input_events(x2: np.ndarray):
     if x2.dtype not in (np.float32, np.float64):
         return None
     x2 = np.ascontiguousarray(x2)
-    indptr = kernels.event_row_pointers(x2)
-    if indptr[-1] > EVENT_DENSITY * x2.size:
+    indptr = kernels.event_row_pointers(x2, int(EVENT_DENSITY * x2.size))
+    if indptr is None:
         return None
     return (indptr, *kernels.gather_events(x2, indptr))
 

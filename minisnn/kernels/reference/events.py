@@ -23,10 +23,14 @@ import numpy as np
 __all__ = ["event_row_pointers", "gather_events", "event_matmul", "event_weight_grad"]
 
 
-def event_row_pointers(x2: np.ndarray) -> np.ndarray:
-    """indptr [M + 1] (int64): indptr[0] = 0, indptr[t + 1] − indptr[t] = nonzeros of row t of x2 [M, K]."""
+def event_row_pointers(x2: np.ndarray, max_events: int) -> np.ndarray | None:
+    """indptr [M + 1] (int64): indptr[0] = 0, indptr[t + 1] − indptr[t] = nonzeros of row t of x2 [M, K];
+    None when x2 holds more than max_events nonzeros (too many events to pay)."""
+    counts = np.count_nonzero(x2, axis=1)
+    if counts.sum() > max_events:
+        return None
     indptr = np.zeros(x2.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.count_nonzero(x2, axis=1), out=indptr[1:])
+    np.cumsum(counts, out=indptr[1:])
     return indptr
 
 
