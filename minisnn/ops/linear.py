@@ -61,10 +61,10 @@ class Linear(Function):
         events = input_events(x2)
         if events is None:
             y = x2 @ w.T
+            if b is not None:
+                y += b
         else:
-            y = kernels.event_matmul(*events, np.ascontiguousarray(w.T))
-        if b is not None:
-            y += b
+            y = kernels.event_matmul(*events, np.ascontiguousarray(w.T), b)
         ctx.events, ctx.x_shape = events, x.shape
         ctx.save_for_backward(x if events is None else None, w)
         return y.reshape(x.shape[:-1] + (w.shape[0],))

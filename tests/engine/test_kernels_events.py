@@ -55,10 +55,25 @@ def test_jit_matches_reference(dtype, seed, rows, k_in, n_out, density, binary):
     assert y.dtype == dtype and y.shape == (rows, n_out)
     np.testing.assert_allclose(y, ref.event_matmul(indptr, indices, values, wt), rtol=rtol, atol=atol)
     np.testing.assert_allclose(y, x2 @ wt, rtol=rtol, atol=atol)
+    bias = rng.standard_normal(n_out).astype(dtype)
+    y_bias = jit.event_matmul(indptr, indices, values, wt, bias)
+    np.testing.assert_allclose(y_bias, ref.event_matmul(indptr, indices, values, wt, bias), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(y_bias, x2 @ wt + bias, rtol=rtol, atol=atol)
     dwt = jit.event_weight_grad(indptr, indices, values, g, k_in)
     assert dwt.dtype == dtype and dwt.shape == (k_in, n_out)
     np.testing.assert_allclose(dwt, ref.event_weight_grad(indptr, indices, values, g, k_in), rtol=rtol, atol=atol)
     np.testing.assert_allclose(dwt, x2.T @ g, rtol=rtol, atol=atol)
+
+
+def test_silent_row_blocks_are_skipped_but_the_events_after_them_kept():
+    """gather_events skips blocks of rows without events: a silent first block, events in the second."""
+    x2 = np.zeros((3 * jit.ROWS_PER_BLOCK, 8), dtype=np.float32)
+    x2[jit.ROWS_PER_BLOCK + 5, [1, 6]] = 1.0
+    x2[-1, 0] = 2.5
+    indptr = jit.event_row_pointers(x2, x2.size)
+    indices, values = jit.gather_events(x2, indptr)
+    np.testing.assert_array_equal(indices, [1, 6, 0])
+    np.testing.assert_array_equal(values, [1.0, 1.0, 2.5])
 
 
 def test_weight_grad_does_not_depend_on_the_thread_count():

@@ -48,9 +48,11 @@ def _dense(indptr, indices, values, shape):
     return x2
 
 
-def event_matmul(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, wt: np.ndarray) -> np.ndarray:
-    """y [M, N] = x₂ Wt, x₂ [M, K] given by its events, Wt [K, N]."""
-    return _dense(indptr, indices, values, (indptr.shape[0] - 1, wt.shape[0])) @ wt
+def event_matmul(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, wt: np.ndarray,
+                 bias: np.ndarray | None = None) -> np.ndarray:
+    """y [M, N] = x₂ Wt (+ bias [N]), x₂ [M, K] given by its events, Wt [K, N]."""
+    y = _dense(indptr, indices, values, (indptr.shape[0] - 1, wt.shape[0])) @ wt
+    return y if bias is None else y + bias
 
 
 def event_weight_grad(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, g: np.ndarray,
