@@ -1,11 +1,12 @@
-"""A/B: minisnn training throughput of two source trees (two commits), alternating, same machine.
+"""A/B: minisnn training (or inference) throughput of two source trees (two commits), alternating, same machine.
 
     git worktree add /tmp/before <commit>            # or: git archive <commit> minisnn | tar -x -C /tmp/before
     python bench/bench_ab.py --a /tmp/before --b . --models dysvit-tiny spikformer-tiny qkformer-tiny
 
 Each measurement is a fresh process that imports `minisnn` from the given tree (PYTHONPATH), builds
 the model with seed 0, runs `--warmup` training steps (forward, cross-entropy, backward, AdamW)
-and times `--repeats` more on one fixed random batch.  Rounds alternate A and B, so a busy moment
+and times `--repeats` more on one fixed random batch; with `--infer`, no-grad forward passes in eval
+mode instead.  Rounds alternate A and B, so a busy moment
 of the machine hits both alike; the medians and the ratio B/A (above 1: B is faster) are printed.
 
 A freshly initialised network on random images fires at rates unlike a trained one's (dysvit-conv's
@@ -34,6 +35,7 @@ from minisnn import functional as F, models
 from minisnn.nn import init
 from minisnn.optim import AdamW
 name, batch, warmup, repeats, weights = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+infer = sys.argv[6] == "infer"
 init.manual_seed(0)
 rng = np.random.default_rng(0)
 if weights:
@@ -50,15 +52,19 @@ else:
     model = models.create(name)
     x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, model.num_classes, batch)
-model.train()
+model.eval() if infer else model.train()
 opt = AdamW(model.parameters(), lr=1e-3)
 times = []
 for i in range(warmup + repeats):
     t0 = time.perf_counter()
-    loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
+    if infer:
+        with minisnn.no_grad():
+            model(x)
+    else:
+        loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     if i >= warmup:
         times.append(time.perf_counter() - t0)
 print(json.dumps({"file": minisnn.__file__, "times": times}))
@@ -77,13 +83,14 @@ def _parse():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--weights", default="", help="start from these trained weights, on the embedded sample's images "
                                                   "(a checkpoint or export file, or a shipped name)")
+    p.add_argument("--infer", action="store_true", help="time no-grad eval forward passes instead of training steps")
     return p.parse_args()
 
 
 def _measure(tree: str, name: str, args) -> list[float]:
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), **{v: str(args.threads) for v in THREAD_VARS})
     out = subprocess.run([sys.executable, "-c", WORKER, name, str(args.batch_size), str(args.warmup),
-                          str(args.repeats), args.weights], env=env, cwd=os.path.abspath(tree), capture_output=True, text=True)
+                          str(args.repeats), args.weights, "infer" if args.infer else "train"], env=env, cwd=os.path.abspath(tree), capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{tree}: the {name} worker failed:\n{out.stderr.strip()}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -96,7 +103,7 @@ def _measure(tree: str, name: str, args) -> list[float]:
 def main():
     args = _parse()
     print(f"A = {args.a}, B = {args.b}; batch {args.batch_size}, {args.threads} threads, "
-          f"{args.rounds} alternating rounds x {args.repeats} timed steps")
+          f"{args.rounds} alternating rounds x {args.repeats} timed {'forward passes' if args.infer else 'steps'}")
     print(f"{'model':22s} {'A img/s':>9s} {'B img/s':>9s} {'B/A':>6s}")
     for name in args.models:
         samples = {"a": [], "b": []}
