@@ -1,9 +1,12 @@
 """2-D max-pooling kernels, Numba version of `reference.pool` (same names, signatures, results).
 
-The N·C input planes are independent, so they run in parallel (`prange`); one plane (a few KiB)
-sits in L1 while its windows are scanned.  Each window is visited in row-major order with
-PyTorch's update rule (strictly larger, or NaN), so values and indices agree exactly with the
-reference.  The backward pass zeroes one gradient plane and adds every output gradient at its
+The N·C input planes are independent.  The forward scans them LANES (16) at a time: a block of
+planes is first copied with the plane index innermost (a few tens of KiB, cache-resident), so the
+same window of all 16 planes is one vector of values, and every window is scanned with selects over
+that vector (the scan of one plane alone is a short, branchy scalar loop: twice as slow, measured on
+`spikformer-tiny`'s pooling shapes).  Blocks run in parallel (`prange`).  Each window is visited in
+row-major order with PyTorch's update rule (strictly larger, or NaN), so values and indices agree
+exactly with the reference.  The backward pass zeroes one gradient plane and adds every output gradient at its
 recorded index; a plane belongs to one thread, so there are no write conflicts.
 No `fastmath`: the NaN test must stay.
 """
@@ -15,27 +18,42 @@ from numba import njit, prange
 __all__ = ["max_pool2d_forward", "max_pool2d_backward"]
 
 
+LANES = 16  # planes scanned together, one per vector lane
+
+
 @njit(cache=True, parallel=True)
 def _forward_planes(x, kh, kw, sh, sw, ph, pw, y, index):
     planes, h, w = x.shape
     ho, wo = y.shape[1], y.shape[2]
-    for pl in prange(planes):
+    for block in prange((planes + LANES - 1) // LANES):
+        p0 = block * LANES
+        n = min(LANES, planes - p0)
+        lanes = np.empty((h, w, LANES), dtype=x.dtype)      # the block's planes, plane index innermost
+        best = np.empty(LANES, dtype=x.dtype)
+        at = np.empty(LANES, dtype=np.int32)
+        for r in range(h):
+            for c in range(w):
+                for lane in range(n):
+                    lanes[r, c, lane] = x[p0 + lane, r, c]
         for i in range(ho):
             r0 = i * sh - ph
             r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
             for j in range(wo):
                 c0 = j * sw - pw
                 c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
-                best = -np.inf
-                at = r_lo * w + c_lo
+                for lane in range(n):
+                    best[lane] = -np.inf
+                    at[lane] = r_lo * w + c_lo
                 for r in range(r_lo, r_hi):
                     for c in range(c_lo, c_hi):
-                        v = x[pl, r, c]
-                        if v > best or np.isnan(v):
-                            best = v
-                            at = r * w + c
-                y[pl, i, j] = best
-                index[pl, i, j] = at
+                        for lane in range(n):            # one window of every plane: selects, vectorised
+                            v = lanes[r, c, lane]
+                            take = (v > best[lane]) | (v != v)
+                            best[lane] = v if take else best[lane]
+                            at[lane] = r * w + c if take else at[lane]
+                for lane in range(n):
+                    y[p0 + lane, i, j] = best[lane]
+                    index[p0 + lane, i, j] = at[lane]
 
 
 @njit(cache=True, parallel=True)
