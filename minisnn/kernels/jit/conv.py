@@ -7,9 +7,11 @@ Images are independent, so both kernels run in parallel over the m images of a c
 so the padded copy that the reference makes is never built.  With channels last, the inner
 loop copies (or adds) C contiguous numbers, which Numba vectorises.  col2im adds the taps in
 the same order as the reference (p, q outermost), so both agree bit for bit.
-`swap_last_axes` walks 32 x 32 tiles (both the read and the write stay within a few cache
-lines per row of the tile) and runs the tiles in parallel; it is 2-3x faster than NumPy's
-single-threaded strided copy at the sizes of a conv chunk.
+`swap_last_axes` runs tiles of 64 rows in parallel and moves each tile in 8 x 8 blocks: with the
+block's trip counts fixed, LLVM transposes it in registers, and both the 8 reads and the 8 writes
+of a block are short contiguous runs.  That ran 1.7-5x faster than the former 32 x 32 tiles
+walked one element at a time (AMD EPYC Zen 4, 2 threads, chunks of [16-256, 64-1024, 48-384]
+float32), which were 2-3x faster than NumPy's single-threaded strided copy.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from numba import njit, prange
 
 __all__ = ["im2col_rows", "col2im_rows", "swap_last_axes"]
 
-TILE = 32  # side of the square tiles of swap_last_axes
+TILE = 64   # rows of a (the output's columns) per parallel work item of swap_last_axes
+MICRO = 8   # side of the square blocks swap_last_axes moves at a time (a literal: LLVM keeps a block in registers)
 
 
 @njit(cache=True, parallel=True)
@@ -75,8 +78,18 @@ def swap_last_axes(a, out):
         n = t // row_tiles
         i0 = (t % row_tiles) * TILE
         i1 = min(i0 + TILE, rows)
-        for j0 in range(0, cols, TILE):
-            for j in range(j0, min(j0 + TILE, cols)):
-                for i in range(i0, i1):
-                    out[n, j, i] = a[n, i, j]
+        src, dst = a[n], out[n]
+        i_full = i0 + (i1 - i0) // MICRO * MICRO
+        j_full = cols // MICRO * MICRO
+        for j0 in range(0, j_full, MICRO):
+            for ib in range(i0, i_full, MICRO):   # 8 x 8 blocks: fixed trip counts, kept in registers
+                for jj in range(MICRO):
+                    for ii in range(MICRO):
+                        dst[j0 + jj, ib + ii] = src[ib + ii, j0 + jj]
+            for j in range(j0, j0 + MICRO):        # rows left over at the end of the tile
+                for i in range(i_full, i1):
+                    dst[j, i] = src[i, j]
+        for j in range(j_full, cols):              # columns left over
+            for i in range(i0, i1):
+                dst[j, i] = src[i, j]
     return out
