@@ -3,11 +3,12 @@
 The N·C input planes are independent.  The forward scans them LANES (16) at a time: a block of
 planes is first copied with the plane index innermost (a few tens of KiB, cache-resident), so the
 same window of all 16 planes is one vector of values, and every window is scanned with selects over
-that vector (the scan of one plane alone is a short, branchy scalar loop: twice as slow, measured on
-`spikformer-tiny`'s pooling shapes).  Blocks run in parallel (`prange`).  Each window is visited in
-row-major order with PyTorch's update rule (strictly larger, or NaN), so values and indices agree
-exactly with the reference.  The backward pass zeroes one gradient plane and adds every output gradient at its
-recorded index; a plane belongs to one thread, so there are no write conflicts.
+that vector (the scan of one plane alone is a short, branchy scalar loop: 2.3x slower on
+`bench/bench_layers.py`'s max_pool2d row).  Blocks run in parallel (`prange`).  Each window is
+visited in row-major order with PyTorch's update rule (strictly larger, or NaN), so values and
+indices agree exactly with the reference.  The backward pass zeroes one gradient plane and adds
+every output gradient at its recorded index; a plane belongs to one thread, so there are no write
+conflicts.
 No `fastmath`: the NaN test must stay.
 """
 from __future__ import annotations
