@@ -51,7 +51,9 @@ _FAST = {"reassoc", "contract", "nsz"}
 # OS has parked behind a spinning one.  Measured on a dim-256, depth-4 Dy-SViT training step on
 # 2 cores: about 48 img/s with these loops serial, 32 img/s parallel.  Parallel loops win only in
 # isolation (the layer benchmark); with pools that sleep instead of spinning (OMP_WAIT_POLICY=passive)
-# the two were level within noise.  The two settings agree to rounding.  See bench/README.md.
+# the two were level within noise.  The two settings agree to rounding.  See bench/README.md.  On 2 cores
+# of an AMD EPYC (Zen 4), `bench/bench_ab.py` with PARALLEL = True against False measured 0.975-1.009
+# (dysvit-cifar10, qkformer-tiny, spikformer-tiny training): no reason to switch.
 PARALLEL = False
 
 
