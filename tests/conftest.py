@@ -44,6 +44,21 @@ def embedded_sample_only(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
+def on_one_and_all_threads(run):
+    """[run() on one Numba thread, run() on all of them] (the thread count restored after), for kernels whose
+    results must not depend on it."""
+    import numba  # the jit backend's dependency, imported where a test needs it
+    before = numba.get_num_threads()
+    try:
+        results = []
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            results.append(run())
+    finally:
+        numba.set_num_threads(before)
+    return results
+
+
 @contextlib.contextmanager
 def one_torch_thread():
     """torch with one intra-op thread while inside (nothing without torch).  On a small shared machine

@@ -8,6 +8,7 @@ from hypothesis import given, strategies as st
 from minisnn.kernels.jit import attention as jit
 from minisnn.kernels.reference import attention as ref
 
+from ..conftest import on_one_and_all_threads
 from .conftest import dtypes, kinds, make_array, seeds
 
 
@@ -52,19 +53,14 @@ def test_ssa_forward_backward_match(sizes, dtype, kind, seed, scale):
 @pytest.mark.parametrize("n", [64, 8])
 def test_ssa_does_not_depend_on_the_thread_count(n):
     """Every problem is one run of BLAS calls on one thread, so 1 or all threads give the same bits."""
-    numba = pytest.importorskip("numba")
+    pytest.importorskip("numba")
     rng = np.random.default_rng(0)
     q, k, v, grad = (make_array(rng, (37, n, 16), np.float32, "real") for _ in range(4))
-    before = numba.get_num_threads()
-    try:
-        results = []
-        for threads in (1, numba.config.NUMBA_NUM_THREADS):
-            numba.set_num_threads(threads)
-            z, inner = jit.ssa_forward(q, k, v, 0.125)
-            results.append((z, inner, *jit.ssa_backward(q, k, v, inner, grad, 0.125)))
-    finally:
-        numba.set_num_threads(before)
-    for one, many in zip(*results):
+    def run():
+        z, inner = jit.ssa_forward(q, k, v, 0.125)
+        return (z, inner, *jit.ssa_backward(q, k, v, inner, grad, 0.125))
+
+    for one, many in zip(*on_one_and_all_threads(run)):
         np.testing.assert_array_equal(one, many)
 
 

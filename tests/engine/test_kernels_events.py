@@ -11,7 +11,7 @@ from minisnn.kernels.jit import events as jit
 from minisnn.kernels.reference import events as ref
 from minisnn.ops import linear as linear_op
 
-from ..conftest import tol
+from ..conftest import on_one_and_all_threads, tol
 from .strategies import seeds
 from .test_layers_linear import check_linear_against_torch
 
@@ -78,20 +78,13 @@ def test_silent_row_blocks_are_skipped_but_the_events_after_them_kept():
 
 def test_weight_grad_does_not_depend_on_the_thread_count():
     """The row parts are fixed, so 1 or 2 threads add the same numbers in the same order."""
-    numba = pytest.importorskip("numba")
+    pytest.importorskip("numba")
     rng = np.random.default_rng(0)
     x2 = sparse(rng, (300, 64), 0.2, np.float32, True)
     g = rng.standard_normal((300, 48)).astype(np.float32)
     indptr = jit.event_row_pointers(x2, x2.size)
     indices, values = jit.gather_events(x2, indptr)
-    before = numba.get_num_threads()
-    try:
-        results = []
-        for threads in (1, numba.config.NUMBA_NUM_THREADS):
-            numba.set_num_threads(threads)
-            results.append(jit.event_weight_grad(indptr, indices, values, g, 64))
-    finally:
-        numba.set_num_threads(before)
+    results = on_one_and_all_threads(lambda: jit.event_weight_grad(indptr, indices, values, g, 64))
     np.testing.assert_array_equal(results[0], results[1])
 
 

@@ -44,11 +44,22 @@ __all__ = [
 _PROBLEMS_PER_BLOCK = 8
 
 
+@njit(cache=True, inline="always")
+def _block_problems(block, n_problems):
+    """The problems of parallel block `block`: range(start, stop)."""
+    return range(block * _PROBLEMS_PER_BLOCK, min(n_problems, (block + 1) * _PROBLEMS_PER_BLOCK))
+
+
+@njit(cache=True, inline="always")
+def _n_blocks(n_problems):
+    return (n_problems + _PROBLEMS_PER_BLOCK - 1) // _PROBLEMS_PER_BLOCK
+
+
 @njit(cache=True, parallel=True)
 def _ssa_forward_kv(q, k, v, scale, z, m):
     """Per problem: m = kᵀ v, z = scale · q m."""
-    for block in prange((q.shape[0] + _PROBLEMS_PER_BLOCK - 1) // _PROBLEMS_PER_BLOCK):
-        for g in range(block * _PROBLEMS_PER_BLOCK, min(q.shape[0], (block + 1) * _PROBLEMS_PER_BLOCK)):
+    for block in prange(_n_blocks(q.shape[0])):
+        for g in _block_problems(block, q.shape[0]):
             np.dot(k[g].T, v[g], m[g])
             np.dot(q[g], m[g], z[g])
             z[g] *= scale
@@ -57,8 +68,8 @@ def _ssa_forward_kv(q, k, v, scale, z, m):
 @njit(cache=True, parallel=True)
 def _ssa_forward_qk(q, k, v, scale, z, a):
     """Per problem: a = q kᵀ, z = scale · a v."""
-    for block in prange((q.shape[0] + _PROBLEMS_PER_BLOCK - 1) // _PROBLEMS_PER_BLOCK):
-        for g in range(block * _PROBLEMS_PER_BLOCK, min(q.shape[0], (block + 1) * _PROBLEMS_PER_BLOCK)):
+    for block in prange(_n_blocks(q.shape[0])):
+        for g in _block_problems(block, q.shape[0]):
             np.dot(q[g], k[g].T, a[g])
             np.dot(a[g], v[g], z[g])
             z[g] *= scale
@@ -86,9 +97,9 @@ def ssa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float):
 @njit(cache=True, parallel=True)
 def _ssa_backward_kv(q, k, v, m, gz, scale, dq, dk, dv):
     """dq = s·gz mᵀ, dm = s·qᵀ gz, dk = v dmᵀ, dv = k dm (one problem at a time)."""
-    for block in prange((q.shape[0] + _PROBLEMS_PER_BLOCK - 1) // _PROBLEMS_PER_BLOCK):
+    for block in prange(_n_blocks(q.shape[0])):
         dm = np.empty((m.shape[1], m.shape[2]), m.dtype)
-        for g in range(block * _PROBLEMS_PER_BLOCK, min(q.shape[0], (block + 1) * _PROBLEMS_PER_BLOCK)):
+        for g in _block_problems(block, q.shape[0]):
             np.dot(gz[g], m[g].T, dq[g])
             dq[g] *= scale
             np.dot(q[g].T, gz[g], dm)
@@ -100,9 +111,9 @@ def _ssa_backward_kv(q, k, v, m, gz, scale, dq, dk, dv):
 @njit(cache=True, parallel=True)
 def _ssa_backward_qk(q, k, v, a, gz, scale, dq, dk, dv):
     """da = s·gz vᵀ, dv = s·aᵀ gz, dq = da k, dk = daᵀ q (one problem at a time)."""
-    for block in prange((q.shape[0] + _PROBLEMS_PER_BLOCK - 1) // _PROBLEMS_PER_BLOCK):
+    for block in prange(_n_blocks(q.shape[0])):
         da = np.empty((a.shape[1], a.shape[2]), a.dtype)
-        for g in range(block * _PROBLEMS_PER_BLOCK, min(q.shape[0], (block + 1) * _PROBLEMS_PER_BLOCK)):
+        for g in _block_problems(block, q.shape[0]):
             np.dot(gz[g], v[g].T, da)
             da *= scale
             np.dot(a[g].T, gz[g], dv[g])
