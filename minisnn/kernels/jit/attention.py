@@ -6,7 +6,7 @@ are done back to back with BLAS (`np.dot` into preallocated outputs) while its q
 cache, so every array crosses memory once; the NumPy reference makes a full pass over memory for
 each product and another for the scale.  The backward fuses its four products the same way.
 The problems are spread over Numba's thread pool in blocks (each small BLAS call runs on the thread
-that makes it): 2.2x faster forward and 1.5x faster backward at Dy-SViT's shapes on 2 cores.
+that makes it): about 1.9x faster forward and 1.7x faster backward on 2 cores (`attention.md`).
 
 Why BLAS and not bit tricks on the 0/1 spikes: `ssa_forward_bitcount` below packs the spike
 columns into 64-bit words and counts kᵀ v with popcount (d·dv·N/64 word operations instead of
