@@ -27,8 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import math
+import types
+import uuid
 from typing import Callable, NamedTuple
+
+import numpy as np
 
 FIRST_CUSTOM_CODE = 64
 DERIVED_STEP = 6e-6  # relative step of the derived derivatives: about the cube root of float64's epsilon
@@ -93,17 +98,74 @@ def lookup(code: int) -> SurrogateFunctions:
 
 
 def code_key(name: str, functions) -> str:
-    """`name` and a hash of the code of `functions` (None allowed): equal for the same source, in
-    every process, so Numba's on-disk cache finds the kernels compiled for it last time."""
+    """`name` and a hash of what the kernels compile for `functions` (None allowed): equal in every
+    process for the same code and the same values read, so Numba's on-disk cache finds the kernels
+    compiled for it last time, and different when either changed.
+
+    Numba freezes a function's globals as constants, so the hash covers, besides the code, the
+    values the functions read from their globals and closures (`_fingerprint`): numbers, strings,
+    arrays, and functions or compiled functions they call, recursively.  Attributes read through a
+    module (`math.pi`, `mymodule.K`) are taken by the module's name, as Numba's own cache does.  A
+    value it cannot fingerprint, or a compiled helper whose module cannot be imported (which a
+    cached kernel could not load again), makes the key unique to this process: correct, but
+    compiled afresh in every process."""
     digest = hashlib.sha256()
     for fn in functions:
-        digest.update(repr(_code_parts(getattr(fn, "__code__", None))).encode())
+        digest.update(repr(_fingerprint(fn, set()) if fn is not None else None).encode())
     return f"{name}-{digest.hexdigest()[:16]}"
 
 
+_PROCESS_TOKEN = uuid.uuid4().hex  # keys that must not match another process's
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _fingerprint(value, seen: set):
+    """A repr-able summary of `value` that is equal across processes exactly when the compiled code
+    reading it would be; `seen` guards against functions that call each other."""
+    if isinstance(value, _PLAIN):
+        return type(value).__name__, value
+    if isinstance(value, tuple):
+        return tuple(_fingerprint(v, seen) for v in value)
+    if isinstance(value, types.ModuleType):
+        return "module", value.__name__
+    if isinstance(value, np.ndarray):
+        return "array", value.dtype.str, value.shape, hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+    if isinstance(value, np.generic):
+        return "scalar", value.dtype.str, value.item()
+    compiled = getattr(value, "py_func", None)         # a Numba dispatcher: the function it compiles
+    if isinstance(compiled, types.FunctionType):
+        if inspect.getmodule(compiled) is None:
+            return "process", _PROCESS_TOKEN, id(value)
+        return "compiled", _fingerprint(compiled, seen)
+    if isinstance(value, types.FunctionType):
+        if id(value) in seen:
+            return "recursive", value.__qualname__
+        seen.add(id(value))
+        code = value.__code__
+        names = sorted(_global_names(code))
+        scope = value.__globals__
+        cells = tuple(c.cell_contents for c in value.__closure__ or ())
+        return ("function", _code_parts(code),
+                tuple((n, _fingerprint(scope[n], seen)) for n in names if n in scope),
+                tuple(_fingerprint(c, seen) for c in cells),
+                _fingerprint(value.__defaults__, seen))
+    if isinstance(value, (types.BuiltinFunctionType, type)):   # math.erf, np.float64, ...
+        return "named", getattr(value, "__module__", None), value.__qualname__
+    if isinstance(value, np.ufunc):
+        return "ufunc", value.__name__
+    return "process", _PROCESS_TOKEN, id(value)
+
+
+def _global_names(code) -> set:
+    """The names `code` and the code objects nested in it may read as globals."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            names |= _global_names(const)
+    return names
+
+
 def _code_parts(code):
-    if code is None:
-        return None
     consts = tuple(_code_parts(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts)
     return code.co_code, consts, code.co_names
 

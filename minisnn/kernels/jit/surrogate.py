@@ -23,7 +23,11 @@ Python's ZeroDivisionError check would also block vectorisation.
 """
 from __future__ import annotations
 
+import inspect
 import math
+import re
+import sys
+from types import FunctionType, ModuleType
 from typing import NamedTuple
 
 import numpy as np
@@ -141,15 +145,36 @@ _COMPILED: dict[str, tuple] = {}   # family key -> (same_dtype, primitive, deriv
 _TOKENS: dict[int, FamilyOps] = {}  # code -> token
 
 
-def _compile(scalar):
+def _compile(scalar, module_name: str):
+    """`scalar` compiled for inlining; a function whose module cannot be imported is compiled from
+    the module `module_name` made for it (`_importable`), so that cached kernels holding it load again."""
+    if inspect.getmodule(scalar) is None:
+        scalar = _importable(scalar, module_name)
     return njit(error_model="numpy", inline="always")(scalar)
+
+
+def _importable(fn, module_name: str):
+    """A copy of `fn` whose globals belong to a module registered in `sys.modules`.
+
+    Code run by `exec` in a namespace of its own (a doctest, a notebook tool) defines functions whose
+    module cannot be imported.  Numba compiles them under a placeholder module, and a cached kernel
+    holding one fails to load in the next process (it imports that placeholder).  The copy reads the
+    same global values (Numba freezes them when it compiles; `code_key` hashes them), in a module named
+    after the family's key and the function's role: defining the family again in a new process
+    registers it again before any kernel for it loads."""
+    module = sys.modules[module_name] = ModuleType(module_name)
+    module.__dict__.update(fn.__globals__)
+    module.__name__ = module_name
+    copy = FunctionType(fn.__code__, module.__dict__, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__
+    return copy
 
 
 def _derived(derive, primitive):
     """∂p/∂x or ∂p/∂α of a compiled primitive by `derive` (central_dx / central_da), in float64."""
     def derived(x, a):
         return derive(primitive, np.float64(x), np.float64(a))
-    return _compile(derived)
+    return njit(error_model="numpy", inline="always")(derived)
 
 
 def family_ops(kind: int) -> FamilyOps:
@@ -158,9 +183,12 @@ def family_ops(kind: int) -> FamilyOps:
     if token is None:
         family = lookup(kind)
         if family.key not in _COMPILED:
-            primitive = _compile(family.primitive)
-            derivative = _derived(central_dx, primitive) if family.derivative is None else _compile(family.derivative)
-            d_alpha_fn = _derived(central_da, primitive) if family.d_alpha is None else _compile(family.d_alpha)
+            module = "minisnn_surrogate_" + re.sub(r"\W", "_", family.key)
+            primitive = _compile(family.primitive, module + "_primitive")
+            derivative = (_derived(central_dx, primitive) if family.derivative is None
+                          else _compile(family.derivative, module + "_derivative"))
+            d_alpha_fn = (_derived(central_da, primitive) if family.d_alpha is None
+                          else _compile(family.d_alpha, module + "_d_alpha"))
             _COMPILED[family.key] = (family.same_dtype, primitive, derivative, d_alpha_fn)
         token = _TOKENS[kind] = FamilyOps(family.key)
     return token
