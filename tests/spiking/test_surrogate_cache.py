@@ -31,24 +31,32 @@ def gaussian(x, alpha):
 Gaussian = surrogate.define("gaussian_cached", gaussian, default_alpha=4.0)
 '''
 
-SCRIPT = '''
-import json, sys
+DEFINE_BY_EXEC = '''
+import sys
+namespace = {"__name__": "__not_a_module__"}
+exec(compile(sys.argv[1], "<family>", "exec"), namespace)
+Gaussian = namespace["Gaussian"]
+'''
+
+USE = '''
+import json
 import numpy as np
 from minisnn import Tensor
 from minisnn.kernels import compile_cache
 from minisnn.spiking import spike
-namespace = {"__name__": "__not_a_module__"}
-exec(compile(sys.argv[1], "<family>", "exec"), namespace)
 u = Tensor(np.array([0.7, 0.95, 1.1]), requires_grad=True)
-spike(u, surrogate=namespace["Gaussian"]()).sum().backward()
+spike(u, surrogate=Gaussian()).sum().backward()
 print(json.dumps({"grad": u.grad.tolist(), "compiled": compile_cache.compiled_in_this_process()}))
 '''
 
 
-def _run(cache_dir, width: float) -> dict:
+def _run(cache_dir, width: float, by_exec: bool = True) -> dict:
+    """Define the family (by exec in a namespace of its own, or as a script's top-level code) in a new
+    process, run a spike forward and backward through it; its gradient and how many kernels it compiled."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), MINISNN_KERNELS="jit")
     source = FAMILY_SOURCE.format(width=width)
-    r = subprocess.run([sys.executable, "-c", SCRIPT, source], env=env, capture_output=True, text=True,
+    script = DEFINE_BY_EXEC + USE if by_exec else source + USE
+    r = subprocess.run([sys.executable, "-c", script, source], env=env, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -62,6 +70,7 @@ def _expected_grad(width: float) -> list:
 
 
 def test_a_family_defined_by_exec_loads_from_the_cache_and_a_changed_global_recompiles(tmp_path):
+    """exec'd, again, then as a script: compiled once, loaded twice; a changed global compiles anew."""
     first = _run(tmp_path, width=1.0)
     assert first["compiled"] > 0
     np.testing.assert_allclose(first["grad"], _expected_grad(1.0), rtol=1e-8)
@@ -69,6 +78,9 @@ def test_a_family_defined_by_exec_loads_from_the_cache_and_a_changed_global_reco
     again = _run(tmp_path, width=1.0)          # a new process: the kernels come from the cache
     assert again["compiled"] == 0
     assert again["grad"] == first["grad"]
+    script = _run(tmp_path, width=1.0, by_exec=False)   # the same code at a script's top level (__main__)
+    assert script["compiled"] == 0
+    assert script["grad"] == first["grad"]
 
     wider = _run(tmp_path, width=2.0)          # same code, another value read from a global
     assert wider["compiled"] > 0, "a changed global must not load the kernels compiled for the old value"

@@ -23,7 +23,6 @@ Python's ZeroDivisionError check would also block vectorisation.
 """
 from __future__ import annotations
 
-import inspect
 import math
 import re
 import sys
@@ -146,22 +145,20 @@ _TOKENS: dict[int, FamilyOps] = {}  # code -> token
 
 
 def _compile(scalar, module_name: str):
-    """`scalar` compiled for inlining; a function whose module cannot be imported is compiled from
-    the module `module_name` made for it (`_importable`), so that cached kernels holding it load again."""
-    if inspect.getmodule(scalar) is None:
-        scalar = _importable(scalar, module_name)
-    return njit(error_model="numpy", inline="always")(scalar)
+    """`scalar` compiled for inlining, from a copy whose globals live in the module `module_name` (`_importable`)."""
+    return njit(error_model="numpy", inline="always")(_importable(scalar, module_name))
 
 
 def _importable(fn, module_name: str):
-    """A copy of `fn` whose globals belong to a module registered in `sys.modules`.
+    """A copy of `fn` whose globals belong to a module registered in `sys.modules` as `module_name`.
 
-    Code run by `exec` in a namespace of its own (a doctest, a notebook tool) defines functions whose
-    module cannot be imported.  Numba compiles them under a placeholder module, and a cached kernel
-    holding one fails to load in the next process (it imports that placeholder).  The copy reads the
-    same global values (Numba freezes them when it compiles; `code_key` hashes them), in a module named
-    after the family's key and the function's role: defining the family again in a new process
-    registers it again before any kernel for it loads."""
+    A cached kernel that inlines a family's function names the function's module, and loading the
+    kernel in a later process imports that module.  The family's functions may come from a module
+    the later process lacks: code that `exec` ran in a namespace of its own (a doctest, a test), for
+    which Numba records a placeholder module, or a `__main__` other than the one that compiled.  So
+    every family is compiled from a copy in a module named after its key and the function's role,
+    which any process registers again when it defines the family, before a kernel for it loads.  The
+    copy reads the same global values (Numba freezes them when it compiles; `code_key` hashes them)."""
     module = sys.modules[module_name] = ModuleType(module_name)
     module.__dict__.update(fn.__globals__)
     module.__name__ = module_name
