@@ -5,6 +5,7 @@
     python bench/bench_layers.py --quick         # small sizes, a few seconds (smoke test)
     python bench/bench_layers.py --only bn       # rows whose name contains "bn"
     python bench/bench_layers.py --only conv --no-winograd   # 3×3 convs on im2col instead of Winograd
+    python bench/bench_layers.py --only 3x3 --winograd-tile 2 # Winograd on F(2×2, 3×3) tiles only
 
 Rows (float32; the sizes of a dim-256 spiking ViT at T·B = 64 and of the conv stems):
     BatchNorm1d train on [64·64, 256] (token matrix) and [256, 384, 64] ([T·B, C, N]);
@@ -35,6 +36,8 @@ def parse_args():
     p.add_argument("--quick", action="store_true", help="small sizes and 3 rounds, for a smoke test")
     p.add_argument("--only", default="", help="run only rows whose name contains this text")
     p.add_argument("--no-winograd", action="store_true", help="run 3×3 convs on im2col (ops/winograd.md)")
+    p.add_argument("--winograd-tile", type=int, choices=(2, 4), default=4,
+                   help="largest Winograd output tile: 4 lets `tile_for` pick F(4×4, 3×3), 2 keeps F(2×2, 3×3)")
     return p.parse_args()
 
 
@@ -53,9 +56,11 @@ import torch  # noqa: E402  (the comparison needs it)
 from minisnn.torch.dysvit import SpikeSigmoidSTE  # noqa: E402
 
 torch.set_num_threads(ARGS.threads)
+from minisnn.ops import winograd  # noqa: E402
+
 if ARGS.no_winograd:
-    from minisnn.ops import winograd
     winograd.MIN_CHANNELS = 1 << 30
+winograd.TILE = winograd.BACKWARD_TILE = ARGS.winograd_tile
 
 
 def blas_info() -> str:
@@ -210,6 +215,8 @@ def main():
               f"{cell('bo'):>16}{cell('bt'):>16}{med['bo'] / med['bt']:7.2f}", flush=True)
     if ARGS.no_winograd:
         print("3×3 convs ran on im2col (--no-winograd)")
+    else:
+        print(f"3×3 convs: Winograd tiles up to {ARGS.winograd_tile}×{ARGS.winograd_tile} (--winograd-tile)")
     print(f"ratio = minisnn median / torch median (below 1: minisnn is faster); "
           f"load average at the end {os.getloadavg()[0]:.2f}")
 

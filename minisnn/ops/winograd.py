@@ -1,26 +1,27 @@
-"""3×3 stride-1 convolution by Winograd's F(2×2, 3×3), forward and both gradients; derivation in `winograd.md`.
+"""3×3 stride-1 convolution by Winograd's F(r×r, 3×3), r = 2 or 4, forward and both gradients;
+derivation in `winograd.md`.
 
-    y = Aᵀ [ U ⊙ V ] A  per 2×2 output tile,   U = G w Gᵀ (weights),  V = Bᵀ d B (4×4 input tile)
+    y = Aᵀ [ U ⊙ V ] A  per r×r output tile,   U = G w Gᵀ (weights),  V = Bᵀ d B (α×α input tile, α = r + 2)
 
-Summed over input channels, the 16 positions ξ of the transformed tiles are 16 independent
-GEMMs, M[ξ] = V[ξ] @ U[ξ] ([tiles, C] @ [C, O]), with 2.25× fewer multiplications than
-im2col's single GEMM ([pixels, 9·C] @ [9·C, O]).  The transforms of the data are kernels
-(`kernels.winograd_*`, channels-last, like `conv.py`'s GEMM layout); the weight transforms
-are small and done here with einsum.  The gradients are exact adjoints of the same linear
-maps, so they are the gradients of this forward:
+Summed over input channels, the α² positions ξ of the transformed tiles are α² independent
+GEMMs, M[ξ] = V[ξ] @ U[ξ] ([tiles, C] @ [C, O]), with α²/(9r²) of im2col's multiplications
+([pixels, 9·C] @ [9·C, O]): 2.25× fewer for F(2×2), 4× for F(4×4).  The transforms of the data
+are kernels (`kernels.winograd_*`, channels-last, like `conv.py`'s GEMM layout); the weight
+transforms are small and done here with einsum.  The gradients are exact adjoints of the same
+linear maps, so they are the gradients of this forward:
 
     ∂L/∂U[ξ] = V[ξ]ᵀ @ ∂L/∂M[ξ],  ∂L/∂M = A g Aᵀ per tile,  ∂L/∂w = Gᵀ (∂L/∂U) G
     ∂L/∂x    = the same forward run on g with w flipped and transposed, padding 2 − p
 
 `conv.py` sends a convolution here when it is 3×3, stride 1, padding ≤ 2 and has enough
-channels for the GEMMs to stay efficient (`use_winograd`).
+channels for the GEMMs to stay efficient (`use_winograd`); `tile_for` picks r per call.
 
-Precision: the forward computes V, U, the 16 GEMMs and the output transform in FORWARD_DTYPE
+Precision: the forward computes V, U, the GEMMs and the output transform in FORWARD_DTYPE
 (float64) and rounds once into the input's dtype, so a float32 forward is the float64 forward
-rounded: it sits closer to float64 than PyTorch's float32 convolution.  In float32 arithmetic
-the output transform adds up nine GEMM results per output, each carrying its own accumulated
-rounding, and spikes flipped at rates above PyTorch's (measured in `winograd.md`).  The
-gradients stay in the input's dtype: the backward's rounding decides no spike.
+rounded, whichever r: it sits closer to float64 than PyTorch's float32 convolution.  In float32
+arithmetic the output transform adds up α² GEMM results per output, each carrying its own
+accumulated rounding, and spikes flipped at rates above PyTorch's (measured in `winograd.md`).
+The gradients stay in the input's dtype: the backward's rounding decides no spike.
 """
 from __future__ import annotations
 
@@ -29,11 +30,19 @@ import numpy as np
 from .. import kernels
 from .scratch import chunk_images, view as _view
 
-CHUNK_BYTES = 16 << 20  # target size of one chunk's transformed tiles [16, tiles, channels]
+CHUNK_BYTES = 16 << 20  # target size of one chunk's transformed tiles [α², tiles, channels]
 MIN_CHANNELS = 16       # fewer input (or, for ∂x, output) channels: im2col's longer GEMMs win (winograd.md)
 FORWARD_DTYPE = np.float64  # forward tiles, GEMMs, output transform; float32 results are rounded once (winograd.md)
+TILE = 4                # the largest r of a float32 forward's F(r×r, 3×3): 4 (α = 6, 36 GEMMs) or 2 (α = 4, 16)
+BACKWARD_TILE = 4       # the same for ∂L/∂x and ∂L/∂w, which compute in the input's dtype (winograd.md)
+F4_MIN_ROWS = 1         # F(4×4) when its GEMMs get >= this many rows per channel (`tile_for`), forward
+F4_MIN_ROWS_BACKWARD = 4   # ... and in the backward (measured in winograd.md)
+FLOAT64_TILE = 2        # the largest r for float64 inputs: F(2×2) keeps the exact zeros of direct convolution
 
-G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])  # [4, 3]
+# G of F(r×r, 3×3), [α, 3], by r: the weight transform U = G w Gᵀ (Bᵀ and Aᵀ: kernels.reference.winograd)
+G = {2: np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]]),
+     4: np.array([[1 / 4, 0.0, 0.0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0.0, 0.0, 1.0]])}
 
 
 def use_winograd(w_shape, stride, padding) -> bool:
@@ -43,48 +52,73 @@ def use_winograd(w_shape, stride, padding) -> bool:
             and min(c, o) >= MIN_CHANNELS)
 
 
-def weight_tiles(w: np.ndarray) -> np.ndarray:
-    """w [O, C, 3, 3] → U [16, C, O], U[4i + j, c, o] = (G w[o, c] Gᵀ)[i, j]."""
+def tile_for(n: int, ho: int, wo: int, channels: int, dtype, largest: int, min_rows: int) -> int:
+    """The output tile size r for n outputs of Ho × Wo in `dtype`: 4 for float32 if `largest` allows it and
+    F(4×4)'s 36 GEMMs get at least min_rows × channels rows (n·⌈Ho/4⌉·⌈Wo/4⌉ tiles; channels = max(C, O)),
+    else 2.  Fewer rows leave the GEMMs short and the transformed weights (36·C·O, 2.25× F(2×2)'s) costly.
+    float64 keeps F(2×2): an output whose 3×3 input window is all zeros comes out exactly 0 there, as in a
+    direct convolution, which max-pool ties on spike maps depend on (winograd.md, "Which tile size")."""
+    if np.dtype(dtype) != np.float32:
+        largest = min(largest, FLOAT64_TILE)
+    if largest == 4 and min(ho, wo) >= 4 and n * _tiles(ho, wo, 4) >= min_rows * channels:
+        return 4
+    return 2
+
+
+def weight_tiles(w: np.ndarray, r: int = 2) -> np.ndarray:
+    """w [O, C, 3, 3] → U [α², C, O], U[α·i + j, c, o] = (G w[o, c] Gᵀ)[i, j], G of F(r×r, 3×3).
+
+    One GEMM: U[ξ] = Σ_pq (G ⊗ G)[ξ, 3p + q] · w[:, :, p, q]ᵀ, with (G ⊗ G) [α², 9]."""
     o, c = w.shape[:2]
-    g = G.astype(w.dtype)
-    return np.ascontiguousarray(np.einsum("ip,jq,ocpq->ijco", g, g, w).reshape(16, c, o))
+    g = G[r].astype(w.dtype)
+    w_taps = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(9, c * o)   # [9, C·O]
+    return (np.kron(g, g) @ w_taps).reshape(-1, c, o)
 
 
 def weight_tiles_adjoint(du: np.ndarray) -> np.ndarray:
-    """∂L/∂U [16, C, O] → ∂L/∂w [O, C, 3, 3]: Gᵀ (∂L/∂U) G, the adjoint of `weight_tiles`."""
-    c, o = du.shape[1:]
-    g = G.astype(du.dtype)
-    return np.ascontiguousarray(np.einsum("ip,jq,ijco->ocpq", g, g, du.reshape(4, 4, c, o)))
+    """∂L/∂U [α², C, O] → ∂L/∂w [O, C, 3, 3]: Gᵀ (∂L/∂U) G, the adjoint of `weight_tiles`: (G ⊗ G)ᵀ ∂L/∂U."""
+    positions, c, o = du.shape
+    g = G[_tile_size(positions)].astype(du.dtype)
+    dw_taps = np.kron(g, g).T @ np.ascontiguousarray(du).reshape(positions, c * o)   # [9, C·O]
+    return np.ascontiguousarray(dw_taps.reshape(3, 3, c, o).transpose(3, 2, 0, 1))
 
 
-def _tiles(ho: int, wo: int) -> int:
-    return ((ho + 1) // 2) * ((wo + 1) // 2)
+def _tiles(ho: int, wo: int, r: int) -> int:
+    """Tiles of r×r outputs covering Ho × Wo."""
+    return -(-ho // r) * -(-wo // r)
+
+
+def _tile_size(positions: int) -> int:
+    """r of the F(r×r, 3×3) whose transformed tiles have `positions` = (r + 2)² entries."""
+    return int(round(positions ** 0.5)) - 2
 
 
 def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf):
-    """Winograd convolution of channels-last images x_last [m, H, W, C] with U [16, C, O] into out_last [m, Ho, Wo, O].
+    """Winograd convolution of channels-last images x_last [m, H, W, C] with U [α², C, O] into out_last [m, Ho, Wo, O].
 
     V, the GEMMs and the output transform are computed in the dtype of U and of the two buffers, which may
     be wider than x_last and out_last: the output transform then rounds each result once into out_last."""
     m, h, w, c = x_last.shape
-    o = u.shape[2]
-    tiles = m * _tiles(*out_last.shape[1:3])
-    v = kernels.winograd_input_tiles(x_last, padding[0], padding[1], _view(v_buf, 16, tiles, c))
-    mt = np.matmul(v, u, out=_view(m_buf, 16, tiles, o))
+    positions, _, o = u.shape
+    tiles = m * _tiles(*out_last.shape[1:3], _tile_size(positions))
+    v = kernels.winograd_input_tiles(x_last, padding[0], padding[1], _view(v_buf, positions, tiles, c))
+    mt = np.matmul(v, u, out=_view(m_buf, positions, tiles, o))
     return kernels.winograd_output_tiles(mt, out_last.shape[1], out_last.shape[2], out_last)
 
 
 def _convolve(a3, u, shape, padding, out3):
-    """out3 [N, O, Ho·Wo] = conv(a3 [N, C, H·W] seen as images of `shape` (H, W)), channels first in and out;
-    the transformed tiles and the GEMMs are in u's dtype, which may be wider than a3's."""
+    """out3 [N, O, Ho·Wo] = conv(a3 [N, C, H·W] seen as images of `shape` (H, W)), channels first in and out,
+    with U [α², C, O] of F(r×r, 3×3); the transformed tiles and the GEMMs are in u's dtype, which may be
+    wider than a3's."""
     n, c, _ = a3.shape
-    (h, w), o = shape, u.shape[2]
+    (h, w), (positions, _, o) = shape, u.shape
     ho, wo = h + 2 * padding[0] - 2, w + 2 * padding[1] - 2
-    chunk = chunk_images(n, 16 * _tiles(ho, wo) * max(c, o) * u.itemsize, CHUNK_BYTES)
+    per_image = positions * _tiles(ho, wo, _tile_size(positions))   # transformed tiles of one channel
+    chunk = chunk_images(n, per_image * max(c, o) * u.itemsize, CHUNK_BYTES)
     a_buf = np.empty(chunk * h * w * c, a3.dtype)
     y_buf = np.empty(chunk * ho * wo * o, a3.dtype)
-    v_buf = np.empty(chunk * 16 * _tiles(ho, wo) * c, u.dtype)
-    m_buf = np.empty(chunk * 16 * _tiles(ho, wo) * o, u.dtype)
+    v_buf = np.empty(chunk * per_image * c, u.dtype)
+    m_buf = np.empty(chunk * per_image * o, u.dtype)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         m = stop - start
@@ -103,7 +137,8 @@ def winograd_conv2d_forward(x: np.ndarray, w: np.ndarray, padding) -> np.ndarray
     o = w.shape[0]
     ho, wo = h + 2 * padding[0] - 2, wd + 2 * padding[1] - 2
     y = np.empty((n, o, ho * wo), dtype=x.dtype)
-    u = weight_tiles(w.astype(np.promote_types(x.dtype, FORWARD_DTYPE), copy=False))
+    r = tile_for(n, ho, wo, max(c, o), x.dtype, TILE, F4_MIN_ROWS)
+    u = weight_tiles(w.astype(np.promote_types(x.dtype, FORWARD_DTYPE), copy=False), r)
     _convolve(np.ascontiguousarray(x).reshape(n, c, h * wd), u, (h, wd), padding, y)
     return y.reshape(n, o, ho, wo)
 
@@ -119,29 +154,33 @@ def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, paddin
     if not (need_x or need_w):
         return None, None
     g3 = np.ascontiguousarray(g).reshape(n, o, ho * wo)
-    tiles = max(_tiles(ho, wo), _tiles(h, wd))                     # per image, for either pass
-    chunk = chunk_images(n, 16 * tiles * max(c, o) * x.itemsize, CHUNK_BYTES)
+    r_w = tile_for(n, ho, wo, max(c, o), x.dtype, BACKWARD_TILE, F4_MIN_ROWS_BACKWARD)    # tiles of g, for ∂w
+    r_x = tile_for(n, h, wd, max(c, o), x.dtype, BACKWARD_TILE, F4_MIN_ROWS_BACKWARD)    # tiles of ∂x
+    positions_w, positions_x = (r_w + 2) ** 2, (r_x + 2) ** 2
+    per_image = max(positions_w * _tiles(ho, wo, r_w), positions_x * _tiles(h, wd, r_x))  # either pass
+    chunk = chunk_images(n, per_image * max(c, o) * x.itemsize, CHUNK_BYTES)
     g_buf = np.empty(chunk * ho * wo * o, x.dtype)
     x_buf = np.empty(chunk * h * wd * c, x.dtype)                  # x, then ∂L/∂x, channels last
-    c_buf = np.empty(chunk * 16 * tiles * c, x.dtype)              # V of x, then ∂L/∂x's M
-    o_buf = np.empty(chunk * 16 * tiles * o, x.dtype)              # A g Aᵀ, then V of g
+    c_buf = np.empty(chunk * per_image * c, x.dtype)               # V of x, then ∂L/∂x's M
+    o_buf = np.empty(chunk * per_image * o, x.dtype)               # A g Aᵀ, then V of g
     dx = dw = None
     if need_x:
-        u_flip = weight_tiles(np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)))  # [16, O, C]
+        w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        u_flip = weight_tiles(w_flip, r_x)                          # [α², O, C]
         pad_flip = (2 - padding[0], 2 - padding[1])
         dx = np.empty((n, c, h * wd), dtype=x.dtype)
     if need_w:
         x3 = np.ascontiguousarray(x).reshape(n, c, h * wd)
-        du = np.zeros((16, c, o), dtype=x.dtype)
+        du = np.zeros((positions_w, c, o), dtype=x.dtype)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         m = stop - start
         g_last = kernels.swap_last_axes(g3[start:stop], _view(g_buf, m, ho * wo, o)).reshape(m, ho, wo, o)
         if need_w:
             x_last = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, h * wd, c)).reshape(m, h, wd, c)
-            count = m * _tiles(ho, wo)
-            v = kernels.winograd_input_tiles(x_last, padding[0], padding[1], _view(c_buf, 16, count, c))
-            dm = kernels.winograd_output_tiles_adjoint(g_last, _view(o_buf, 16, count, o))
+            count = m * _tiles(ho, wo, r_w)
+            v = kernels.winograd_input_tiles(x_last, padding[0], padding[1], _view(c_buf, positions_w, count, c))
+            dm = kernels.winograd_output_tiles_adjoint(g_last, _view(o_buf, positions_w, count, o))
             du += np.matmul(v.transpose(0, 2, 1), dm)
         if need_x:
             dx_last = _conv_channels_last(g_last, u_flip, pad_flip, _view(x_buf, m, h, wd, c), o_buf, c_buf)
