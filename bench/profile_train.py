@@ -2,6 +2,7 @@
 
     python bench/profile_train.py --model dysvit-cifar10 --batch-size 64 --steps 5
     python bench/profile_train.py --model dysvit-tiny --top 30        # also the 30 costliest functions
+    python bench/profile_train.py --model spikformer-tiny --infer     # inference: eval-mode forwards, no graph
 
 A step is what the trainer does: forward, cross-entropy, backward, AdamW update.  The table
 groups the time spent inside each autograd Function's forward and backward (kernels included)
@@ -21,7 +22,7 @@ from collections import defaultdict
 import minisnn  # first, so its thread settings apply
 import numpy as np
 
-from minisnn import functional as F, models
+from minisnn import functional as F, models, no_grad
 from minisnn.autograd.function import Function
 from minisnn.nn import init
 from minisnn.optim import AdamW
@@ -33,6 +34,7 @@ def _parse():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--top", type=int, default=0, help="also list the N functions with the most own time")
+    p.add_argument("--infer", action="store_true", help="profile inference (eval mode, no graph) instead of training")
     return p.parse_args()
 
 
@@ -42,6 +44,11 @@ def _step(model, optimizer, x, y):
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
+
+
+def _infer(model, optimizer, x, y):
+    with no_grad():
+        model(x)
 
 
 def _function_methods() -> dict[tuple[str, int], str]:
@@ -75,23 +82,25 @@ def main():
     args = _parse()
     init.manual_seed(0)
     model = models.create(args.model)
-    model.train()
+    model.train(not args.infer)
+    run = _infer if args.infer else _step
     optimizer = AdamW(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, model.num_classes, args.batch_size)
     for _ in range(2):
-        _step(model, optimizer, x, y)
+        run(model, optimizer, x, y)
     profiler = cProfile.Profile()
     t0 = time.perf_counter()
     profiler.enable()
     for _ in range(args.steps):
-        _step(model, optimizer, x, y)
+        run(model, optimizer, x, y)
     profiler.disable()
     wall = time.perf_counter() - t0
     stats = pstats.Stats(profiler)
     total = stats.total_tt
-    print(f"{args.model}, batch {args.batch_size}: {args.steps} steps in {wall:.2f} s "
+    print(f"{args.model}, batch {args.batch_size}, {'inference' if args.infer else 'training'}: "
+          f"{args.steps} steps in {wall:.2f} s "
           f"({args.steps * args.batch_size / wall:.1f} img/s under the profiler)")
     shares = sorted(_function_shares(stats).items(), key=lambda kv: -kv[1])
     print(f"\n{'Function and pass':40s} {'s/step':>8s} {'share':>7s}")

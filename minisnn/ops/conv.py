@@ -14,9 +14,9 @@ sized, reused between chunks) instead of kh·kw times the whole input.  Each chu
 between the layers' channels-first layout and the GEMMs' pixel-major one with
 `kernels.swap_last_axes` (a tiled, parallel transpose).  A 1×1 kernel
 without padding needs no im2col at all: y[n] = W₂ @ x[n] is a plain batched matmul.
-A 3×3 stride-1 kernel with enough channels goes to Winograd's F(2×2, 3×3) (`winograd.py`),
-which needs 2.25× fewer multiplications than the im2col GEMM and runs its forward in float64
-(a float32 result is rounded once: `winograd.md`).
+A 3×3 stride-1 kernel with enough channels goes to Winograd's F(2×2, 3×3) or, in float32,
+F(4×4, 3×3) (`winograd.py`), which need 2.25× and 4× fewer multiplications than the im2col GEMM;
+the forward computes in float64 (a float32 result is rounded once: `winograd.md`).
 Conv1d runs the same code on [N, C, 1, L] views.
 """
 from __future__ import annotations
