@@ -10,6 +10,7 @@ from minisnn import kernels
 from minisnn.kernels.jit import norm as jit
 from minisnn.kernels.reference import norm as ref
 
+from ..conftest import on_one_and_all_threads
 from .strategies import seeds
 
 dtypes = st.sampled_from([np.float32, np.float64])
@@ -118,7 +119,7 @@ def _train_step(x, weight, bias, g):
 
 @pytest.mark.parametrize("shape", [(300, 7, 1), (9, 3, 40)])
 def test_parallel_loops_give_identical_results_on_any_thread_count(shape, request):
-    """Parallel loops give the same bits on 1 and 2 threads (fixed block partition) and agree with the
+    """Parallel loops give the same bits on 1 and all threads (fixed block partition) and agree with the
     serial loops up to rounding (the two compilations may vectorise and contract differently)."""
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs at least 2 numba threads")
@@ -126,14 +127,7 @@ def test_parallel_loops_give_identical_results_on_any_thread_count(shape, reques
     x, weight, bias, g = bn_inputs(rng, shape, np.float32, 3.0)
     serial = _train_step(x, weight, bias, g)
     request.getfixturevalue("parallel_loops")
-    before = numba.get_num_threads()
-    try:
-        runs = []
-        for threads in (1, 2):
-            numba.set_num_threads(threads)
-            runs.append(_train_step(x, weight, bias, g))
-    finally:
-        numba.set_num_threads(before)
+    runs = on_one_and_all_threads(lambda: _train_step(x, weight, bias, g))
     for one, two, ser in zip(*runs, serial):
         np.testing.assert_array_equal(one, two)
         close(one, ser, one.dtype if one.dtype == np.float32 else np.float32)

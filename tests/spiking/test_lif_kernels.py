@@ -1,7 +1,6 @@
 """The Numba LIF kernels agree with the NumPy reference (forward spikes, BPTT gradients)."""
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -10,6 +9,8 @@ from minisnn.kernels.jit import lif as jit_lif
 from minisnn.kernels.lif_params import LIFParams
 from minisnn.kernels.reference import lif as ref_lif
 from minisnn.kernels.reference.surrogate import ATAN, FAST_SIGMOID, PIECEWISE_LINEAR, RECTANGULAR
+
+from ..conftest import on_one_and_all_threads
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -174,14 +175,7 @@ def test_result_independent_of_thread_count_and_driver():
     g = rng.normal(size=x.shape).astype(np.float32)
     alpha = np.full((1, 1), 4.0, np.float32)
     args = (g, x, alpha, LIFParams.make(tau=3.0), True, True)
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = jit_lif.lif_backward(*args)
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = jit_lif.lif_backward(*args)
-    finally:
-        numba.set_num_threads(before)
+    one, many = on_one_and_all_threads(lambda: jit_lif.lif_backward(*args))
     serial_limit = jit_lif.SERIAL_BELOW
     try:
         jit_lif.SERIAL_BELOW = x.size + 1

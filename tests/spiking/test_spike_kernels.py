@@ -12,6 +12,8 @@ from minisnn.kernels.reference import spike as ref
 from minisnn.kernels.reference import surrogate as ref_sg
 from minisnn.kernels.reference.surrogate import SIGMOID
 
+from ..conftest import on_one_and_all_threads
+
 KINDS = sorted(ref_sg.KIND_NAMES)
 seeds = st.integers(0, 2**32 - 1)
 
@@ -87,18 +89,9 @@ def test_row_kernels_equal_the_broadcast_kernels(module, kind, dtype):
 
 
 def test_row_slope_sums_do_not_depend_on_the_thread_count():
-    import numba
-
     u, alpha, g = _row_case(3, np.float32, 300, 333)  # above SERIAL_BELOW: the parallel driver
     assert u.size >= jit.SERIAL_BELOW
-    before = numba.get_num_threads()
-    try:
-        results = []
-        for threads in sorted({1, before}):
-            numba.set_num_threads(threads)
-            results.append(jit.spike_backward_rows(g, u, 1.0, alpha, SIGMOID, True))
-    finally:
-        numba.set_num_threads(before)
+    results = on_one_and_all_threads(lambda: jit.spike_backward_rows(g, u, 1.0, alpha, SIGMOID, True))
     for gu, ga in results[1:]:
         np.testing.assert_array_equal(gu, results[0][0])
         np.testing.assert_array_equal(ga, results[0][1])
