@@ -30,13 +30,13 @@ import numpy as np
 from .. import kernels
 from .scratch import chunk_images, view as _view
 
-CHUNK_BYTES = 16 << 20  # target size of one chunk's transformed tiles [α², tiles, channels]
+CHUNK_BYTES = 4 << 20   # target size of one chunk's transformed tiles [α², tiles, max(C, O)] (winograd.md)
 MIN_CHANNELS = 16       # fewer input (or, for ∂x, output) channels: im2col's longer GEMMs win (winograd.md)
 FORWARD_DTYPE = np.float64  # forward tiles, GEMMs, output transform; float32 results are rounded once (winograd.md)
 TILE = 4                # the largest r of a float32 forward's F(r×r, 3×3): 4 (α = 6, 36 GEMMs) or 2 (α = 4, 16)
 BACKWARD_TILE = 4       # the same for ∂L/∂x and ∂L/∂w, which compute in the input's dtype (winograd.md)
-F4_MIN_ROWS = 1         # F(4×4) when its GEMMs get >= this many rows per channel (`tile_for`), forward
-F4_MIN_ROWS_BACKWARD = 4   # ... and in the backward (measured in winograd.md)
+F4_MIN_ROWS = 0.25      # F(4×4) where its GEMMs get >= this many rows per channel of max(C, O) (`tile_for`) ...
+F4_MAX_WORK = 0.75      # ... and it needs at most this fraction of F(2×2)'s multiplications (edge tiles)
 FLOAT64_TILE = 2        # the largest r for float64 inputs: F(2×2) keeps the exact zeros of direct convolution
 
 # G of F(r×r, 3×3), [α, 3], by r: the weight transform U = G w Gᵀ (Bᵀ and Aᵀ: kernels.reference.winograd)
@@ -52,15 +52,17 @@ def use_winograd(w_shape, stride, padding) -> bool:
             and min(c, o) >= MIN_CHANNELS)
 
 
-def tile_for(n: int, ho: int, wo: int, channels: int, dtype, largest: int, min_rows: int) -> int:
-    """The output tile size r for n outputs of Ho × Wo in `dtype`: 4 for float32 if `largest` allows it and
-    F(4×4)'s 36 GEMMs get at least min_rows × channels rows (n·⌈Ho/4⌉·⌈Wo/4⌉ tiles; channels = max(C, O)),
-    else 2.  Fewer rows leave the GEMMs short and the transformed weights (36·C·O, 2.25× F(2×2)'s) costly.
-    float64 keeps F(2×2): an output whose 3×3 input window is all zeros comes out exactly 0 there, as in a
-    direct convolution, which max-pool ties on spike maps depend on (winograd.md, "Which tile size")."""
+def tile_for(n: int, ho: int, wo: int, channels: int, dtype, largest: int) -> int:
+    """The output tile size r for n outputs of Ho × Wo in `dtype`: 4 if `largest` allows it (float64: up to
+    FLOAT64_TILE), F(4×4)'s 36 GEMMs get at least F4_MIN_ROWS × channels rows (n·⌈Ho/4⌉·⌈Wo/4⌉ tiles;
+    channels = max(C, O)) and its tiles, edges included, need at most F4_MAX_WORK of F(2×2)'s
+    multiplications; else 2.  With fewer rows the transformed weights (36·C·O numbers, 2.25× F(2×2)'s)
+    dominate; on a 5×5 output the 4×4 tiles compute 8×8.  Measured in winograd.md ("Which tile size")."""
     if np.dtype(dtype) != np.float32:
         largest = min(largest, FLOAT64_TILE)
-    if largest == 4 and min(ho, wo) >= 4 and n * _tiles(ho, wo, 4) >= min_rows * channels:
+    tiles4 = _tiles(ho, wo, 4)
+    if (largest == 4 and n * tiles4 >= F4_MIN_ROWS * channels
+            and 36 * tiles4 <= F4_MAX_WORK * 16 * _tiles(ho, wo, 2)):
         return 4
     return 2
 
@@ -137,7 +139,7 @@ def winograd_conv2d_forward(x: np.ndarray, w: np.ndarray, padding) -> np.ndarray
     o = w.shape[0]
     ho, wo = h + 2 * padding[0] - 2, wd + 2 * padding[1] - 2
     y = np.empty((n, o, ho * wo), dtype=x.dtype)
-    r = tile_for(n, ho, wo, max(c, o), x.dtype, TILE, F4_MIN_ROWS)
+    r = tile_for(n, ho, wo, max(c, o), x.dtype, TILE)
     u = weight_tiles(w.astype(np.promote_types(x.dtype, FORWARD_DTYPE), copy=False), r)
     _convolve(np.ascontiguousarray(x).reshape(n, c, h * wd), u, (h, wd), padding, y)
     return y.reshape(n, o, ho, wo)
@@ -154,8 +156,8 @@ def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, paddin
     if not (need_x or need_w):
         return None, None
     g3 = np.ascontiguousarray(g).reshape(n, o, ho * wo)
-    r_w = tile_for(n, ho, wo, max(c, o), x.dtype, BACKWARD_TILE, F4_MIN_ROWS_BACKWARD)    # tiles of g, for ∂w
-    r_x = tile_for(n, h, wd, max(c, o), x.dtype, BACKWARD_TILE, F4_MIN_ROWS_BACKWARD)    # tiles of ∂x
+    r_w = tile_for(n, ho, wo, max(c, o), x.dtype, BACKWARD_TILE)    # tiles of g, for ∂w
+    r_x = tile_for(n, h, wd, max(c, o), x.dtype, BACKWARD_TILE)     # tiles of ∂x
     positions_w, positions_x = (r_w + 2) ** 2, (r_x + 2) ** 2
     per_image = max(positions_w * _tiles(ho, wo, r_w), positions_x * _tiles(h, wd, r_x))  # either pass
     chunk = chunk_images(n, per_image * max(c, o) * x.itemsize, CHUNK_BYTES)

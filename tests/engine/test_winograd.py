@@ -20,9 +20,9 @@ from ..conftest import tol
 
 @contextlib.contextmanager
 def winograd_settings(backend: str, tile: int, **attributes):
-    """Run with kernel backend `backend`, every convolution on F(tile×tile) (F(2×2) where the output is
-    under 4×4), and the given `ops.winograd` attributes; restores them after (hypothesis-safe)."""
-    attributes.update(TILE=tile, BACKWARD_TILE=tile, FLOAT64_TILE=tile, F4_MIN_ROWS=0, F4_MIN_ROWS_BACKWARD=0)
+    """Run with kernel backend `backend`, every convolution on F(tile×tile), and the given `ops.winograd`
+    attributes; restores them after (hypothesis-safe)."""
+    attributes.update(TILE=tile, BACKWARD_TILE=tile, FLOAT64_TILE=tile, F4_MIN_ROWS=0, F4_MAX_WORK=np.inf)
     old = {name: getattr(winograd, name) for name in attributes}, kernels.backend()
     for name, value in attributes.items():
         setattr(winograd, name, value)
@@ -163,16 +163,17 @@ def test_weight_transform_adjoint(r):
 
 
 def test_tile_size_rule():
-    """float32: F(4×4) where its GEMMs get enough rows per channel (and the output is at least 4×4), else
+    """float32: F(4×4) where its GEMMs get enough rows per channel and its edge tiles waste little, else
     F(2×2); float64: F(2×2)."""
     f32 = np.float32
-    assert winograd.tile_for(128, 32, 32, 64, f32, largest=4, min_rows=1) == 4
-    assert winograd.tile_for(32, 8, 8, 384, f32, largest=4, min_rows=1) == 2      # 128 rows for 384 channels
-    assert winograd.tile_for(128, 8, 8, 384, f32, largest=4, min_rows=1) == 4     # 512 rows
-    assert winograd.tile_for(128, 8, 8, 384, f32, largest=4, min_rows=4) == 2
-    assert winograd.tile_for(128, 3, 32, 16, f32, largest=4, min_rows=1) == 2     # fewer than 4 output rows
-    assert winograd.tile_for(128, 32, 32, 16, f32, largest=2, min_rows=1) == 2
-    assert winograd.tile_for(128, 32, 32, 64, np.float64, largest=4, min_rows=1) == 2
+    assert winograd.tile_for(128, 32, 32, 64, f32, largest=4) == 4
+    assert winograd.tile_for(32, 8, 8, 384, f32, largest=4) == 4       # 128 tiles for 384 channels: enough
+    assert winograd.tile_for(8, 8, 8, 384, f32, largest=4) == 2        # 32 tiles: the weights dominate
+    assert winograd.tile_for(128, 5, 5, 64, f32, largest=4) == 2       # 4×4 tiles compute 8×8 for 5×5
+    assert winograd.tile_for(128, 6, 6, 64, f32, largest=4) == 2       # as many multiplications as F(2×2)
+    assert winograd.tile_for(128, 7, 7, 64, f32, largest=4) == 4
+    assert winograd.tile_for(128, 32, 32, 16, f32, largest=2) == 2
+    assert winograd.tile_for(128, 32, 32, 64, np.float64, largest=4) == 2
 
 
 def test_float64_zero_windows_stay_exact_zeros():
