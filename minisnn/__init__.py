@@ -37,6 +37,10 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+from ._allocator import keep_large_arrays_in_heap
+
+keep_large_arrays_in_heap()  # activations reuse freed memory instead of fresh pages (_allocator.py)
+
 from .autograd.tensor import Tensor
 from .autograd.function import Function, Context
 from .autograd.grad_mode import no_grad, enable_grad, is_grad_enabled
