@@ -7,8 +7,8 @@ Summed over input channels, the α² positions ξ of the transformed tiles are �
 GEMMs, M[ξ] = V[ξ] @ U[ξ] ([tiles, C] @ [C, O]), with α²/(9r²) of im2col's multiplications
 ([pixels, 9·C] @ [9·C, O]): 2.25× fewer for F(2×2), 4× for F(4×4).  The transforms of the data
 are kernels (`kernels.winograd_*`, channels-last, like `conv.py`'s GEMM layout); the weight
-transforms are small and done here with einsum.  The gradients are exact adjoints of the same
-linear maps, so they are the gradients of this forward:
+transforms are small, one GEMM each with G ⊗ G (`weight_tiles`).  The gradients are exact
+adjoints of the same linear maps, so they are the gradients of this forward:
 
     ∂L/∂U[ξ] = V[ξ]ᵀ @ ∂L/∂M[ξ],  ∂L/∂M = A g Aᵀ per tile,  ∂L/∂w = Gᵀ (∂L/∂U) G
     ∂L/∂x    = the same forward run on g with w flipped and transposed, padding 2 − p
