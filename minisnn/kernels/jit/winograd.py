@@ -47,6 +47,21 @@ def winograd_output_tiles_adjoint(g, out):
     return (_output_tiles_adjoint_f2 if out.shape[0] == 16 else _output_tiles_adjoint_f4)(g, out)
 
 
+@njit(cache=True, inline="always")
+def _gather_tile(x, n, r0, c0, alpha, d):
+    """d[α·a + b, :] = x[n, r0 + a, c0 + b, :] for the α×α tile at (r0, c0) of image n, zeros outside it."""
+    _, h, w, c = x.shape
+    for a in range(alpha):
+        for b in range(alpha):
+            r, col = r0 + a, c0 + b
+            if 0 <= r < h and 0 <= col < w:
+                for ch in range(c):
+                    d[alpha * a + b, ch] = x[n, r, col, ch]
+            else:
+                for ch in range(c):
+                    d[alpha * a + b, ch] = 0.0
+
+
 # ------------------------------------------------------------------ F(2×2, 3×3)
 @njit(cache=True, parallel=True, error_model="numpy")
 def _input_tiles_f2(x, ph, pw, out):
@@ -60,15 +75,7 @@ def _input_tiles_f2(x, ph, pw, out):
         for tj in range(tw):
             c0 = 2 * tj - pw
             tile = t * tw + tj
-            for a in range(4):
-                for b in range(4):
-                    r, col = r0 + a, c0 + b
-                    if 0 <= r < h and 0 <= col < w:
-                        for ch in range(c):
-                            d[4 * a + b, ch] = x[n, r, col, ch]
-                    else:
-                        for ch in range(c):
-                            d[4 * a + b, ch] = 0.0
+            _gather_tile(x, n, r0, c0, 4, d)
             for b in range(4):  # Bᵀ d, column by column, in place
                 for ch in range(c):
                     d[b, ch], d[4 + b, ch], d[8 + b, ch], d[12 + b, ch] = _bt(d[b, ch], d[4 + b, ch], d[8 + b, ch],
@@ -172,15 +179,7 @@ def _input_tiles_f4(x, ph, pw, out):
         for tj in range(tw):
             c0 = 4 * tj - pw
             tile = t * tw + tj
-            for a in range(6):
-                for b in range(6):
-                    r, col = r0 + a, c0 + b
-                    if 0 <= r < h and 0 <= col < w:
-                        for ch in range(c):
-                            d[6 * a + b, ch] = x[n, r, col, ch]
-                    else:
-                        for ch in range(c):
-                            d[6 * a + b, ch] = 0.0
+            _gather_tile(x, n, r0, c0, 6, d)
             for b in range(6):  # Bᵀ d, column by column, in place
                 for ch in range(c):
                     d[b, ch], d[6 + b, ch], d[12 + b, ch], d[18 + b, ch], d[24 + b, ch], d[30 + b, ch] = _bt6(
