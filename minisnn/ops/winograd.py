@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from ..kernels.reference.winograd import TILE_OF_POSITIONS  # α² -> r, as the kernels read it
 from .scratch import chunk_images, view as _view
 
 CHUNK_BYTES = 4 << 20   # target size of one chunk's transformed tiles [α², tiles, max(C, O)] (winograd.md)
@@ -80,7 +81,7 @@ def weight_tiles(w: np.ndarray, r: int = 2) -> np.ndarray:
 def weight_tiles_adjoint(du: np.ndarray) -> np.ndarray:
     """∂L/∂U [α², C, O] → ∂L/∂w [O, C, 3, 3]: Gᵀ (∂L/∂U) G, the adjoint of `weight_tiles`: (G ⊗ G)ᵀ ∂L/∂U."""
     positions, c, o = du.shape
-    g = G[_tile_size(positions)].astype(du.dtype)
+    g = G[TILE_OF_POSITIONS[positions]].astype(du.dtype)
     dw_taps = np.kron(g, g).T @ np.ascontiguousarray(du).reshape(positions, c * o)   # [9, C·O]
     return np.ascontiguousarray(dw_taps.reshape(3, 3, c, o).transpose(3, 2, 0, 1))
 
@@ -90,11 +91,6 @@ def _tiles(ho: int, wo: int, r: int) -> int:
     return -(-ho // r) * -(-wo // r)
 
 
-def _tile_size(positions: int) -> int:
-    """r of the F(r×r, 3×3) whose transformed tiles have `positions` = (r + 2)² entries."""
-    return int(round(positions ** 0.5)) - 2
-
-
 def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf):
     """Winograd convolution of channels-last images x_last [m, H, W, C] with U [α², C, O] into out_last [m, Ho, Wo, O].
 
@@ -102,7 +98,7 @@ def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf):
     be wider than x_last and out_last: the output transform then rounds each result once into out_last."""
     m, h, w, c = x_last.shape
     positions, _, o = u.shape
-    tiles = m * _tiles(*out_last.shape[1:3], _tile_size(positions))
+    tiles = m * _tiles(*out_last.shape[1:3], TILE_OF_POSITIONS[positions])
     v = kernels.winograd_input_tiles(x_last, padding[0], padding[1], _view(v_buf, positions, tiles, c))
     mt = np.matmul(v, u, out=_view(m_buf, positions, tiles, o))
     return kernels.winograd_output_tiles(mt, out_last.shape[1], out_last.shape[2], out_last)
@@ -115,7 +111,7 @@ def _convolve(a3, u, shape, padding, out3):
     n, c, _ = a3.shape
     (h, w), (positions, _, o) = shape, u.shape
     ho, wo = h + 2 * padding[0] - 2, w + 2 * padding[1] - 2
-    per_image = positions * _tiles(ho, wo, _tile_size(positions))   # transformed tiles of one channel
+    per_image = positions * _tiles(ho, wo, TILE_OF_POSITIONS[positions])   # transformed tiles of one channel
     chunk = chunk_images(n, per_image * max(c, o) * u.itemsize, CHUNK_BYTES)
     a_buf = np.empty(chunk * h * w * c, a3.dtype)
     y_buf = np.empty(chunk * ho * wo * o, a3.dtype)
@@ -149,7 +145,7 @@ def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, paddin
     """(∂L/∂x, ∂L/∂w) of `winograd_conv2d_forward` for the cotangent g [N, O, Ho, Wo]; None where not needed.
 
     One pass over chunks of the batch: each chunk's g is moved channels last once and serves both
-    ∂L/∂w (16 GEMMs V[ξ]ᵀ · A g Aᵀ) and ∂L/∂x (the forward on g with the flipped, transposed kernel).
+    ∂L/∂w (α² GEMMs V[ξ]ᵀ · A g Aᵀ) and ∂L/∂x (the forward on g with the flipped, transposed kernel).
     """
     n, c, h, wd = x.shape
     o, ho, wo = g.shape[1:]

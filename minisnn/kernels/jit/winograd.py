@@ -49,7 +49,8 @@ def winograd_output_tiles_adjoint(g, out):
 
 @njit(cache=True, inline="always")
 def _gather_tile(x, n, r0, c0, alpha, d):
-    """d[α·a + b, :] = x[n, r0 + a, c0 + b, :] for the α×α tile at (r0, c0) of image n, zeros outside it."""
+    """d[α·a + b, :] = x[n, r0 + a, c0 + b, :] for the α×α tile at (r0, c0) of image n, zeros outside it
+    (an input tile over the padding, or a cotangent tile over the cropped edge)."""
     _, h, w, c = x.shape
     for a in range(alpha):
         for b in range(alpha):
@@ -230,15 +231,8 @@ def _output_tiles_adjoint_f4(g, out):
         q = np.empty((16, o_count), dtype=g.dtype)  # the tile's 4×4 cotangent, q[4a + b], zeros outside Ho × Wo
         s = np.empty((24, o_count), dtype=g.dtype)  # s[4k + b] = (A g)[k, b]
         for tj in range(tw):
-            n, i0, j0, rows, cols, tile = _output_tile_place(t, tj, th, tw, ho, wo, 4)
-            for a in range(4):
-                for b in range(4):
-                    if a < rows and b < cols:
-                        for o in range(o_count):
-                            q[4 * a + b, o] = g[n, i0 + a, j0 + b, o]
-                    else:
-                        for o in range(o_count):
-                            q[4 * a + b, o] = 0.0
+            n, i0, j0, _, _, tile = _output_tile_place(t, tj, th, tw, ho, wo, 4)
+            _gather_tile(g, n, i0, j0, 4, q)
             for b in range(4):  # A g, column by column
                 for o in range(o_count):
                     s[b, o], s[4 + b, o], s[8 + b, o], s[12 + b, o], s[16 + b, o], s[20 + b, o] = _a6(
