@@ -31,7 +31,8 @@ from .. import kernels
 from ..kernels.reference.winograd import TILE_OF_POSITIONS  # α² -> r, as the kernels read it
 from .scratch import chunk_images, view as _view
 
-CHUNK_BYTES = 4 << 20   # target size of one chunk's transformed tiles [α², tiles, max(C, O)] (winograd.md)
+CHUNK_BYTES = 4 << 20   # target size of one chunk's transformed tiles [α², tiles, max(C, O)] (winograd.md) ...
+CHUNK_ROWS_PER_CHANNEL = 2  # ... unless its GEMMs would get fewer rows (tiles) than this × max(C, O)
 MIN_CHANNELS = 16       # fewer input (or, for ∂x, output) channels: im2col's longer GEMMs win (winograd.md)
 FORWARD_DTYPE = np.float64  # forward tiles, GEMMs, output transform; float32 results are rounded once (winograd.md)
 TILE = 4                # the largest r of a float32 forward's F(r×r, 3×3): 4 (α = 6, 36 GEMMs) or 2 (α = 4, 16)
@@ -91,6 +92,13 @@ def _tiles(ho: int, wo: int, r: int) -> int:
     return -(-ho // r) * -(-wo // r)
 
 
+def _chunk(n: int, tiles_per_image: int, channels: int, bytes_per_image: int) -> int:
+    """Images per chunk: about CHUNK_BYTES of transformed tiles, but enough for CHUNK_ROWS_PER_CHANNEL ×
+    channels GEMM rows (channels = max(C, O)): the short GEMMs of wide layers run far below BLAS's rate."""
+    by_rows = -(-CHUNK_ROWS_PER_CHANNEL * channels // tiles_per_image)
+    return min(n, max(chunk_images(n, bytes_per_image, CHUNK_BYTES), by_rows))
+
+
 def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf):
     """Winograd convolution of channels-last images x_last [m, H, W, C] with U [α², C, O] into out_last [m, Ho, Wo, O].
 
@@ -111,8 +119,9 @@ def _convolve(a3, u, shape, padding, out3):
     n, c, _ = a3.shape
     (h, w), (positions, _, o) = shape, u.shape
     ho, wo = h + 2 * padding[0] - 2, w + 2 * padding[1] - 2
-    per_image = positions * _tiles(ho, wo, TILE_OF_POSITIONS[positions])   # transformed tiles of one channel
-    chunk = chunk_images(n, per_image * max(c, o) * u.itemsize, CHUNK_BYTES)
+    tiles = _tiles(ho, wo, TILE_OF_POSITIONS[positions])
+    per_image = positions * tiles   # transformed tiles of one channel
+    chunk = _chunk(n, tiles, max(c, o), per_image * max(c, o) * u.itemsize)
     a_buf = np.empty(chunk * h * w * c, a3.dtype)
     y_buf = np.empty(chunk * ho * wo * o, a3.dtype)
     v_buf = np.empty(chunk * per_image * c, u.dtype)
@@ -156,7 +165,7 @@ def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, paddin
     r_x = tile_for(n, h, wd, max(c, o), x.dtype, BACKWARD_TILE)     # tiles of ∂x
     positions_w, positions_x = (r_w + 2) ** 2, (r_x + 2) ** 2
     per_image = max(positions_w * _tiles(ho, wo, r_w), positions_x * _tiles(h, wd, r_x))  # either pass
-    chunk = chunk_images(n, per_image * max(c, o) * x.itemsize, CHUNK_BYTES)
+    chunk = _chunk(n, min(_tiles(ho, wo, r_w), _tiles(h, wd, r_x)), max(c, o), per_image * max(c, o) * x.itemsize)
     g_buf = np.empty(chunk * ho * wo * o, x.dtype)
     x_buf = np.empty(chunk * h * wd * c, x.dtype)                  # x, then ∂L/∂x, channels last
     c_buf = np.empty(chunk * per_image * c, x.dtype)               # V of x, then ∂L/∂x's M

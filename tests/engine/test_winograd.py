@@ -35,6 +35,10 @@ def winograd_settings(backend: str, tile: int, **attributes):
         kernels.set_backend(old[1])
 
 
+# CHUNK_BYTES 1: one image per chunk; 1000: uneven chunks; huge: one chunk; with CHUNK_ROWS_PER_CHANNEL 2 the
+# GEMM-row floor decides (2·max(C, O) tiles: one to three images here)
+CHUNKINGS = [dict(CHUNK_BYTES=b, CHUNK_ROWS_PER_CHANNEL=r) for b, r in ((1, 0), (1000, 0), (1 << 30, 0), (1, 2))]
+
 images = st.fixed_dictionaries(dict(
     m=st.integers(1, 3), h=st.integers(1, 13), w=st.integers(1, 13), c=st.integers(1, 5),
     ph=st.integers(0, 2), pw=st.integers(0, 2), seed=st.integers(0, 2**31),
@@ -107,9 +111,9 @@ def test_mixed_precision_transforms(case):
 @pytest.mark.parametrize("kernel_backend", ["jit", "reference"])
 @given(n=st.integers(1, 3), c=st.integers(1, 6), o=st.integers(1, 6), h=st.integers(1, 13), w=st.integers(1, 13),
        ph=st.integers(0, 2), pw=st.integers(0, 2), spikes=st.booleans(), seed=st.integers(0, 2**31),
-       chunk_bytes=st.sampled_from([1, 1000, 1 << 30]), tile=st.sampled_from([2, 4]))
+       chunking=st.sampled_from(CHUNKINGS), tile=st.sampled_from([2, 4]))
 def test_float32_forward_is_the_float64_forward_rounded_once(kernel_backend, n, c, o, h, w, ph, pw, spikes, seed,
-                                                            chunk_bytes, tile):
+                                                            chunking, tile):
     """The forward runs its transforms and GEMMs in FORWARD_DTYPE = float64: a float32 forward rounds the
     float64 result once (so it is as close to float64 as float32 can be; winograd.md, docs/parity.md)."""
     if h + 2 * ph < 3 or w + 2 * pw < 3:
@@ -118,7 +122,7 @@ def test_float32_forward_is_the_float64_forward_rounded_once(kernel_backend, n, 
     x = (rng.random((n, c, h, w)) < 0.3) if spikes else rng.standard_normal((n, c, h, w))
     x = x.astype(np.float32)
     wt = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
-    with winograd_settings(kernel_backend, tile, CHUNK_BYTES=chunk_bytes):
+    with winograd_settings(kernel_backend, tile, **chunking):
         y32 = winograd.winograd_conv2d_forward(x, wt, (ph, pw))
         y64 = winograd.winograd_conv2d_forward(x.astype(np.float64), wt.astype(np.float64), (ph, pw))
     assert winograd.FORWARD_DTYPE == np.float64 and y32.dtype == np.float32
@@ -201,10 +205,10 @@ def always_winograd(monkeypatch):
 @pytest.mark.parametrize("kernel_backend", ["jit", "reference"])
 @given(n=st.integers(1, 3), c=st.integers(1, 5), o=st.integers(1, 5), h=st.integers(1, 13), w=st.integers(1, 13),
        ph=st.integers(0, 2), pw=st.integers(0, 2), bias=st.booleans(), seed=st.integers(0, 2**31),
-       chunk_bytes=st.sampled_from([1, 1000, 1 << 30]), dtype=st.sampled_from([np.float64, np.float32]),
+       chunking=st.sampled_from(CHUNKINGS), dtype=st.sampled_from([np.float64, np.float32]),
        tile=st.sampled_from([2, 4]))
 def test_winograd_conv2d_matches_torch(kernel_backend, n, c, o, h, w, ph, pw, bias, seed,
-                                       chunk_bytes, dtype, tile):
+                                       chunking, dtype, tile):
     torch = pytest.importorskip("torch")
     if h + 2 * ph < 3 or w + 2 * pw < 3:
         return
@@ -212,8 +216,7 @@ def test_winograd_conv2d_matches_torch(kernel_backend, n, c, o, h, w, ph, pw, bi
     arrays = [rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, 3, 3)),
               rng.standard_normal(o) if bias else None]
     rtol, atol = tol(dtype)
-    # chunk_bytes 1 → one image per chunk; 1000 → uneven chunks; huge → one chunk; MIN_CHANNELS 1: always Winograd
-    with winograd_settings(kernel_backend, tile, CHUNK_BYTES=chunk_bytes, MIN_CHANNELS=1):
+    with winograd_settings(kernel_backend, tile, MIN_CHANNELS=1, **chunking):   # MIN_CHANNELS 1: always Winograd
         assert winograd.use_winograd((o, c, 3, 3), (1, 1), (ph, pw))
         mine = [None if a is None else Tensor(a.astype(dtype), requires_grad=True) for a in arrays]
         ref = [None if a is None else torch.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
@@ -263,3 +266,14 @@ def test_backward_computes_only_what_is_needed(always_winograd):
     dx, dw = winograd.winograd_conv2d_backward(g, x, w, (1, 1), need_x=True, need_w=False)
     assert dw is None and dx.shape == x.shape
     assert conv_ops.conv2d_forward(x, w, None, (1, 1), (1, 1)).shape == (2, 4, 6, 6)
+
+
+def test_chunks_of_wide_layers_give_their_gemms_enough_rows():
+    """A chunk holds about CHUNK_BYTES of transformed tiles, but never fewer than CHUNK_ROWS_PER_CHANNEL ×
+    max(C, O) tiles (GEMM rows), and never more images than the batch."""
+    rows_per_channel = winograd.CHUNK_ROWS_PER_CHANNEL
+    # 384 -> 384 on 16×16, F(4×4), float64 tiles: 4 MiB hold 2 images (32 rows); the floor asks 768 rows
+    assert winograd._chunk(128, 16, 384, 36 * 16 * 384 * 8) == -(-rows_per_channel * 384 // 16)
+    assert winograd._chunk(20, 16, 384, 36 * 16 * 384 * 8) == 20
+    # 16 -> 32 on 32×32: the bytes decide (7 images, 448 rows >= 64)
+    assert winograd._chunk(256, 64, 32, 36 * 64 * 32 * 8) == (4 << 20) // (36 * 64 * 32 * 8)
