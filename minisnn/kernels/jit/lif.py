@@ -17,7 +17,7 @@ in, one out.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uintp
 
 from ..lif_params import charge, charge_d_tau, charge_slopes, fires, reset, reset_slopes
 from .surrogate import D_ALPHA, DERIVATIVE, PRIMITIVE, family_ops, surrogate_block
@@ -40,19 +40,27 @@ _fires, _reset, _reset_slopes = _inline(fires), _inline(reset), _inline(reset_sl
 # Row functions: one time step for the n neurons of a block (1-D arrays of length n).
 # They are separate compiled functions on purpose: small loops over a handful of
 # arrays vectorise reliably; the same loops inlined into the big parallel body did not.
+# The hot ones read and write the shared [T, M] arrays by (row, first column) with unsigned
+# indices instead of taking slices of them: every slice of a shared array takes and releases a
+# reference to it with an atomic operation on one shared counter, and with a slice per block
+# and step, two threads spent more time passing that cache line between cores than computing
+# (binary forward, [2, 4194304], 2 threads: 27 ms against 1.0 ms; bench/README.md, "LIF kernel").
+# Unsigned indices also spare Numba's negative-index test, which kept LLVM from vectorising.
 
 @njit(cache=True, error_model="numpy")
-def _step_row(x_t, v, h_t, s_t, params):
-    """Binary spikes: H = charge(V, X); S = [H ≥ θ]; V ← reset(H, S).  h_t may be empty."""
-    one = x_t.dtype.type(1.0)
-    zero = x_t.dtype.type(0.0)
+def _step_row(x_seq, x0, s_seq, s0, t, v, h_t, params):
+    """Binary spikes for the n = v.size neurons from column x0 of x_seq (written from column s0 of s_seq):
+    H = charge(V, X[t]); S[t] = [H ≥ θ]; V ← reset(H, S).  h_t may be empty."""
+    one = x_seq.dtype.type(1.0)
+    zero = x_seq.dtype.type(0.0)
     keep_h = h_t.size > 0
-    for j in range(x_t.size):
-        h = _charge(v[j], x_t[j], params.tau, params.v_rest, params.decay_input, params.leaky)
+    row, xk, sk = uintp(t), uintp(x0), uintp(s0)
+    for j in range(uintp(v.size)):
+        h = _charge(v[j], x_seq[row, xk + j], params.tau, params.v_rest, params.decay_input, params.leaky)
         s = one if _fires(h, params.v_threshold) else zero
         if keep_h:
             h_t[j] = h
-        s_t[j] = s
+        s_seq[row, sk + j] = s
         v[j] = _reset(h, s, params.v_threshold, params.v_rest, params.soft_reset, one)
 
 
@@ -147,7 +155,7 @@ def _forward_chunk(c, nchunks, x_seq, alpha, params, ops, s_seq, psi_seq):
             if params.smooth:
                 _step_row_smooth(x_seq[t, i0:i0 + n], v_b, h[:n], s_seq[t, i0:i0 + n], a[:n], params, ops)
             else:
-                _step_row(x_seq[t, i0:i0 + n], v_b, h[:n] if keep_psi else h, s_seq[t, i0:i0 + n], params)
+                _step_row(x_seq, i0, s_seq, i0, t, v_b, h[:n] if keep_psi else h, params)
             if keep_psi:
                 surrogate_block(DERIVATIVE, ops, h[:n], params.v_threshold, a[:n], psi_seq[t, i0:i0 + n])
                 _mark_fired_row(h[:n], params.v_threshold, psi_seq[t, i0:i0 + n])
@@ -164,28 +172,34 @@ def _mark_fired_row(h_t, v_th, q_t):
 
 
 @njit(cache=True, error_model="numpy")
-def _saved_backward_row(g_t, q_t, g_v, gx_t, params, dh_dx, dh_dv):
-    """One BPTT step from the saved q[t] = ±ψ[t] (no H needed: detached hard reset or soft reset)."""
-    one = g_t.dtype.type(1.0)
-    zero = g_t.dtype.type(0.0)
-    for j in range(g_t.size):
-        psi = abs(q_t[j])
+def _saved_backward_row(g_seq, q_seq, gx_seq, t, i0, g_v, params, dh_dx, dh_dv):
+    """One BPTT step, row t from column i0, from the saved q[t] = ±ψ[t] (no H needed: detached hard
+    reset or soft reset); g_v: dL/dV[t] in, dL/dV[t−1] out."""
+    one = g_seq.dtype.type(1.0)
+    zero = g_seq.dtype.type(0.0)
+    row, k0 = uintp(t), uintp(i0)
+    for j in range(uintp(g_v.size)):
+        k = k0 + j
+        psi = abs(q_seq[row, k])
         if params.soft_reset:
-            g_s = g_t[j] if params.detach_reset else g_t[j] - g_v[j] * params.v_threshold  # ∂V/∂S = −θ
+            g = g_seq[row, k]
+            g_s = g if params.detach_reset else g - g_v[j] * params.v_threshold  # ∂V/∂S = −θ
             g_h = g_s * psi + g_v[j]
         else:
-            s = one if np.signbit(q_t[j]) else zero
-            g_h = g_t[j] * psi + g_v[j] * (one - s)
-        gx_t[j] = g_h * dh_dx
+            s = one if np.signbit(q_seq[row, k]) else zero
+            g_h = g_seq[row, k] * psi + g_v[j] * (one - s)
+        gx_seq[row, k] = g_h * dh_dx
         g_v[j] = g_h * dh_dv
 
 
 @njit(cache=True, error_model="numpy")
-def _saved_backward_last_row(g_t, q_t, g_v, gx_t, dh_dx, dh_dv):
+def _saved_backward_last_row(g_seq, q_seq, gx_seq, t, i0, g_v, dh_dx, dh_dv):
     """The step t = T−1, where nothing arrives from the future (dL/dV = 0): S is not needed."""
-    for j in range(g_t.size):
-        g_h = g_t[j] * abs(q_t[j])
-        gx_t[j] = g_h * dh_dx
+    row, k0 = uintp(t), uintp(i0)
+    for j in range(uintp(g_v.size)):
+        k = k0 + j
+        g_h = g_seq[row, k] * abs(q_seq[row, k])
+        gx_seq[row, k] = g_h * dh_dx
         g_v[j] = g_h * dh_dv
 
 
@@ -199,11 +213,9 @@ def _saved_backward_chunk(c, nchunks, g_seq, q_seq, params, gx_seq):
     for b in range(c * per_chunk, min(nblocks, (c + 1) * per_chunk)):
         i0 = b * BLOCK
         n = min(M, i0 + BLOCK) - i0
-        _saved_backward_last_row(g_seq[T - 1, i0:i0 + n], q_seq[T - 1, i0:i0 + n], g_v[:n],
-                                 gx_seq[T - 1, i0:i0 + n], dh_dx, dh_dv)
+        _saved_backward_last_row(g_seq, q_seq, gx_seq, T - 1, i0, g_v[:n], dh_dx, dh_dv)
         for t in range(T - 2, -1, -1):
-            _saved_backward_row(g_seq[t, i0:i0 + n], q_seq[t, i0:i0 + n], g_v[:n],
-                                gx_seq[t, i0:i0 + n], params, dh_dx, dh_dv)
+            _saved_backward_row(g_seq, q_seq, gx_seq, t, i0, g_v[:n], params, dh_dx, dh_dv)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -232,7 +244,7 @@ def _backward_chunk(c, nchunks, g_seq, x_seq, alpha, params, ops, need_alpha, ne
                 _load_slopes(alpha, t, i0, a)
                 _step_row_smooth(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], a, params, ops)
             else:
-                _step_row(x_seq[t, i0:i0 + n], v, h_buf[t, :n], s_buf[t, :n], params)
+                _step_row(x_seq, i0, s_buf, 0, t, v, h_buf[t, :n], params)
             if need_tau:
                 v_buf[t, :n] = v
         nonfinite += _count_nonfinite(v)
