@@ -32,7 +32,8 @@ from ..kernels.reference.winograd import TILE_OF_POSITIONS  # α² -> r, as the 
 from .scratch import chunk_images, view as _view
 
 CHUNK_BYTES = 4 << 20   # target size of one chunk's transformed tiles [α², tiles, max(C, O)] (winograd.md) ...
-CHUNK_ROWS_PER_CHANNEL = 2  # ... unless its GEMMs would get fewer rows (tiles) than this × max(C, O)
+CHUNK_ROWS_PER_CHANNEL = 2  # ... unless its GEMMs would get fewer rows (tiles) than this × max(C, O) ...
+CHUNK_BYTES_MAX = 64 << 20  # ... but never more than this: a very wide layer must not take gigabytes of scratch
 MIN_CHANNELS = 16       # fewer input (or, for ∂x, output) channels: im2col's longer GEMMs win (winograd.md)
 FORWARD_DTYPE = np.float64  # forward tiles, GEMMs, output transform; float32 results are rounded once (winograd.md)
 TILE = 4                # the largest r of a float32 forward's F(r×r, 3×3): 4 (α = 6, 36 GEMMs) or 2 (α = 4, 16)
@@ -94,8 +95,10 @@ def _tiles(ho: int, wo: int, r: int) -> int:
 
 def _chunk(n: int, tiles_per_image: int, channels: int, bytes_per_image: int) -> int:
     """Images per chunk: about CHUNK_BYTES of transformed tiles, but enough for CHUNK_ROWS_PER_CHANNEL ×
-    channels GEMM rows (channels = max(C, O)): the short GEMMs of wide layers run far below BLAS's rate."""
-    by_rows = -(-CHUNK_ROWS_PER_CHANNEL * channels // tiles_per_image)
+    channels GEMM rows (channels = max(C, O)), since the short GEMMs of wide layers run far below BLAS's
+    rate, as long as that stays within CHUNK_BYTES_MAX."""
+    by_rows = min(-(-CHUNK_ROWS_PER_CHANNEL * channels // tiles_per_image),
+                  chunk_images(n, bytes_per_image, CHUNK_BYTES_MAX))
     return min(n, max(chunk_images(n, bytes_per_image, CHUNK_BYTES), by_rows))
 
 

@@ -270,10 +270,17 @@ def test_backward_computes_only_what_is_needed(always_winograd):
 
 def test_chunks_of_wide_layers_give_their_gemms_enough_rows():
     """A chunk holds about CHUNK_BYTES of transformed tiles, but never fewer than CHUNK_ROWS_PER_CHANNEL ×
-    max(C, O) tiles (GEMM rows), and never more images than the batch."""
+    max(C, O) tiles (GEMM rows) unless that would pass CHUNK_BYTES_MAX, and never more images than the batch."""
     rows_per_channel = winograd.CHUNK_ROWS_PER_CHANNEL
-    # 384 -> 384 on 16×16, F(4×4), float64 tiles: 4 MiB hold 2 images (32 rows); the floor asks 768 rows
-    assert winograd._chunk(128, 16, 384, 36 * 16 * 384 * 8) == -(-rows_per_channel * 384 // 16)
-    assert winograd._chunk(20, 16, 384, 36 * 16 * 384 * 8) == 20
+    # 192 -> 192 on 32×32, F(4×4), float64 tiles: 4 MiB hold 1 image (64 rows); the floor asks 384 rows
+    per_image = 36 * 64 * 192 * 8
+    assert winograd._chunk(128, 64, 192, per_image) == -(-rows_per_channel * 192 // 64)
+    assert winograd._chunk(3, 64, 192, per_image) == 3
+    # 384 -> 384 on 16×16: the floor asks 768 rows (48 images, 85 MB of tiles); CHUNK_BYTES_MAX allows 37
+    per_image = 36 * 16 * 384 * 8
+    assert winograd._chunk(128, 16, 384, per_image) == winograd.CHUNK_BYTES_MAX // per_image
+    # 1024 -> 1024 on 16×16: at most CHUNK_BYTES_MAX of tiles, not 2048 rows (600 MB)
+    per_image = 36 * 16 * 1024 * 8
+    assert winograd._chunk(128, 16, 1024, per_image) * per_image <= winograd.CHUNK_BYTES_MAX
     # 16 -> 32 on 32×32: the bytes decide (7 images, 448 rows >= 64)
     assert winograd._chunk(256, 64, 32, 36 * 64 * 32 * 8) == (4 << 20) // (36 * 64 * 32 * 8)
