@@ -44,7 +44,7 @@ _fires, _reset, _reset_slopes = _inline(fires), _inline(reset), _inline(reset_sl
 # indices instead of taking slices of them: every slice of a shared array takes and releases a
 # reference to it with an atomic operation on one shared counter, and with a slice per block
 # and step, two threads spent more time passing that cache line between cores than computing
-# (binary forward, [2, 4194304], 2 threads: 27 ms against 1.0 ms; bench/README.md, "LIF kernel").
+# (binary forward, [2, 4194304], 2 threads: 23-27 ms against 1.6-2.5 ms; bench/README.md, "LIF kernel").
 # Unsigned indices also spare Numba's negative-index test, which kept LLVM from vectorising.
 
 @njit(cache=True, error_model="numpy")
