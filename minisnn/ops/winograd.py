@@ -167,8 +167,9 @@ def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, paddin
     r_w = tile_for(n, ho, wo, max(c, o), x.dtype, BACKWARD_TILE)    # tiles of g, for ∂w
     r_x = tile_for(n, h, wd, max(c, o), x.dtype, BACKWARD_TILE)     # tiles of ∂x
     positions_w, positions_x = (r_w + 2) ** 2, (r_x + 2) ** 2
-    per_image = max(positions_w * _tiles(ho, wo, r_w), positions_x * _tiles(h, wd, r_x))  # either pass
-    chunk = _chunk(n, min(_tiles(ho, wo, r_w), _tiles(h, wd, r_x)), max(c, o), per_image * max(c, o) * x.itemsize)
+    tiles_w, tiles_x = _tiles(ho, wo, r_w), _tiles(h, wd, r_x)     # per image
+    per_image = max(positions_w * tiles_w, positions_x * tiles_x)   # transformed tiles of one channel, either pass
+    chunk = _chunk(n, min(tiles_w, tiles_x), max(c, o), per_image * max(c, o) * x.itemsize)
     g_buf = np.empty(chunk * ho * wo * o, x.dtype)
     x_buf = np.empty(chunk * h * wd * c, x.dtype)                  # x, then ∂L/∂x, channels last
     c_buf = np.empty(chunk * per_image * c, x.dtype)               # V of x, then ∂L/∂x's M
@@ -188,7 +189,7 @@ def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, paddin
         g_last = kernels.swap_last_axes(g3[start:stop], _view(g_buf, m, ho * wo, o)).reshape(m, ho, wo, o)
         if need_w:
             x_last = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, h * wd, c)).reshape(m, h, wd, c)
-            count = m * _tiles(ho, wo, r_w)
+            count = m * tiles_w
             v = kernels.winograd_input_tiles(x_last, padding[0], padding[1], _view(c_buf, positions_w, count, c))
             dm = kernels.winograd_output_tiles_adjoint(g_last, _view(o_buf, positions_w, count, o))
             du += np.matmul(v.transpose(0, 2, 1), dm)

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from minisnn._allocator import USER_SETTINGS
+
 # bytes in mmap'ed blocks (glibc's mallinfo2().hblkhd) that a 64 MiB array added, and the bytes of heap
 # (mallinfo2().arena) that stayed with the process after the array was freed
 SCRIPT = """
@@ -42,8 +44,7 @@ def _has_mallinfo2() -> bool:
 
 def _allocation(**env) -> dict:
     """{"mapped": bytes, "kept": bytes} of SCRIPT in a fresh process with the given environment."""
-    environment = {k: v for k, v in os.environ.items()
-                   if k not in ("MINISNN_MALLOC", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+    environment = {k: v for k, v in os.environ.items() if k not in ("MINISNN_MALLOC", *USER_SETTINGS)}
     r = subprocess.run([sys.executable, "-c", SCRIPT], env={**environment, **env}, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
