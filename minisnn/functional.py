@@ -222,25 +222,33 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
 
 
 # ------------------------------------------------------------------------ layers
-def linear(x, weight, bias=None) -> Tensor:
-    """y = x Wᵀ + b over the last axis;  x [..., in], W [out, in], b [out] | None → [..., out]."""
+def linear(x, weight, bias=None, affine=None) -> Tensor:
+    """y = x Wᵀ + b over the last axis;  x [..., in], W [out, in], b [out] | None → [..., out].
+
+    affine = (scale, shift), float64 [out] each (`BatchNorm1d.folded_affine()`): y ← scale·y + shift.
+    """
     _linear.check_linear(x, weight, bias)
-    return _linear.Linear.apply(x, weight, bias)
+    _conv.check_affine(affine, weight.shape[0], "linear")
+    return _linear.Linear.apply(x, weight, bias, affine=affine)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
+def conv2d(x, weight, bias=None, stride=1, padding=0, affine=None) -> Tensor:
     """2-D cross-correlation;  x [N, C, H, W], W [O, C, kh, kw], b [O] | None → [N, O, Ho, Wo].
 
     stride, padding: int or (h, w) pair; zero padding; Ho = ⌊(H + 2·ph − kh)/sh⌋ + 1.
+    affine = (scale, shift), float64 [O] each (`BatchNorm2d.folded_affine()`): y ← scale·y + shift per
+    output channel, an eval-mode BatchNorm folded into the convolution.
     """
     stride, padding = _conv.check_conv2d(x, weight, bias, stride, padding)
-    return _conv.Conv2d.apply(x, weight, bias, stride=stride, padding=padding)
+    _conv.check_affine(affine, weight.shape[0], "conv2d")
+    return _conv.Conv2d.apply(x, weight, bias, stride=stride, padding=padding, affine=affine)
 
 
-def conv1d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
-    """1-D cross-correlation;  x [N, C, L], W [O, C, k], b [O] | None → [N, O, Lo]."""
+def conv1d(x, weight, bias=None, stride: int = 1, padding: int = 0, affine=None) -> Tensor:
+    """1-D cross-correlation;  x [N, C, L], W [O, C, k], b [O] | None → [N, O, Lo]; affine as in `conv2d`."""
     _conv.check_conv1d(x, weight, bias, stride, padding)
-    return _conv.Conv1d.apply(x, weight, bias, stride=stride, padding=padding)
+    _conv.check_affine(affine, weight.shape[0], "conv1d")
+    return _conv.Conv1d.apply(x, weight, bias, stride=stride, padding=padding, affine=affine)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:

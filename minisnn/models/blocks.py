@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
 from ..nn import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, LayerNorm, Linear, MaxPool2d, Module, ModuleList, init
 from ..nn.module import StateDictError
@@ -40,9 +41,23 @@ def per_frame(layer, x_seq: Tensor) -> Tensor:
     return y.reshape((T, B) + y.shape[1:])
 
 
+def folded_bn(layer, bn, x):
+    """bn(layer(x)) for a Linear or convolution `layer` and the BatchNorm after it.
+
+    Without a graph, an eval-mode BN is an affine map per channel, y = scale·x + shift, and is folded into
+    the layer (its `affine` argument): the output is written once instead of written, read and written
+    again, and a Winograd convolution applies the map in float64 before its one rounding.  With a graph
+    the two stay apart, since BN's own parameters need their gradients.
+    """
+    affine = None if is_grad_enabled() else bn.folded_affine()
+    if affine is None or len(affine[0]) != layer.weight.shape[0]:
+        return bn(layer(x))
+    return layer(x, affine=affine)
+
+
 def conv_bn(conv, bn, x_seq: Tensor) -> Tensor:
-    """BN(conv(x)) frame by frame on [T, B, C, ...]."""
-    return per_frame(lambda z: bn(conv(z)), x_seq)
+    """BN(conv(x)) frame by frame on [T, B, C, ...] (`folded_bn`)."""
+    return per_frame(lambda z: folded_bn(conv, bn, z), x_seq)
 
 
 # ================================================================== model base
@@ -216,7 +231,7 @@ class SpikingSelfAttention(Module):
         v = self._heads(self.v_conv, self.v_bn, self.v_lif, tokens)
         z = ssa(q, k, v, scale=self.scale)                           # [T, B, h, N, d]
         a_seq = self.attn_lif(z.transpose(-1, -2).reshape(T, B, C, H * W))
-        u = self.proj_bn(self.proj_conv(a_seq.reshape(T * B, C, H * W)))   # [T·B, C, N]
+        u = folded_bn(self.proj_conv, self.proj_bn, a_seq.reshape(T * B, C, H * W))   # [T·B, C, N]
         if self.stage3_proj_lif == "merged":
             out = self.proj_lif(u)                                   # T·B is the neuron's time axis
         else:
@@ -286,7 +301,7 @@ class StageEmbed(Module):
 
     def forward(self, x_seq: Tensor) -> Tensor:
         a_seq = self.proj3_lif(conv_bn(self.proj3_conv, self.proj3_bn, x_seq))
-        main = self.proj4_lif(per_frame(lambda z: self.proj4_maxpool(self.proj4_bn(self.proj4_conv(z))), a_seq))
+        main = self.proj4_lif(per_frame(lambda z: self.proj4_maxpool(folded_bn(self.proj4_conv, self.proj4_bn, z)), a_seq))
         short = self.proj_res_lif(conv_bn(self.proj_res_conv, self.proj_res_bn, x_seq))
         return main + short
 

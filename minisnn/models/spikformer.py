@@ -21,13 +21,13 @@ from __future__ import annotations
 from ..autograd.tensor import Tensor
 from ..nn import BatchNorm1d, BatchNorm2d, Conv2d, LayerNorm, Linear, MaxPool2d, Module, ModuleList
 from ..attention import ssa
-from .blocks import SpikingVisionModel, conv_bn, init_linear_weights, lif, per_frame
+from .blocks import SpikingVisionModel, conv_bn, folded_bn, init_linear_weights, lif, per_frame
 
 
 def linear_bn(linear: Linear, bn: BatchNorm1d, x_seq: Tensor) -> Tensor:
-    """BN(Linear(x)) over the channel axis of tokens [T, B, N, C] (BN statistics over T·B·N)."""
+    """BN(Linear(x)) over the channel axis of tokens [T, B, N, C] (BN statistics over T·B·N; `folded_bn`)."""
     lead = x_seq.shape[:-1]
-    y = bn(linear(x_seq.reshape(-1, x_seq.shape[-1])))
+    y = folded_bn(linear, bn, x_seq.reshape(-1, x_seq.shape[-1]))
     return y.reshape(lead + (y.shape[-1],))
 
 

@@ -64,8 +64,9 @@ class Conv2d(_ConvNd):
                  bias: bool = True, dtype=np.float32):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, dtype)
 
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+    def forward(self, x, affine=None):
+        """affine: (scale, shift) of a BatchNorm folded in (`F.conv2d`)."""
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding, affine=affine)
 
 
 class Conv1d(_ConvNd):
@@ -77,8 +78,9 @@ class Conv1d(_ConvNd):
                  bias: bool = True, dtype=np.float32):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, dtype)
 
-    def forward(self, x):
-        return F.conv1d(x, self.weight, self.bias, stride=self.stride[0], padding=self.padding[0])
+    def forward(self, x, affine=None):
+        """affine: (scale, shift) of a BatchNorm folded in (`F.conv1d`)."""
+        return F.conv1d(x, self.weight, self.bias, stride=self.stride[0], padding=self.padding[0], affine=affine)
 
 
 class MaxPool2d(Module):

@@ -33,8 +33,9 @@ class Linear(Module):
     def reset_parameters(self) -> None:
         init.default_layer_init_(self.weight, self.bias)
 
-    def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+    def forward(self, x, affine=None):
+        """affine: (scale, shift) of a BatchNorm folded in (`F.linear`)."""
+        return F.linear(x, self.weight, self.bias, affine=affine)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

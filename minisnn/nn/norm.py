@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..ops.norm import eval_affine
 from .layers import float_dtype
 from .module import Module, Parameter
 
@@ -64,6 +65,16 @@ class _BatchNorm(Module):
         track = not self.training or self.track_running_stats
         return dict(running_mean=self.running_mean if track else None, running_var=self.running_var if track else None,
                     weight=self.weight, bias=self.bias, training=use_batch, momentum=factor, eps=self.eps)
+
+    def folded_affine(self):
+        """(scale, shift), float64 [C]: what this layer computes, y = scale·x + shift per channel, when it
+        normalises with its running statistics (eval mode); None when it uses the batch's statistics.
+        `F.conv2d`, `F.conv1d` and `F.linear` take it as `affine` to fold this layer into theirs."""
+        if self.training or not self.track_running_stats:
+            return None
+        gamma = np.ones(self.num_features) if self.weight is None else self.weight.data
+        beta = np.zeros(self.num_features) if self.bias is None else self.bias.data
+        return eval_affine(gamma, beta, self.running_mean, self.running_var, self.eps)[2:]
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

@@ -26,6 +26,7 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import Function
 from . import winograd
+from .norm import folded_weights
 from .scratch import chunk_images, view as _view
 
 CHUNK_BYTES = 16 << 20  # target size of one chunk's column matrix (measured best of 4-64 MiB)
@@ -78,6 +79,16 @@ def check_conv2d(x, w, b, stride, padding) -> tuple[tuple[int, int], tuple[int, 
     return stride, padding
 
 
+def check_affine(affine, out_channels: int, op: str) -> None:
+    """affine is None or (scale, shift), two float64 arrays of shape (out_channels,)."""
+    if affine is None:
+        return
+    if (not isinstance(affine, tuple) or len(affine) != 2
+            or any(not isinstance(a, np.ndarray) or a.shape != (out_channels,) or a.dtype != np.float64 for a in affine)):
+        raise ValueError(f"{op}: affine must be a pair (scale, shift) of float64 arrays of shape ({out_channels},), "
+                         f"as BatchNorm's folded_affine() returns")
+
+
 def check_conv1d(x, w, b, stride, padding) -> None:
     """x [N, C, L], w [O, C, k], b [O] | None, int stride >= 1 and padding >= 0; the kernel fits."""
     if x.ndim != 3:
@@ -124,15 +135,21 @@ def _chunk_columns(x3, start: int, stop: int, geo: _Geometry, x_buf, cols_buf) -
                                geo.ph, geo.pw, _view(cols_buf, m * geo.pixels, geo.k))
 
 
-def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0)) -> np.ndarray:
-    """y = conv2d(x, w) + b.  x [N, C, H, W], w [O, C, kh, kw], b [O] or None → y [N, O, Ho, Wo]."""
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0), affine=None) -> np.ndarray:
+    """y = conv2d(x, w) + b, then y ← scale·y + shift per output channel where affine = (scale, shift) is given.
+
+    x [N, C, H, W], w [O, C, kh, kw], b [O] or None, scale and shift float64 [O] → y [N, O, Ho, Wo].
+    Winograd computes in float64 and applies b and the affine map there, before it rounds; the other paths
+    fold the map into w and b (`norm.folded_weights`)."""
     geo = _Geometry(x.shape, w.shape, stride, padding, x.dtype.itemsize)
+    if winograd.use_winograd(w.shape, stride, padding):
+        return winograd.winograd_conv2d_forward(x, w, padding, b, affine)
+    if affine is not None:
+        w, b = folded_weights(w, b, *affine)
     if geo.is_pointwise():
         w2 = w.reshape(geo.o, geo.k)
         xs = x[:, :, :: geo.sh, :: geo.sw] if (geo.sh, geo.sw) != (1, 1) else x
         y = np.matmul(w2, xs.reshape(geo.n, geo.c, geo.pixels))
-    elif winograd.use_winograd(w.shape, stride, padding):
-        y = winograd.winograd_conv2d_forward(x, w, padding).reshape(geo.n, geo.o, geo.pixels)
     else:
         w_rows_t = weight_rows(w).T                                    # [K, O]
         x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, geo.h * geo.w)
@@ -213,21 +230,30 @@ def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding
     return dx, dw, db
 
 
+def scaled_cotangent(g: np.ndarray, scale) -> np.ndarray:
+    """g · scale over axis 1 (output channels): the cotangent of y = conv(x, W, b) for the layer scale·y + shift."""
+    return g if scale is None else g * scale.astype(g.dtype).reshape((-1,) + (1,) * (g.ndim - 2))
+
+
 class Conv2d(Function):
     """y = conv2d(x, W, b, stride, padding);  x [N, C, H, W], W [O, C, kh, kw], b [O] | None → [N, O, Ho, Wo].
 
-    stride, padding: (h, w) pairs; the call is checked by `check_conv2d`.
+    stride, padding: (h, w) pairs; the call is checked by `check_conv2d`.  affine = (scale, shift), float64
+    constants [O] (an eval-mode BatchNorm folded in), makes it y = scale·conv2d(x, W, b) + shift;
+    dy/dx, dy/dW and dy/db are then those of conv2d for the cotangent scale·g.
     """
 
     @staticmethod
-    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0)):
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), affine=None):
         ctx.save_for_backward(x, w)
         ctx.conf = (stride, padding)
-        return conv2d_forward(x, w, b, stride, padding)
+        ctx.scale = None if affine is None else affine[0]
+        return conv2d_forward(x, w, b, stride, padding, affine)
 
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
+        g = scaled_cotangent(g, ctx.scale)
         dx, dw, db = conv2d_backward(g, x, w, *ctx.conf, needs=ctx.needs_input_grad)
         return dx, dw, db
 
@@ -235,22 +261,25 @@ class Conv2d(Function):
 class Conv1d(Function):
     """y = conv1d(x, W, b, stride, padding);  x [N, C, L], W [O, C, k], b [O] | None → [N, O, Lo].
 
-    Runs conv2d on the views x [N, C, 1, L] and W [O, C, 1, k]; the call is checked by `check_conv1d`.
+    Runs conv2d on the views x [N, C, 1, L] and W [O, C, 1, k]; the call is checked by `check_conv1d`;
+    affine as in `Conv2d`.
     """
 
     @staticmethod
-    def forward(ctx, x, w, b=None, stride=1, padding=0):
+    def forward(ctx, x, w, b=None, stride=1, padding=0, affine=None):
         stride, padding = (1, int(stride)), (0, int(padding))
         x4, w4 = x[:, :, None, :], w[:, :, None, :]
         ctx.save_for_backward(x4, w4)
         ctx.conf = (stride, padding)
-        y = conv2d_forward(x4, w4, b, stride, padding)
+        ctx.scale = None if affine is None else affine[0]
+        y = conv2d_forward(x4, w4, b, stride, padding, affine)
         return y[:, :, 0, :]
 
     @staticmethod
     def backward(ctx, g):
         x4, w4 = ctx.saved_tensors
-        dx, dw, db = conv2d_backward(g[:, :, None, :], x4, w4, *ctx.conf, needs=ctx.needs_input_grad)
+        g4 = scaled_cotangent(g[:, :, None, :], ctx.scale)
+        dx, dw, db = conv2d_backward(g4, x4, w4, *ctx.conf, needs=ctx.needs_input_grad)
         return (
             None if dx is None else dx[:, :, 0, :],
             None if dw is None else dw[:, :, 0, :],

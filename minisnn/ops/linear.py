@@ -19,6 +19,8 @@ import numpy as np
 
 from .. import kernels
 from ..autograd.function import Function
+from .conv import scaled_cotangent
+from .norm import folded_weights
 
 EVENT_DENSITY = 0.15  # the largest fraction of nonzero inputs that takes the event-driven path (event_linear.md)
 
@@ -53,10 +55,17 @@ class Linear(Function):
     """y = x Wᵀ + b;  x [..., in], W [out, in], b [out] | None → [..., out] (checked by `check_linear`).
 
     A sparse x (spikes) runs event-driven (`input_events`): ctx keeps its events instead of x.
+    affine = (scale, shift), float64 constants [out] (an eval-mode BatchNorm folded in), makes it
+    y = scale·(x Wᵀ + b) + shift, computed with W and b folded (`norm.folded_weights`); the gradients are
+    then those of x Wᵀ + b for the cotangent scale·g.
     """
 
     @staticmethod
-    def forward(ctx, x, w, b=None):
+    def forward(ctx, x, w, b=None, affine=None):
+        ctx.scale = None if affine is None else affine[0]
+        w_layer = w                      # the backward's dx = (scale·g) W takes the layer's own W
+        if affine is not None:
+            w, b = folded_weights(w, b, *affine)
         x2 = x.reshape(-1, w.shape[1])
         events = input_events(x2)
         if events is None:
@@ -66,13 +75,13 @@ class Linear(Function):
         else:
             y = kernels.event_matmul(*events, np.ascontiguousarray(w.T), b)
         ctx.events, ctx.x_shape = events, x.shape
-        ctx.save_for_backward(x if events is None else None, w)
+        ctx.save_for_backward(x if events is None else None, w_layer)
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
-        g2 = g.reshape(-1, w.shape[0])
+        g2 = scaled_cotangent(g.reshape(-1, w.shape[0]), ctx.scale)
         need_x, need_w, need_b = ctx.needs_input_grad
         dx = (g2 @ w).reshape(ctx.x_shape) if need_x else None
         dw = None

@@ -73,6 +73,16 @@ def eval_affine(gamma, beta, running_mean, running_var, eps: float):
     return mean, invstd, scale, beta - mean * scale
 
 
+def folded_weights(w, b, scale, shift):
+    """(W', b') of one layer computing scale·(W x + b) + shift per output channel (axis 0 of W), the product
+    formed in float64 and rounded once into W's dtype: a layer followed by an eval-mode BatchNorm, as one layer.
+
+    w [O, ...], b [O] | None, scale and shift float64 [O].  W'[o] = scale[o]·W[o];  b' = scale·b + shift."""
+    w2 = w.astype(np.float64) * scale.reshape((-1,) + (1,) * (w.ndim - 1))
+    b2 = shift if b is None else scale * b + shift
+    return w2.astype(w.dtype), b2.astype(w.dtype)
+
+
 class BatchNorm(Function):
     """y = γ·(x − μ)/√(σ² + ε) + β per channel;  x [N, C] | [N, C, L] | [N, C, H, W], γ, β [C] | None.
 

@@ -102,23 +102,29 @@ def _chunk(n: int, tiles_per_image: int, channels: int, bytes_per_image: int) ->
     return min(n, max(chunk_images(n, bytes_per_image, CHUNK_BYTES), by_rows))
 
 
-def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf):
-    """Winograd convolution of channels-last images x_last [m, H, W, C] with U [α², C, O] into out_last [m, Ho, Wo, O].
+def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf, bias=None):
+    """Winograd convolution of channels-last images x_last [m, H, W, C] with U [α², C, O] into out_last [m, Ho, Wo, O],
+    plus bias [O] if given.
 
     V, the GEMMs and the output transform are computed in the dtype of U and of the two buffers, which may
-    be wider than x_last and out_last: the output transform then rounds each result once into out_last."""
+    be wider than x_last and out_last: the output transform then rounds each result once into out_last.  The
+    bias joins M at tile position (1, 1) before the output transform, which carries that position to every
+    output of its tile with coefficient 1 (column 1 of Aᵀ is all ones, for r = 2 and 4)."""
     m, h, w, c = x_last.shape
     positions, _, o = u.shape
-    tiles = m * _tiles(*out_last.shape[1:3], TILE_OF_POSITIONS[positions])
+    r = TILE_OF_POSITIONS[positions]
+    tiles = m * _tiles(*out_last.shape[1:3], r)
     v = kernels.winograd_input_tiles(x_last, padding[0], padding[1], _view(v_buf, positions, tiles, c))
     mt = np.matmul(v, u, out=_view(m_buf, positions, tiles, o))
+    if bias is not None:
+        mt[(r + 2) + 1] += bias
     return kernels.winograd_output_tiles(mt, out_last.shape[1], out_last.shape[2], out_last)
 
 
-def _convolve(a3, u, shape, padding, out3):
-    """out3 [N, O, Ho·Wo] = conv(a3 [N, C, H·W] seen as images of `shape` (H, W)), channels first in and out,
-    with U [α², C, O] of F(r×r, 3×3); the transformed tiles and the GEMMs are in u's dtype, which may be
-    wider than a3's."""
+def _convolve(a3, u, shape, padding, out3, bias=None):
+    """out3 [N, O, Ho·Wo] = conv(a3 [N, C, H·W] seen as images of `shape` (H, W)) + bias, channels first in and
+    out, with U [α², C, O] of F(r×r, 3×3); the transformed tiles, the GEMMs and the bias are in u's dtype,
+    which may be wider than a3's."""
     n, c, _ = a3.shape
     (h, w), (positions, _, o) = shape, u.shape
     ho, wo = h + 2 * padding[0] - 2, w + 2 * padding[1] - 2
@@ -133,23 +139,31 @@ def _convolve(a3, u, shape, padding, out3):
         stop = min(start + chunk, n)
         m = stop - start
         a_last = kernels.swap_last_axes(a3[start:stop], _view(a_buf, m, h * w, c)).reshape(m, h, w, c)
-        y_last = _conv_channels_last(a_last, u, padding, _view(y_buf, m, ho, wo, o), v_buf, m_buf)
+        y_last = _conv_channels_last(a_last, u, padding, _view(y_buf, m, ho, wo, o), v_buf, m_buf, bias)
         kernels.swap_last_axes(y_last.reshape(m, ho * wo, o), out3[start:stop])
     return out3
 
 
-def winograd_conv2d_forward(x: np.ndarray, w: np.ndarray, padding) -> np.ndarray:
-    """y = conv2d(x, w), x [N, C, H, W], w [O, C, 3, 3], stride 1 → y [N, O, Ho, Wo] (no bias).
+def winograd_conv2d_forward(x: np.ndarray, w: np.ndarray, padding, bias=None, affine=None) -> np.ndarray:
+    """y = conv2d(x, w) + bias, x [N, C, H, W], w [O, C, 3, 3], bias [O] | None, stride 1 → y [N, O, Ho, Wo];
+    with affine = (scale, shift), float64 [O], y ← scale·y + shift per output channel.
 
-    Computed in FORWARD_DTYPE (or x's dtype where wider) and rounded once into x's dtype.
+    Computed in FORWARD_DTYPE (or x's dtype where wider), the affine map included (scale multiplies the
+    weights, scale·bias + shift is the bias), and rounded once into x's dtype.
     """
     n, c, h, wd = x.shape
     o = w.shape[0]
     ho, wo = h + 2 * padding[0] - 2, wd + 2 * padding[1] - 2
     y = np.empty((n, o, ho * wo), dtype=x.dtype)
     r = tile_for(n, ho, wo, max(c, o), x.dtype, TILE)
-    u = weight_tiles(w.astype(np.promote_types(x.dtype, FORWARD_DTYPE), copy=False), r)
-    _convolve(np.ascontiguousarray(x).reshape(n, c, h * wd), u, (h, wd), padding, y)
+    wide = np.promote_types(x.dtype, FORWARD_DTYPE)
+    w_wide = w.astype(wide, copy=False)
+    bias_wide = None if bias is None else bias.astype(wide)
+    if affine is not None:
+        scale, shift = affine
+        w_wide = (w_wide * scale[:, None, None, None]).astype(wide, copy=False)
+        bias_wide = (shift if bias_wide is None else scale * bias_wide + shift).astype(wide, copy=False)
+    _convolve(np.ascontiguousarray(x).reshape(n, c, h * wd), weight_tiles(w_wide, r), (h, wd), padding, y, bias_wide)
     return y.reshape(n, o, ho, wo)
 
 

@@ -27,8 +27,8 @@ def traced_macs(model, x):
     wrapped = []
     for name, m in model.named_modules():
         if isinstance(m, SYNAPTIC_LAYERS):
-            def fwd(z, _orig=m.forward, _name=name, _m=m):
-                y = _orig(z)
+            def fwd(z, *args, _orig=m.forward, _name=name, _m=m, **kwargs):
+                y = _orig(z, *args, **kwargs)
                 positions = int(np.prod(y.shape[2:])) if _m.weight.ndim > 2 else int(np.prod(y.shape[:-1]))
                 batch = y.shape[0] if _m.weight.ndim > 2 else 1
                 seen[_name] = positions * batch * _m.weight.size
