@@ -10,10 +10,12 @@ one-line message under "errors" and still runs the other mode.
 
 Implementations ("impl"):
 
-* `weights`: builds the minisnn model (seed 0) and writes its config and state_dict to "weights"
-  (an .npz) for the PyTorch workers; returns the parameter count and the forward's multiply-adds;
+* `weights`: builds the minisnn model (seed 0), sets its BatchNorms so that it fires at
+  "firing_rate" on the benchmark's batch as a trained network would (`_firing.fire_like_trained`),
+  and writes its config and state_dict to "weights" (an .npz) for the other workers; returns the
+  parameter count, the forward's multiply-adds and the firing rate reached;
 * `minisnn`: imported first (before NumPy), so its thread hand-off settings apply, as in the
-  `minisnn` command; builds the same model (seed 0);
+  `minisnn` command; builds the model and loads those weights;
 * `eager`: the PyTorch + SpikingJelly version of the model (`minisnn/torch/`, the parity oracles)
   with those weights, torch imported first with PyTorch's default settings.  Its model file is plain
   torch and SpikingJelly and is loaded by path, so this process does not import minisnn (nor Numba);
@@ -70,13 +72,16 @@ def _write_weights(spec) -> dict:
     from minisnn import models
     from minisnn.models.flops import count_flops
     from minisnn.nn import init
+    from _firing import fire_like_trained  # bench/, this script's folder
 
     init.manual_seed(0)
     model = models.create(spec["model"])
+    x, _ = _batch(np, model.num_classes, spec["batch_size"])
+    rate = fire_like_trained(model, x, spec["firing_rate"])
     arrays = {k: np.array(v) for k, v in model.state_dict().items()}
     np.savez(spec["weights"], __config__=json.dumps(dict(model.config)), **arrays)
     macs = sum(r.flops for r in count_flops(model)) * model.config.get("T", 1)
-    return {"params": model.num_parameters(), "macs": macs}
+    return {"params": model.num_parameters(), "macs": macs, "firing_rate": rate}
 
 
 def _minisnn_worker(spec) -> dict:
@@ -94,6 +99,8 @@ def _minisnn_worker(spec) -> dict:
         winograd.MIN_CHANNELS = 1 << 30
     init.manual_seed(0)
     model = models.create(spec["model"])
+    with np.load(spec["weights"]) as saved:
+        model.load_state_dict({k: saved[k] for k in saved.files if k != "__config__"})
     x, y = _batch(np, model.num_classes, spec["batch_size"])
     opt = AdamW(model.parameters(), lr=1e-4)
 

@@ -4,14 +4,15 @@
     python bench/bench_ab.py --a /tmp/before --b . --models dysvit-tiny spikformer-tiny qkformer-tiny
 
 Each measurement is a fresh process that imports `minisnn` from the given tree (PYTHONPATH), builds
-the model with seed 0, runs `--warmup` training steps (forward, cross-entropy, backward, AdamW)
+the model with seed 0, sets its BatchNorms so that it fires at `--firing-rate` (default 15 %) on the
+batch (`bench/_firing.py`, this checkout's, on either tree), runs `--warmup` training steps (forward, cross-entropy, backward, AdamW)
 and times `--repeats` more on one fixed random batch; with `--infer`, no-grad forward passes in eval
 mode instead.  Rounds alternate A and B, so a busy moment
 of the machine hits both alike; the medians and the ratio B/A (above 1: B is faster) are printed.
 
 A freshly initialised network on random images fires at rates unlike a trained one's (dysvit-conv's
-blocks do not fire at all there), which misleads any change whose speed depends on the firing rate.
-`--weights FILE` (a checkpoint or `minisnn export` file of each --models network, or a shipped name
+blocks do not fire at all there), which misleads any change whose speed depends on the firing rate:
+hence `--firing-rate`.  `--weights FILE` (a checkpoint or `minisnn export` file of each --models network, or a shipped name
 such as speedrun-60-cifar10) starts from those weights, on the embedded sample's images normalised as
 the file records, so the spikes are those of that stage of training.
 Set the thread count with --threads (Numba, BLAS and OpenMP variables); pin cores with taskset.
@@ -35,7 +36,8 @@ from minisnn import functional as F, models
 from minisnn.nn import init
 from minisnn.optim import AdamW
 name, batch, warmup, repeats, weights = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-infer = sys.argv[6] == "infer"
+infer, firing_rate = sys.argv[6] == "infer", float(sys.argv[7])
+sys.path.insert(0, sys.argv[8])   # the folder of bench_ab.py, for _firing
 init.manual_seed(0)
 rng = np.random.default_rng(0)
 if weights:
@@ -49,9 +51,11 @@ if weights:
     x = normalize(images[pick], state["normalization"]).astype(np.float32)
     y = labels[pick]
 else:
+    from _firing import fire_like_trained
     model = models.create(name)
     x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, model.num_classes, batch)
+    fire_like_trained(model, x, firing_rate)
 model.eval() if infer else model.train()
 opt = AdamW(model.parameters(), lr=1e-3)
 times = []
@@ -83,6 +87,8 @@ def _parse():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--weights", default="", help="start from these trained weights, on the embedded sample's images "
                                                   "(a checkpoint or export file, or a shipped name)")
+    p.add_argument("--firing-rate", type=float, default=0.15,
+                   help="without --weights: the mean firing rate the fresh network is set to (bench/_firing.py)")
     p.add_argument("--infer", action="store_true", help="time no-grad eval forward passes instead of training steps")
     return p.parse_args()
 
@@ -90,7 +96,8 @@ def _parse():
 def _measure(tree: str, name: str, args) -> list[float]:
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), **{v: str(args.threads) for v in THREAD_VARS})
     out = subprocess.run([sys.executable, "-c", WORKER, name, str(args.batch_size), str(args.warmup),
-                          str(args.repeats), args.weights, "infer" if args.infer else "train"], env=env, cwd=os.path.abspath(tree), capture_output=True, text=True)
+                          str(args.repeats), args.weights, "infer" if args.infer else "train", str(args.firing_rate),
+                          os.path.dirname(os.path.abspath(__file__))], env=env, cwd=os.path.abspath(tree), capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{tree}: the {name} worker failed:\n{out.stderr.strip()}")
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -9,7 +9,10 @@
 Every implementation gets the same architecture and weights (the PyTorch side is the model of
 `minisnn/torch/`, the parity suite's oracle, loading the state_dict of minisnn's model, which a
 first worker writes to a temporary file once per model), the same thread count (Numba/BLAS threads and
-torch.set_num_threads), float32 parameters and the same random batch.  A training step is
+torch.set_num_threads), float32 parameters and the same random batch.  The weights are the fresh
+network's, with the BatchNorms set so that it fires at `--firing-rate` (default 15 %) on that batch, as
+a trained network does (`bench/_firing.py`; freshly initialised, it would hardly fire at all, and
+every kernel whose work follows the spikes would be timed on the wrong input).  A training step is
 forward + cross-entropy + backward + AdamW update, with neuron state reset before each step;
 inference is a no-grad forward in eval mode.  The PyTorch peers (`--peers`):
 
@@ -73,6 +76,8 @@ def _parse():
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds of the workers")
     p.add_argument("--repeats", type=int, default=3, help="timed steps per round and mode")
     p.add_argument("--warmup", type=int, default=2, help="warm-up calls per mode (more while one still compiles)")
+    p.add_argument("--firing-rate", type=float, default=0.15,
+                   help="mean firing rate the shared weights are set to on the batch (bench/_firing.py)")
     p.add_argument("--no-winograd", action="store_true", help="minisnn's 3x3 convolutions on im2col")
     p.add_argument("--json", metavar="PATH", help="write every number (medians and all samples) to this file")
     return p.parse_args()
@@ -112,8 +117,9 @@ def main():
         params, macs = model["params"], model["macs"]
         limit = gemm * 1e9 / (6 * macs) if gemm and macs else None
         report["models"][name] = {"params": params, "forward_macs": macs, "gemm_limit_img_s": limit,
-                                  "implementations": summary}
+                                  "firing_rate": model["firing_rate"], "implementations": summary}
         _print_model(name, params, summary, impls[1:])
+        print(f"{'':32s}  firing rate on the batch (eval): {model['firing_rate']:.1%}")
     print("\nagainst the GEMM rate: a training step is about 3 x 2 x the forward's multiply-adds")
     print(f"{'model':22s} {'fwd GMAC/img':>12s} {'limit img/s':>12s} {'minisnn':>8s} {'of limit':>9s}")
     for name, m in report["models"].items():
@@ -182,7 +188,8 @@ def _summarise(runs: list, batch_size: int) -> dict:
 def _run_worker(impl: str, name: str, args, env, weights: str) -> dict:
     """Run one worker process; a crash becomes {"errors": {"worker": <last line of its stderr>}}."""
     spec = {"impl": impl, "model": name, "weights": weights, "batch_size": args.batch_size, "threads": args.threads,
-            "repeats": args.repeats, "warmup": args.warmup, "no_winograd": args.no_winograd}
+            "repeats": args.repeats, "warmup": args.warmup, "no_winograd": args.no_winograd,
+            "firing_rate": args.firing_rate}
     out = subprocess.run([sys.executable, WORKERS, json.dumps(spec)], env=env, capture_output=True, text=True)
     lines = out.stdout.strip().splitlines()
     if out.returncode == 0 and lines:

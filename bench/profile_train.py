@@ -4,6 +4,8 @@
     python bench/profile_train.py --model dysvit-tiny --top 30        # also the 30 costliest functions
     python bench/profile_train.py --model spikformer-tiny --infer     # inference: eval-mode forwards, no graph
 
+The network's BatchNorms are first set so that it fires at `--firing-rate` (default 15 %) on the
+profiled batch, as a trained network does (`bench/_firing.py`); a fresh one would hardly fire.
 A step is what the trainer does: forward, cross-entropy, backward, AdamW update.  The table
 groups the time spent inside each autograd Function's forward and backward (kernels included)
 by Function class, so "Linear backward 27 %" reads directly; the rest of the step (the optimizer,
@@ -26,6 +28,7 @@ from minisnn import functional as F, models, no_grad
 from minisnn.autograd.function import Function
 from minisnn.nn import init
 from minisnn.optim import AdamW
+from _firing import fire_like_trained  # bench/, this script's folder
 
 
 def _parse():
@@ -35,6 +38,7 @@ def _parse():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--top", type=int, default=0, help="also list the N functions with the most own time")
     p.add_argument("--infer", action="store_true", help="profile inference (eval mode, no graph) instead of training")
+    p.add_argument("--firing-rate", type=float, default=0.15, help="the mean firing rate the network is set to")
     return p.parse_args()
 
 
@@ -82,12 +86,13 @@ def main():
     args = _parse()
     init.manual_seed(0)
     model = models.create(args.model)
-    model.train(not args.infer)
-    run = _infer if args.infer else _step
-    optimizer = AdamW(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, model.num_classes, args.batch_size)
+    rate = fire_like_trained(model, x, args.firing_rate)
+    model.train(not args.infer)
+    run = _infer if args.infer else _step
+    optimizer = AdamW(model.parameters(), lr=1e-3)
     for _ in range(2):
         run(model, optimizer, x, y)
     profiler = cProfile.Profile()
@@ -101,7 +106,7 @@ def main():
     total = stats.total_tt
     print(f"{args.model}, batch {args.batch_size}, {'inference' if args.infer else 'training'}: "
           f"{args.steps} steps in {wall:.2f} s "
-          f"({args.steps * args.batch_size / wall:.1f} img/s under the profiler)")
+          f"({args.steps * args.batch_size / wall:.1f} img/s under the profiler), firing rate {rate:.1%}")
     shares = sorted(_function_shares(stats).items(), key=lambda kv: -kv[1])
     print(f"\n{'Function and pass':40s} {'s/step':>8s} {'share':>7s}")
     for key, seconds in shares:
