@@ -228,7 +228,7 @@ def linear(x, weight, bias=None, affine=None) -> Tensor:
     affine = (scale, shift), float64 [out] each (`BatchNorm1d.folded_affine()`): y ← scale·y + shift.
     """
     _linear.check_linear(x, weight, bias)
-    _conv.check_affine(affine, weight.shape[0], "linear")
+    _norm.check_affine(affine, weight.shape[0], "linear")
     return _linear.Linear.apply(x, weight, bias, affine=affine)
 
 
@@ -240,14 +240,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, affine=None) -> Tensor:
     output channel, an eval-mode BatchNorm folded into the convolution.
     """
     stride, padding = _conv.check_conv2d(x, weight, bias, stride, padding)
-    _conv.check_affine(affine, weight.shape[0], "conv2d")
+    _norm.check_affine(affine, weight.shape[0], "conv2d")
     return _conv.Conv2d.apply(x, weight, bias, stride=stride, padding=padding, affine=affine)
 
 
 def conv1d(x, weight, bias=None, stride: int = 1, padding: int = 0, affine=None) -> Tensor:
     """1-D cross-correlation;  x [N, C, L], W [O, C, k], b [O] | None → [N, O, Lo]; affine as in `conv2d`."""
     _conv.check_conv1d(x, weight, bias, stride, padding)
-    _conv.check_affine(affine, weight.shape[0], "conv1d")
+    _norm.check_affine(affine, weight.shape[0], "conv1d")
     return _conv.Conv1d.apply(x, weight, bias, stride=stride, padding=padding, affine=affine)
 
 

@@ -301,7 +301,8 @@ class StageEmbed(Module):
 
     def forward(self, x_seq: Tensor) -> Tensor:
         a_seq = self.proj3_lif(conv_bn(self.proj3_conv, self.proj3_bn, x_seq))
-        main = self.proj4_lif(per_frame(lambda z: self.proj4_maxpool(folded_bn(self.proj4_conv, self.proj4_bn, z)), a_seq))
+        pooled = per_frame(lambda z: self.proj4_maxpool(folded_bn(self.proj4_conv, self.proj4_bn, z)), a_seq)
+        main = self.proj4_lif(pooled)
         short = self.proj_res_lif(conv_bn(self.proj_res_conv, self.proj_res_bn, x_seq))
         return main + short
 

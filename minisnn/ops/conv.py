@@ -26,7 +26,7 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import Function
 from . import winograd
-from .norm import folded_weights
+from .norm import folded_weights, scaled_cotangent
 from .scratch import chunk_images, view as _view
 
 CHUNK_BYTES = 16 << 20  # target size of one chunk's column matrix (measured best of 4-64 MiB)
@@ -77,16 +77,6 @@ def check_conv2d(x, w, b, stride, padding) -> tuple[tuple[int, int], tuple[int, 
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     _check(tuple(x.shape), tuple(w.shape), (x.dtype, w.dtype), b, stride, padding, "conv2d")
     return stride, padding
-
-
-def check_affine(affine, out_channels: int, op: str) -> None:
-    """affine is None or (scale, shift), two float64 arrays of shape (out_channels,)."""
-    if affine is None:
-        return
-    if (not isinstance(affine, tuple) or len(affine) != 2
-            or any(not isinstance(a, np.ndarray) or a.shape != (out_channels,) or a.dtype != np.float64 for a in affine)):
-        raise ValueError(f"{op}: affine must be a pair (scale, shift) of float64 arrays of shape ({out_channels},), "
-                         f"as BatchNorm's folded_affine() returns")
 
 
 def check_conv1d(x, w, b, stride, padding) -> None:
@@ -228,11 +218,6 @@ def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding
         if need_w:
             dw = np.ascontiguousarray(dw_rows_t.T.reshape(geo.o, geo.kh, geo.kw, geo.c).transpose(0, 3, 1, 2))
     return dx, dw, db
-
-
-def scaled_cotangent(g: np.ndarray, scale) -> np.ndarray:
-    """g · scale over axis 1 (output channels): the cotangent of y = conv(x, W, b) for the layer scale·y + shift."""
-    return g if scale is None else g * scale.astype(g.dtype).reshape((-1,) + (1,) * (g.ndim - 2))
 
 
 class Conv2d(Function):

@@ -19,8 +19,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd.function import Function
-from .conv import scaled_cotangent
-from .norm import folded_weights
+from .norm import folded_weights, scaled_cotangent
 
 EVENT_DENSITY = 0.15  # the largest fraction of nonzero inputs that takes the event-driven path (event_linear.md)
 

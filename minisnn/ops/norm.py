@@ -73,6 +73,16 @@ def eval_affine(gamma, beta, running_mean, running_var, eps: float):
     return mean, invstd, scale, beta - mean * scale
 
 
+def check_affine(affine, out_channels: int, op: str) -> None:
+    """affine is None or (scale, shift), two float64 arrays of shape (out_channels,)."""
+    if affine is None:
+        return
+    if (not isinstance(affine, tuple) or len(affine) != 2
+            or any(not isinstance(a, np.ndarray) or a.shape != (out_channels,) or a.dtype != np.float64 for a in affine)):
+        raise ValueError(f"{op}: affine must be a pair (scale, shift) of float64 arrays of shape ({out_channels},), "
+                         f"as BatchNorm's folded_affine() returns")
+
+
 def folded_weights(w, b, scale, shift):
     """(W', b') of one layer computing scale·(W x + b) + shift per output channel (axis 0 of W), the product
     formed in float64 and rounded once into W's dtype: a layer followed by an eval-mode BatchNorm, as one layer.
@@ -81,6 +91,12 @@ def folded_weights(w, b, scale, shift):
     w2 = w.astype(np.float64) * scale.reshape((-1,) + (1,) * (w.ndim - 1))
     b2 = shift if b is None else scale * b + shift
     return w2.astype(w.dtype), b2.astype(w.dtype)
+
+
+def scaled_cotangent(g: np.ndarray, scale) -> np.ndarray:
+    """g · scale over axis 1 (output channels; None: g): the cotangent that the layer y = f(x) receives when
+    it computes scale·f(x) + shift (`folded_weights`) and gets g."""
+    return g if scale is None else g * scale.astype(g.dtype).reshape((-1,) + (1,) * (g.ndim - 2))
 
 
 class BatchNorm(Function):
