@@ -6,13 +6,15 @@ The forward kernel also records, for every output, the flat position r·W + c in
 plane that won (ties keep the first position in row-major order, NaN wins: PyTorch's rule);
 the backward kernel adds each output gradient at that position (windows overlap when
 stride < kernel, so contributions add up).  Kernels: `kernels.max_pool2d_forward/backward`
-(NumPy reference in `kernels/reference/pool.py`, Numba version in `kernels/jit/pool.py`).
+(NumPy reference in `kernels/reference/pool.py`, Numba version in `kernels/jit/pool.py`); a
+forward that records no graph keeps no positions (`kernels.max_pool2d_values`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import kernels
+from ..autograd import grad_mode
 from ..autograd.function import Function
 
 
@@ -54,6 +56,8 @@ class MaxPool2d(Function):
     def forward(ctx, x, kernel_size, stride, padding):
         (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
         h, w = x.shape[2:]
+        if not (grad_mode.is_grad_enabled() and ctx.needs_input_grad[0]):
+            return kernels.max_pool2d_values(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw)
         y, index = kernels.max_pool2d_forward(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw)
         ctx.index = index
         ctx.size = (h, w)

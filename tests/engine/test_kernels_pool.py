@@ -51,6 +51,19 @@ def test_forward_and_backward_match_reference(case, dtype, kind, seed):
     np.testing.assert_allclose(dx, ref.max_pool2d_backward(g, index_ref, *shape[2:]), rtol=rtol, atol=rtol)
 
 
+@given(pool_cases(), st.sampled_from([np.float32, np.float64]), st.sampled_from(["normal", "ties", "specials"]),
+       seeds)
+def test_values_without_positions_match_reference(case, dtype, kind, seed):
+    """The no-graph forward's values equal the forward's, NaN and −∞ included, in both backends."""
+    shape, geometry = case
+    x = values(np.random.default_rng(seed), shape, dtype, kind)
+    y_ref = ref.max_pool2d_forward(x, *geometry)[0]
+    for mod in (jit, ref):
+        y = mod.max_pool2d_values(x, *geometry)
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(y, y_ref)  # NaN == NaN here
+
+
 def test_positions_follow_pytorch_rule():
     """First maximum in row-major order wins a tie; a window holding NaN reports its last NaN;
     a window of −∞ reports its first in-bounds position."""

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from minisnn import Tensor, gradcheck
+from minisnn import Tensor, gradcheck, no_grad
 from minisnn import functional as F
 
 from ..conftest import tol
@@ -57,6 +57,19 @@ def test_max_pool2d_k3_s2_p1_model_config():
     rng = np.random.default_rng(0)
     compare(rng.standard_normal((2, 3, 8, 8)), 3, 2, 1, np.float32)
     compare(rng.integers(0, 2, size=(2, 3, 8, 8)).astype(np.float64), 3, 2, 1, np.float64)  # binary spikes: ties
+
+
+@given(case=pool_cases(), dtype=st.sampled_from([np.float64, np.float32]))
+def test_max_pool2d_without_a_graph_matches_torch(case, dtype):
+    """Under no_grad (and for an input that needs no gradient) the forward keeps no positions
+    (`kernels.max_pool2d_values`); its values are still PyTorch's."""
+    x, kernel, stride, padding, _ = case
+    x = x.astype(dtype)
+    expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, padding).numpy()
+    with no_grad():
+        np.testing.assert_array_equal(F.max_pool2d(Tensor(x, requires_grad=True), kernel, stride, padding).data,
+                                      expected)
+    np.testing.assert_array_equal(F.max_pool2d(x, kernel, stride, padding).data, expected)
 
 
 def test_max_pool2d_ties_choose_first_in_window():

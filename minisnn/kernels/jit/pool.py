@@ -9,6 +9,12 @@ visited in row-major order with PyTorch's update rule (strictly larger, or NaN),
 indices agree exactly with the reference.  The backward pass zeroes one gradient plane and adds
 every output gradient at its recorded index; a plane belongs to one thread, so there are no write
 conflicts.
+
+`max_pool2d_values`, for forwards that record no graph, keeps no positions and so needs no order of
+visits: each plane is reduced along its rows first (the maximum of every window's columns, one row
+at a time) and then along its columns, where the inner loop runs over contiguous outputs and
+vectorises. NaN propagates as in the forward (`_max_or_nan`). On 128 planes of 64 channels, 32×32,
+kernel 3, stride 2: 8.0 ms against the forward's 12.3 (16×16: 4.4 against 5.9; 8×8: level), 2 threads.
 No `fastmath`: the NaN test must stay.
 """
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["max_pool2d_forward", "max_pool2d_backward"]
+__all__ = ["max_pool2d_forward", "max_pool2d_values", "max_pool2d_backward"]
 
 
 LANES = 16  # planes scanned together, one per vector lane
@@ -57,6 +63,36 @@ def _forward_planes(x, kh, kw, sh, sw, ph, pw, y, index):
                     index[p0 + lane, i, j] = at[lane]
 
 
+@njit(inline="always")
+def _max_or_nan(a, b):
+    """max(a, b), NaN if either is NaN (the value the forward's visiting rule ends on)."""
+    return a if (a >= b) | (a != a) else b
+
+
+@njit(cache=True, parallel=True)
+def _values_planes(x, kh, kw, sh, sw, ph, pw, y):
+    planes, h, w = x.shape
+    ho, wo = y.shape[1], y.shape[2]
+    for p in prange(planes):
+        row_max = np.empty((h, wo), dtype=x.dtype)      # each window's columns, reduced row by row
+        for r in range(h):
+            for j in range(wo):
+                c0 = j * sw - pw
+                c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
+                m = x[p, r, c_lo]
+                for c in range(c_lo + 1, c_hi):
+                    m = _max_or_nan(m, x[p, r, c])
+                row_max[r, j] = m
+        for i in range(ho):
+            r0 = i * sh - ph
+            r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
+            for j in range(wo):
+                y[p, i, j] = row_max[r_lo, j]
+            for r in range(r_lo + 1, r_hi):
+                for j in range(wo):                      # contiguous: vectorised
+                    y[p, i, j] = _max_or_nan(y[p, i, j], row_max[r, j])
+
+
 @njit(cache=True, parallel=True)
 def _backward_planes(g, index, dx):
     planes, hw = dx.shape
@@ -80,6 +116,15 @@ def max_pool2d_forward(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: in
     _forward_planes(np.ascontiguousarray(x).reshape(n * c, h, w), kh, kw, sh, sw, ph, pw,
                     y.reshape(n * c, ho, wo), index.reshape(n * c, ho, wo))
     return y, index
+
+
+def max_pool2d_values(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int) -> np.ndarray:
+    """y of `max_pool2d_forward`, without the positions: the maximum of each window, NaN where it holds one."""
+    n, c, h, w = x.shape
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    y = np.empty((n, c, ho, wo), dtype=x.dtype)
+    _values_planes(np.ascontiguousarray(x).reshape(n * c, h, w), kh, kw, sh, sw, ph, pw, y.reshape(n * c, ho, wo))
+    return y
 
 
 def max_pool2d_backward(g: np.ndarray, index: np.ndarray, h: int, w: int) -> np.ndarray:

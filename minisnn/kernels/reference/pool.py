@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["max_pool2d_forward", "max_pool2d_backward"]
+__all__ = ["max_pool2d_forward", "max_pool2d_values", "max_pool2d_backward"]
 
 
 def _window_starts(out: int, stride: int, pad: int) -> np.ndarray:
@@ -48,6 +48,12 @@ def max_pool2d_forward(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: in
             position = np.broadcast_to((rows0 + p) * w + (cols0 + q), y.shape)
             np.copyto(index, position, where=take, casting="unsafe")
     return y, index
+
+
+def max_pool2d_values(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int) -> np.ndarray:
+    """y of `max_pool2d_forward`, without the positions (what a forward that records no graph needs):
+    the maximum of each window, NaN where the window holds one."""
+    return max_pool2d_forward(x, kh, kw, sh, sw, ph, pw)[0]
 
 
 def max_pool2d_backward(g: np.ndarray, index: np.ndarray, h: int, w: int) -> np.ndarray:
