@@ -13,8 +13,9 @@ conflicts.
 `max_pool2d_values`, for forwards that record no graph, keeps no positions and so needs no order of
 visits: each plane is reduced along its rows first (the maximum of every window's columns, one row
 at a time) and then along its columns, where the inner loop runs over contiguous outputs and
-vectorises. NaN propagates as in the forward (`_max_or_nan`). On 128 planes of 64 channels, 32×32,
-kernel 3, stride 2: 8.0 ms against the forward's 12.3 (16×16: 4.4 against 5.9; 8×8: level), 2 threads.
+vectorises. NaN propagates as in the forward (`_max_or_nan`). `python bench/bench_layers.py --only
+max_pool2d` (its "fwd" runs without a graph), [32, 192, 32, 32], kernel 3, stride 2, 2 threads of an
+AMD EPYC (Zen 4): 6.31 ms median, against 8.66 with the forward's kernel (PyTorch: 24.8-25.1 ms).
 No `fastmath`: the NaN test must stay.
 """
 from __future__ import annotations
