@@ -5,16 +5,16 @@
 
 Each measurement is a fresh process that imports `minisnn` from the given tree (PYTHONPATH), builds
 the model with seed 0, sets its BatchNorms so that it fires at `--firing-rate` (default 15 %) on the
-batch (`bench/_firing.py`, this checkout's, on either tree), runs `--warmup` training steps (forward, cross-entropy, backward, AdamW)
-and times `--repeats` more on one fixed random batch; with `--infer`, no-grad forward passes in eval
-mode instead.  Rounds alternate A and B, so a busy moment
+batch (`bench/_firing.py`, this checkout's, on either tree), runs `--warmup` training steps (forward,
+cross-entropy, backward, AdamW) and times `--repeats` more on one fixed random batch; with `--infer`,
+no-grad forward passes in eval mode instead.  Rounds alternate A and B, so a busy moment
 of the machine hits both alike; the medians and the ratio B/A (above 1: B is faster) are printed.
 
 A freshly initialised network on random images fires at rates unlike a trained one's (dysvit-conv's
 blocks do not fire at all there), which misleads any change whose speed depends on the firing rate:
-hence `--firing-rate`.  `--weights FILE` (a checkpoint or `minisnn export` file of each --models network, or a shipped name
-such as speedrun-60-cifar10) starts from those weights, on the embedded sample's images normalised as
-the file records, so the spikes are those of that stage of training.
+hence `--firing-rate`.  `--weights FILE` (a checkpoint or `minisnn export` file of each --models
+network, or a shipped name such as speedrun-60-cifar10) starts from those weights, on the embedded
+sample's images normalised as the file records, so the spikes are those of that stage of training.
 Set the thread count with --threads (Numba, BLAS and OpenMP variables); pin cores with taskset.
 """
 from __future__ import annotations
