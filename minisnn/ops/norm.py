@@ -83,14 +83,16 @@ def check_affine(affine, out_channels: int, op: str) -> None:
                          f"as BatchNorm's folded_affine() returns")
 
 
-def folded_weights(w, b, scale, shift):
+def folded_weights(w, b, scale, shift, dtype=None):
     """(W', b') of one layer computing scale·(W x + b) + shift per output channel (axis 0 of W), the product
-    formed in float64 and rounded once into W's dtype: a layer followed by an eval-mode BatchNorm, as one layer.
+    formed in float64 and rounded once into `dtype` (default W's): a layer followed by an eval-mode BatchNorm,
+    as one layer.
 
     w [O, ...], b [O] | None, scale and shift float64 [O].  W'[o] = scale[o]·W[o];  b' = scale·b + shift."""
+    dtype = w.dtype if dtype is None else dtype
     w2 = w.astype(np.float64) * scale.reshape((-1,) + (1,) * (w.ndim - 1))
     b2 = shift if b is None else scale * b + shift
-    return w2.astype(w.dtype), b2.astype(w.dtype)
+    return w2.astype(dtype, copy=False), b2.astype(dtype, copy=False)
 
 
 def scaled_cotangent(g: np.ndarray, scale) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import kernels
 from ..kernels.reference.winograd import TILE_OF_POSITIONS  # α² -> r, as the kernels read it
+from .norm import folded_weights
 from .scratch import chunk_images, view as _view
 
 CHUNK_BYTES = 4 << 20   # target size of one chunk's transformed tiles [α², tiles, max(C, O)] (winograd.md) ...
@@ -157,12 +158,10 @@ def winograd_conv2d_forward(x: np.ndarray, w: np.ndarray, padding, bias=None, af
     y = np.empty((n, o, ho * wo), dtype=x.dtype)
     r = tile_for(n, ho, wo, max(c, o), x.dtype, TILE)
     wide = np.promote_types(x.dtype, FORWARD_DTYPE)
-    w_wide = w.astype(wide, copy=False)
-    bias_wide = None if bias is None else bias.astype(wide)
-    if affine is not None:
-        scale, shift = affine
-        w_wide = (w_wide * scale[:, None, None, None]).astype(wide, copy=False)
-        bias_wide = (shift if bias_wide is None else scale * bias_wide + shift).astype(wide, copy=False)
+    if affine is None:
+        w_wide, bias_wide = w.astype(wide, copy=False), None if bias is None else bias.astype(wide)
+    else:
+        w_wide, bias_wide = folded_weights(w, bias, *affine, dtype=wide)
     _convolve(np.ascontiguousarray(x).reshape(n, c, h * wd), weight_tiles(w_wide, r), (h, wd), padding, y, bias_wide)
     return y.reshape(n, o, ho, wo)
 
