@@ -14,6 +14,8 @@ Rows (float32; the sizes of a dim-256 spiking ViT at T·B = 64 and of the conv s
     [128·64, 128] and [128·64, 512], as two layers and fused (`spiking.batch_norm_spike`);
     linear [64·64, 256] -> 1024; conv2d 3×3 96 -> 192 (padding 1) and 1×1 192 -> 192 on 32×32;
     the 3×3 convs of qkformer-small's stem at T·B = 128 (48->96 and 96->96 on 32×32, 192->192 on 16×16);
+    qkformer-tiny's 3×3 (64->64 on 32×32, 128->128 on 16×16) and 1×1 convs (32->32 on 32×32, 128->128
+    on 8×8) at T·B = 128, whose GEMMs are small;
     max_pool2d kernel 3, stride 2, padding 1 on [32, 192, 32, 32].
 "fwd" is one forward call (autograd off); "f+b" is a forward with autograd on plus the backward
 of a fixed random cotangent into the input and the parameters.  The candidates run interleaved
@@ -183,6 +185,12 @@ def cases(quick: bool, rng):
                     torch.nn.Conv2d(c, o, 3, padding=1), (128 // s, c, size, size))
     yield layer(f"conv2d 1x1 192->192 [{32 // s}, 192, 32, 32]", nn.Conv2d(192, 192, 1),
                 torch.nn.Conv2d(192, 192, 1), (32 // s, 192, 32, 32))
+    for c, o, size in ((64, 64, 32), (128, 128, 16)):   # qkformer-tiny's stem at T·B = 128: small GEMMs
+        yield layer(f"conv2d 3x3 {c}->{o} [{128 // s}, {c}, {size}, {size}]", nn.Conv2d(c, o, 3, padding=1),
+                    torch.nn.Conv2d(c, o, 3, padding=1), (128 // s, c, size, size))
+    for c, o, size in ((32, 32, 32), (128, 128, 8)):
+        yield layer(f"conv2d 1x1 {c}->{o} [{128 // s}, {c}, {size}, {size}]", nn.Conv2d(c, o, 1),
+                    torch.nn.Conv2d(c, o, 1), (128 // s, c, size, size))
     x = rng.standard_normal((32 // s, 192, 32, 32)).astype(np.float32)
     yield Case(f"max_pool2d 3/2/1 [{32 // s}, 192, 32, 32]", x,
                lambda t: F.max_pool2d(t, 3, 2, 1), lambda t: torch.nn.functional.max_pool2d(t, 3, 2, 1))

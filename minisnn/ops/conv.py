@@ -13,7 +13,8 @@ The batch is processed in chunks of a few images, so `cols` stays a few MiB (cac
 sized, reused between chunks) instead of kh·kw times the whole input.  Each chunk moves
 between the layers' channels-first layout and the GEMMs' pixel-major one with
 `kernels.swap_last_axes` (a tiled, parallel transpose).  A 1×1 kernel
-without padding needs no im2col at all: y[n] = W₂ @ x[n] is a plain batched matmul.
+without padding needs no im2col at all: y[n] = W₂ @ x[n] is a stack of GEMMs, one per image, spread
+over the BLAS threads (`blas_threads.md`).
 A 3×3 stride-1 kernel with enough channels goes to Winograd's F(2×2, 3×3) or, in float32,
 F(4×4, 3×3) (`winograd.py`), which need 2.25× and 4× fewer multiplications than the im2col GEMM;
 the forward computes in float64 (a float32 result is rounded once: `winograd.md`).
@@ -25,12 +26,13 @@ import numpy as np
 
 from .. import kernels
 from ..autograd.function import Function
-from . import winograd
+from . import blas_threads, winograd
 from .norm import folded_weights, scaled_cotangent
 from .scratch import chunk_images, view as _view
 
 CHUNK_BYTES = 16 << 20  # target size of one chunk's column matrix (measured best of 4-64 MiB)
 PER_IMAGE_PIXELS = 256  # 1×1 weight gradient: per-image GEMMs from this many output pixels up (conv.md)
+BIAS_STEP_BYTES = 1 << 20  # 1×1 forward: the bias joins the output this many bytes of images at a time
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -125,6 +127,46 @@ def _chunk_columns(x3, start: int, stop: int, geo: _Geometry, x_buf, cols_buf) -
                                geo.ph, geo.pw, _view(cols_buf, m * geo.pixels, geo.k))
 
 
+def _pointwise_forward(x, w, b, geo: _Geometry) -> np.ndarray:
+    """y[n] = W₂ x[n] + b for a 1×1 kernel (strided: x's pixels subsampled first) → y [N, O, pixels].
+
+    The per-image GEMMs are spread over BLAS's threads (`blas_threads`); each thread adds the bias to a
+    few images at a time, while they are still in cache."""
+    w2 = w.reshape(geo.o, geo.k)
+    xs = x[:, :, :: geo.sh, :: geo.sw] if (geo.sh, geo.sw) != (1, 1) else x
+    xs3 = xs.reshape(geo.n, geo.c, geo.pixels)
+    y = np.empty((geo.n, geo.o, geo.pixels), dtype=x.dtype)
+    step = chunk_images(geo.n, geo.o * geo.pixels * x.dtype.itemsize, BIAS_STEP_BYTES)
+
+    def images_of(part):
+        for start in range(part.start, part.stop, step):
+            images = slice(start, min(start + step, part.stop))
+            np.matmul(w2, xs3[images], out=y[images])
+            if b is not None:
+                y[images] += b[:, None]
+
+    blas_threads.for_parts(geo.n, images_of)
+    return y
+
+
+def _im2col_forward(x, w, b, geo: _Geometry) -> np.ndarray:
+    """y = im2col(x) @ W₂ᵀ + b, chunk by chunk of images → y [N, O, pixels]."""
+    w_rows_t = weight_rows(w).T                                    # [K, O]
+    x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, geo.h * geo.w)
+    y = np.empty((geo.n, geo.o, geo.pixels), dtype=x.dtype)
+    x_buf = np.empty(geo.chunk * geo.h * geo.w * geo.c, x.dtype)
+    cols_buf = np.empty(geo.chunk * geo.pixels * geo.k, x.dtype)
+    prod_buf = np.empty(geo.chunk * geo.pixels * geo.o, x.dtype)
+    for start, stop in geo.chunks():
+        m = stop - start
+        cols = _chunk_columns(x3, start, stop, geo, x_buf, cols_buf)
+        prod = np.matmul(cols, w_rows_t, out=_view(prod_buf, m * geo.pixels, geo.o))  # [pixels, O]
+        kernels.swap_last_axes(prod.reshape(m, geo.pixels, geo.o), y[start:stop])
+    if b is not None:
+        y += b[:, None]
+    return y
+
+
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0), affine=None) -> np.ndarray:
     """y = conv2d(x, w) + b, then y ← scale·y + shift per output channel where affine = (scale, shift) is given.
 
@@ -136,24 +178,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0
         return winograd.winograd_conv2d_forward(x, w, padding, b, affine)
     if affine is not None:
         w, b = folded_weights(w, b, *affine)
-    if geo.is_pointwise():
-        w2 = w.reshape(geo.o, geo.k)
-        xs = x[:, :, :: geo.sh, :: geo.sw] if (geo.sh, geo.sw) != (1, 1) else x
-        y = np.matmul(w2, xs.reshape(geo.n, geo.c, geo.pixels))
-    else:
-        w_rows_t = weight_rows(w).T                                    # [K, O]
-        x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, geo.h * geo.w)
-        y = np.empty((geo.n, geo.o, geo.pixels), dtype=x.dtype)
-        x_buf = np.empty(geo.chunk * geo.h * geo.w * geo.c, x.dtype)
-        cols_buf = np.empty(geo.chunk * geo.pixels * geo.k, x.dtype)
-        prod_buf = np.empty(geo.chunk * geo.pixels * geo.o, x.dtype)
-        for start, stop in geo.chunks():
-            m = stop - start
-            cols = _chunk_columns(x3, start, stop, geo, x_buf, cols_buf)
-            prod = np.matmul(cols, w_rows_t, out=_view(prod_buf, m * geo.pixels, geo.o))  # [pixels, O]
-            kernels.swap_last_axes(prod.reshape(m, geo.pixels, geo.o), y[start:stop])
-    if b is not None:
-        y += b[:, None]
+    y = _pointwise_forward(x, w, b, geo) if geo.is_pointwise() else _im2col_forward(x, w, b, geo)
     return y.reshape(geo.n, geo.o, geo.ho, geo.wo)
 
 
@@ -169,7 +194,8 @@ def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding
         strided = (geo.sh, geo.sw) != (1, 1)
         xs = x[:, :, :: geo.sh, :: geo.sw] if strided else x
         if need_x:
-            dxs = np.matmul(w2.T, g3).reshape(geo.n, geo.c, geo.ho, geo.wo)
+            dxs = blas_threads.matmul(w2.T, g3, np.empty((geo.n, geo.c, geo.pixels), x.dtype))
+            dxs = dxs.reshape(geo.n, geo.c, geo.ho, geo.wo)
             if strided:
                 dx = np.zeros_like(x)
                 dx[:, :, :: geo.sh, :: geo.sw] = dxs
@@ -179,9 +205,17 @@ def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding
             dw2 = np.zeros((geo.o, geo.k), dtype=x.dtype)
             xs3 = xs.reshape(geo.n, geo.c, geo.pixels)
             if geo.pixels >= PER_IMAGE_PIXELS:  # dW₂ = Σ_n g[n] · x[n]ᵀ, one GEMM per image, no copies
-                product = np.empty_like(dw2)
-                for n in range(geo.n):
-                    dw2 += np.matmul(g3[n], xs3[n].T, out=product)
+                partial_sums = {}                 # by first image: added up in a fixed order below
+
+                def weight_grad_of(part):
+                    total, product = np.zeros_like(dw2), np.empty_like(dw2)
+                    for n in range(part.start, part.stop):
+                        total += np.matmul(g3[n], xs3[n].T, out=product)
+                    partial_sums[part.start] = total
+
+                blas_threads.for_parts(geo.n, weight_grad_of)
+                for first in sorted(partial_sums):
+                    dw2 += partial_sums[first]
             else:  # few pixels per image: gather a chunk's pixels into one long GEMM
                 for start, stop in geo.chunks():
                     g_rows = g3[start:stop].transpose(1, 0, 2).reshape(geo.o, -1)  # [O, m·pixels]

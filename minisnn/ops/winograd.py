@@ -5,7 +5,8 @@ derivation in `winograd.md`.
 
 Summed over input channels, the α² positions ξ of the transformed tiles are α² independent
 GEMMs, M[ξ] = V[ξ] @ U[ξ] ([tiles, C] @ [C, O]), with α²/(9r²) of im2col's multiplications
-([pixels, 9·C] @ [9·C, O]): 2.25× fewer for F(2×2), 4× for F(4×4).  The transforms of the data
+([pixels, 9·C] @ [9·C, O]): 2.25× fewer for F(2×2), 4× for F(4×4).  They are small, and run
+spread over the BLAS threads, a part of the α² per thread (`blas_threads.md`).  The transforms of the data
 are kernels (`kernels.winograd_*`, channels-last, like `conv.py`'s GEMM layout); the weight
 transforms are small, one GEMM each with G ⊗ G (`weight_tiles`).  The gradients are exact
 adjoints of the same linear maps, so they are the gradients of this forward:
@@ -28,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from . import blas_threads
 from ..kernels.reference.winograd import TILE_OF_POSITIONS  # α² -> r, as the kernels read it
 from .norm import folded_weights
 from .scratch import chunk_images, view as _view
@@ -116,7 +118,7 @@ def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf, bias=None):
     r = TILE_OF_POSITIONS[positions]
     tiles = m * _tiles(*out_last.shape[1:3], r)
     v = kernels.winograd_input_tiles(x_last, padding[0], padding[1], _view(v_buf, positions, tiles, c))
-    mt = np.matmul(v, u, out=_view(m_buf, positions, tiles, o))
+    mt = blas_threads.matmul(v, u, _view(m_buf, positions, tiles, o))
     if bias is not None:
         mt[(r + 2) + 1] += bias
     return kernels.winograd_output_tiles(mt, out_last.shape[1], out_last.shape[2], out_last)
@@ -205,7 +207,10 @@ def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, paddin
             count = m * tiles_w
             v = kernels.winograd_input_tiles(x_last, padding[0], padding[1], _view(c_buf, positions_w, count, c))
             dm = kernels.winograd_output_tiles_adjoint(g_last, _view(o_buf, positions_w, count, o))
-            du += np.matmul(v.transpose(0, 2, 1), dm)
+            def add_positions(s, v=v, dm=dm):
+                du[s] += np.matmul(v[s].transpose(0, 2, 1), dm[s])
+
+            blas_threads.for_parts(positions_w, add_positions)
         if need_x:
             dx_last = _conv_channels_last(g_last, u_flip, pad_flip, _view(x_buf, m, h, wd, c), o_buf, c_buf)
             kernels.swap_last_axes(dx_last.reshape(m, h * wd, c), dx[start:stop])
