@@ -182,6 +182,51 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0
     return y.reshape(geo.n, geo.o, geo.ho, geo.wo)
 
 
+def _pointwise_weight_grad(g3, xs3, geo: _Geometry) -> np.ndarray:
+    """dW₂ [O, C] = Σ_n g[n] · x[n]ᵀ of a 1×1 convolution, g3 [N, O, pixels], xs3 [N, C, pixels].
+
+    With many pixels per image: one GEMM per image, no copies, each BLAS thread summing its own images
+    (`blas_threads`), the partial sums then added in a fixed order (the result does not depend on which
+    thread ends first).  With few: a chunk's pixels gathered into one long GEMM."""
+    dw2 = np.zeros((geo.o, geo.k), dtype=g3.dtype)
+    if geo.pixels < PER_IMAGE_PIXELS:
+        for start, stop in geo.chunks():
+            g_rows = g3[start:stop].transpose(1, 0, 2).reshape(geo.o, -1)  # [O, m·pixels]
+            x_rows = xs3[start:stop].transpose(1, 0, 2).reshape(geo.c, -1)  # [C, m·pixels]
+            dw2 += g_rows @ x_rows.T
+        return dw2
+    partial_sums = {}  # by first image
+
+    def images_of(part):
+        total, product = np.zeros_like(dw2), np.empty_like(dw2)
+        for n in range(part.start, part.stop):
+            total += np.matmul(g3[n], xs3[n].T, out=product)
+        partial_sums[part.start] = total
+
+    blas_threads.for_parts(geo.n, images_of)
+    for first in sorted(partial_sums):
+        dw2 += partial_sums[first]
+    return dw2
+
+
+def _pointwise_backward(g3, x, w, geo: _Geometry, need_x: bool, need_w: bool):
+    """(dx, dw) of a 1×1 convolution for g3 [N, O, pixels]: dx[n] = W₂ᵀ g[n] (a stack spread over the BLAS
+    threads; strided: scattered back onto the pixels read), dW₂ = Σ_n g[n] · x[n]ᵀ."""
+    strided = (geo.sh, geo.sw) != (1, 1)
+    xs = x[:, :, :: geo.sh, :: geo.sw] if strided else x
+    dx = dw = None
+    if need_x:
+        w2 = w.reshape(geo.o, geo.k)
+        dxs = blas_threads.matmul(w2.T, g3, np.empty((geo.n, geo.c, geo.pixels), x.dtype))
+        dx = dxs.reshape(geo.n, geo.c, geo.ho, geo.wo)
+        if strided:
+            dx = np.zeros_like(x)
+            dx[:, :, :: geo.sh, :: geo.sw] = dxs.reshape(geo.n, geo.c, geo.ho, geo.wo)
+    if need_w:
+        dw = _pointwise_weight_grad(g3, xs.reshape(geo.n, geo.c, geo.pixels), geo).reshape(w.shape)
+    return dx, dw
+
+
 def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding, needs=(True, True, True)):
     """Gradients (dx, dw, db) of conv2d for the cotangent g [N, O, Ho, Wo]; None where not needed."""
     geo = _Geometry(x.shape, w.shape, stride, padding, x.dtype.itemsize)
@@ -190,38 +235,7 @@ def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding
     db = g3.sum(axis=(0, 2)) if need_b else None
     dx = dw = None
     if geo.is_pointwise():
-        w2 = w.reshape(geo.o, geo.k)
-        strided = (geo.sh, geo.sw) != (1, 1)
-        xs = x[:, :, :: geo.sh, :: geo.sw] if strided else x
-        if need_x:
-            dxs = blas_threads.matmul(w2.T, g3, np.empty((geo.n, geo.c, geo.pixels), x.dtype))
-            dxs = dxs.reshape(geo.n, geo.c, geo.ho, geo.wo)
-            if strided:
-                dx = np.zeros_like(x)
-                dx[:, :, :: geo.sh, :: geo.sw] = dxs
-            else:
-                dx = dxs
-        if need_w:
-            dw2 = np.zeros((geo.o, geo.k), dtype=x.dtype)
-            xs3 = xs.reshape(geo.n, geo.c, geo.pixels)
-            if geo.pixels >= PER_IMAGE_PIXELS:  # dW₂ = Σ_n g[n] · x[n]ᵀ, one GEMM per image, no copies
-                partial_sums = {}                 # by first image: added up in a fixed order below
-
-                def weight_grad_of(part):
-                    total, product = np.zeros_like(dw2), np.empty_like(dw2)
-                    for n in range(part.start, part.stop):
-                        total += np.matmul(g3[n], xs3[n].T, out=product)
-                    partial_sums[part.start] = total
-
-                blas_threads.for_parts(geo.n, weight_grad_of)
-                for first in sorted(partial_sums):
-                    dw2 += partial_sums[first]
-            else:  # few pixels per image: gather a chunk's pixels into one long GEMM
-                for start, stop in geo.chunks():
-                    g_rows = g3[start:stop].transpose(1, 0, 2).reshape(geo.o, -1)  # [O, m·pixels]
-                    x_rows = xs3[start:stop].transpose(1, 0, 2).reshape(geo.c, -1)  # [C, m·pixels]
-                    dw2 += g_rows @ x_rows.T
-            dw = dw2.reshape(w.shape)
+        dx, dw = _pointwise_backward(g3, x, w, geo, need_x, need_w)
     elif winograd.use_winograd(w.shape, stride, padding):
         dx, dw = winograd.winograd_conv2d_backward(g, x, w, padding, need_x, need_w)
     elif need_x or need_w:
