@@ -13,6 +13,7 @@ from several threads at once.
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -24,6 +25,16 @@ _lock = threading.Lock()        # one stack at a time sets BLAS's thread count
 _pool: ThreadPoolExecutor | None = None
 _pool_workers = 0
 _blas = None                    # threadpoolctl's controllers of the loaded BLAS libraries
+
+
+def _forget_threads() -> None:
+    """In a forked child: the parent's pool threads do not exist there; start afresh on first use."""
+    global _pool, _pool_workers, _lock, _state
+    _pool, _pool_workers, _lock, _state = None, 0, threading.Lock(), threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads)
 
 
 def _blas_libraries():

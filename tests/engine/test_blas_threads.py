@@ -1,6 +1,8 @@
 """`ops.blas_threads`: a stack of BLAS calls spread over threads, BLAS single-threaded meanwhile."""
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import numpy as np
@@ -100,3 +102,24 @@ def test_convolutions_agree_for_one_and_two_blas_threads_and_repeat_exactly(shap
         results[threads] = (y, *grads)
     for one, two in zip(results[1], results[2]):
         np.testing.assert_allclose(one, two, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_for_parts_works_in_a_forked_child_after_the_parent_used_its_threads():
+    """The parent's pool threads do not survive a fork; the child starts its own instead of waiting forever."""
+    with threadpool_limits(2, user_api="blas"):
+        blas_threads.for_parts(4, lambda part: None)       # the parent's pool exists now
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                        # the child: report what it covered, then exit
+            signal.alarm(30)                                # a hung child dies instead of hanging the test
+            seen = []
+            blas_threads.for_parts(6, lambda part: seen.extend(range(part.start, part.stop)))
+            os.write(write_end, bytes(sorted(seen)))
+            os._exit(0)
+        os.close(write_end)
+        _, status = os.waitpid(pid, 0)
+        covered = os.read(read_end, 64)
+        os.close(read_end)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert list(covered) == list(range(6))
