@@ -217,11 +217,13 @@ def _pointwise_backward(g3, x, w, geo: _Geometry, need_x: bool, need_w: bool):
     dx = dw = None
     if need_x:
         w2 = w.reshape(geo.o, geo.k)
-        dxs = blas_threads.matmul(w2.T, g3, np.empty((geo.n, geo.c, geo.pixels), x.dtype))
-        dx = dxs.reshape(geo.n, geo.c, geo.ho, geo.wo)
+        dx_read = blas_threads.matmul(w2.T, g3, np.empty((geo.n, geo.c, geo.pixels), x.dtype))
+        dx_read = dx_read.reshape(geo.n, geo.c, geo.ho, geo.wo)   # the gradient of the pixels read
         if strided:
             dx = np.zeros_like(x)
-            dx[:, :, :: geo.sh, :: geo.sw] = dxs.reshape(geo.n, geo.c, geo.ho, geo.wo)
+            dx[:, :, :: geo.sh, :: geo.sw] = dx_read
+        else:
+            dx = dx_read
     if need_w:
         dw = _pointwise_weight_grad(g3, xs.reshape(geo.n, geo.c, geo.pixels), geo).reshape(w.shape)
     return dx, dw

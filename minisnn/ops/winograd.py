@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from . import blas_threads
 from ..kernels.reference.winograd import TILE_OF_POSITIONS  # α² -> r, as the kernels read it
+from . import blas_threads
 from .norm import folded_weights
 from .scratch import chunk_images, view as _view
 
