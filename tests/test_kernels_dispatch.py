@@ -85,7 +85,7 @@ import numpy as np
 import minisnn
 from minisnn import Tensor, functional as F, kernels
 from minisnn.attention import head_column_sum, head_token_mask, ssa
-from minisnn.ops import winograd
+from minisnn.ops import conv as conv_ops, winograd
 from minisnn.spiking import LIF
 
 assert kernels.backend() == "reference"
@@ -98,6 +98,9 @@ x, w3, w1 = leaf(2, c, 6, 6), leaf(c, c, 3, 3), leaf(c, c, 1, 1)
 assert winograd.use_winograd(w3.shape, (1, 1), (1, 1)) and not winograd.use_winograd(w3.shape, (2, 2), (1, 1))
 y = F.conv2d(x, w3, padding=1)                      # Winograd
 y = y + F.conv2d(x, w3, stride=2, padding=1).sum()  # im2col
+spikes = (rng.random((2, c, 6, 6)) < 0.05).astype(np.float64)
+assert conv_ops.input_events(spikes.reshape(-1, 6), conv_ops.EVENT_DENSITY) is not None
+y = y + F.conv2d(spikes, w3, padding=1)             # event-driven
 y = F.conv2d(y, w1)                                  # 1x1
 y = F.batch_norm(y, np.zeros(c), np.ones(c), training=True)
 y = F.max_pool2d(y, 2)
@@ -113,7 +116,7 @@ print("ok")
 
 
 def test_reference_switch_runs_everything_on_the_references():
-    """MINISNN_KERNELS=reference: Winograd, im2col and 1x1 convolutions, pooling, BatchNorm, LIF and
+    """MINISNN_KERNELS=reference: Winograd, im2col, event-driven and 1x1 convolutions, pooling, BatchNorm, LIF and
     attention, forward and backward, run without importing a single Numba module."""
     env = dict(os.environ, MINISNN_KERNELS="reference")
     done = subprocess.run([sys.executable, "-c", _REFERENCE_RUN], env=env, capture_output=True, text=True,

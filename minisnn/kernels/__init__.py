@@ -33,12 +33,13 @@ from .reference.attention import (head_column_sum_backward, head_column_sum_forw
                                   head_token_mask_forward, ssa_backward, ssa_forward)
 from .reference.bn_spike import bn_spike_backward, bn_spike_forward
 from .reference.conv import col2im_rows, im2col_rows, swap_last_axes
-from .reference.events import event_matmul, event_row_pointers, event_weight_grad, gather_events
+from .reference.events import event_conv2d, event_matmul, event_row_pointers, event_weight_grad, gather_events
 from .reference.finite import all_finite
 from .reference.lif import lif_backward, lif_backward_saved, lif_forward, lif_forward_with_psi
 from .reference.norm import (batch_norm_eval_backward, batch_norm_eval_forward, batch_norm_moments,
                              batch_norm_train_backward, batch_norm_train_dx, batch_norm_train_forward)
-from .reference.pool import max_pool2d_backward, max_pool2d_forward, max_pool2d_values
+from .reference.pool import (max_pool2d_backward, max_pool2d_forward, max_pool2d_values,
+                             max_pool2d_values_channels_last)
 from .reference.spike import spike_backward_rows, spike_forward, surrogate_primitive_rows
 from .reference.surrogate import spike_backward, surrogate_d_alpha, surrogate_derivative, surrogate_primitive
 from .reference.winograd import winograd_input_tiles, winograd_output_tiles, winograd_output_tiles_adjoint

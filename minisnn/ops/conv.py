@@ -18,6 +18,9 @@ over the BLAS threads (`blas_threads.md`).
 A 3×3 stride-1 kernel with enough channels goes to Winograd's F(2×2, 3×3) or, in float32,
 F(4×4, 3×3) (`winograd.py`), which need 2.25× and 4× fewer multiplications than the im2col GEMM;
 the forward computes in float64 (a float32 result is rounded once: `winograd.md`).
+A stride-1 forward with a kernel larger than 1×1 whose input is mostly zeros, as spikes are, sums over the
+nonzero inputs (the events) instead, in float64, rounded once (`kernels.event_conv2d`; when it pays:
+`event_conv.md`).
 Conv1d runs the same code on [N, C, 1, L] views.
 """
 from __future__ import annotations
@@ -25,14 +28,17 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from ..autograd import grad_mode
 from ..autograd.function import Function
-from . import blas_threads, winograd
+from . import blas_threads, layout, winograd
+from .linear import input_events
 from .norm import folded_weights, scaled_cotangent
 from .scratch import chunk_images, view as _view
 
 CHUNK_BYTES = 16 << 20  # target size of one chunk's column matrix (measured best of 4-64 MiB)
 PER_IMAGE_PIXELS = 256  # 1×1 weight gradient: per-image GEMMs from this many output pixels up (conv.md)
 BIAS_STEP_BYTES = 1 << 20  # 1×1 forward: the bias joins the output this many bytes of images at a time
+EVENT_DENSITY = 0.1     # a stride-1 forward with at most this fraction of nonzero inputs sums over them (event_conv.md)
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -127,13 +133,27 @@ def _chunk_columns(x3, start: int, stop: int, geo: _Geometry, x_buf, cols_buf) -
                                geo.ph, geo.pw, _view(cols_buf, m * geo.pixels, geo.k))
 
 
-def _pointwise_forward(x, w, b, geo: _Geometry) -> np.ndarray:
-    """y[n] = W₂ x[n] + b for a 1×1 kernel (strided: x's pixels subsampled first) → y [N, O, pixels].
+def _images(geo: _Geometry, dtype, channels_last: bool) -> np.ndarray:
+    """An empty output y [N, O, Ho, Wo]: C-contiguous, or the view of a channels-last array (`layout`)."""
+    if channels_last:
+        return layout.as_images(np.empty((geo.n, geo.ho, geo.wo, geo.o), dtype=dtype))
+    return np.empty((geo.n, geo.o, geo.ho, geo.wo), dtype=dtype)
 
-    The per-image GEMMs are spread over BLAS's threads (`blas_threads`); each thread adds the bias to a
+
+def _pointwise_forward(x, w, b, geo: _Geometry, channels_last_ok: bool) -> np.ndarray:
+    """y = W₂ x + b for a 1×1 kernel (strided: x's pixels subsampled first) → y [N, O, Ho, Wo].
+
+    A channels-last x is one GEMM, [N·pixels, C] @ W₂ᵀ, whose result is channels last too.  Otherwise one GEMM
+    per image, y[n] = W₂ x[n], spread over BLAS's threads (`blas_threads`); each thread adds the bias to a
     few images at a time, while they are still in cache."""
     w2 = w.reshape(geo.o, geo.k)
     xs = x[:, :, :: geo.sh, :: geo.sw] if (geo.sh, geo.sw) != (1, 1) else x
+    xs_last = layout.channels_last(xs)
+    if xs_last is not None and not xs.flags.c_contiguous:
+        y_last = np.matmul(xs_last.reshape(-1, geo.c), w2.T).reshape(geo.n, geo.ho, geo.wo, geo.o)
+        if b is not None:
+            y_last += b
+        return layout.as_images(y_last) if channels_last_ok else layout.contiguous(layout.as_images(y_last))
     xs3 = xs.reshape(geo.n, geo.c, geo.pixels)
     y = np.empty((geo.n, geo.o, geo.pixels), dtype=x.dtype)
     step = chunk_images(geo.n, geo.o * geo.pixels * x.dtype.itemsize, BIAS_STEP_BYTES)
@@ -146,40 +166,89 @@ def _pointwise_forward(x, w, b, geo: _Geometry) -> np.ndarray:
                 y[images] += b[:, None]
 
     blas_threads.for_parts(geo.n, images_of)
-    return y
+    return y.reshape(geo.n, geo.o, geo.ho, geo.wo)
 
 
-def _im2col_forward(x, w, b, geo: _Geometry) -> np.ndarray:
-    """y = im2col(x) @ W₂ᵀ + b, chunk by chunk of images → y [N, O, pixels]."""
+def _im2col_forward(x, w, b, geo: _Geometry, y) -> np.ndarray:
+    """y = im2col(x) @ W₂ᵀ + b, chunk by chunk of images, into y [N, O, Ho, Wo].  x and y may each be C-contiguous
+    or the view of a channels-last array (`layout`): a channels-last x is read as it is, a channels-last y
+    receives the GEMM's rows directly; the others pass through `kernels.swap_last_axes`."""
     w_rows_t = weight_rows(w).T                                    # [K, O]
-    x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, geo.h * geo.w)
-    y = np.empty((geo.n, geo.o, geo.pixels), dtype=x.dtype)
-    x_buf = np.empty(geo.chunk * geo.h * geo.w * geo.c, x.dtype)
+    x_last, y_last = layout.channels_last(x), layout.channels_last(y)
+    if x_last is None:
+        x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, geo.h * geo.w)
+        x_buf = np.empty(geo.chunk * geo.h * geo.w * geo.c, x.dtype)
     cols_buf = np.empty(geo.chunk * geo.pixels * geo.k, x.dtype)
-    prod_buf = np.empty(geo.chunk * geo.pixels * geo.o, x.dtype)
+    prod_buf = np.empty(geo.chunk * geo.pixels * geo.o, x.dtype) if y_last is None else None
     for start, stop in geo.chunks():
         m = stop - start
-        cols = _chunk_columns(x3, start, stop, geo, x_buf, cols_buf)
-        prod = np.matmul(cols, w_rows_t, out=_view(prod_buf, m * geo.pixels, geo.o))  # [pixels, O]
-        kernels.swap_last_axes(prod.reshape(m, geo.pixels, geo.o), y[start:stop])
-    if b is not None:
-        y += b[:, None]
+        if x_last is None:
+            a_last = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, geo.h * geo.w, geo.c))
+            a_last = a_last.reshape(m, geo.h, geo.w, geo.c)
+        else:
+            a_last = x_last[start:stop]
+        cols = kernels.im2col_rows(a_last, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw,
+                                   _view(cols_buf, m * geo.pixels, geo.k))
+        rows = _view(prod_buf, m * geo.pixels, geo.o) if y_last is None else y_last[start:stop].reshape(-1, geo.o)
+        np.matmul(cols, w_rows_t, out=rows)                        # [pixels, O]
+        if b is not None:
+            rows += b
+        if y_last is None:
+            kernels.swap_last_axes(rows.reshape(m, geo.pixels, geo.o), y[start:stop].reshape(m, geo.o, geo.pixels))
     return y
 
 
-def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0), affine=None) -> np.ndarray:
+def takes_events(geo: _Geometry) -> bool:
+    """Whether a sparse enough input runs the forward on its events: stride 1 and a kernel larger than 1×1
+    (a 1×1 layer's float32 GEMMs beat the events at every density measured, event_conv.md)."""
+    return (geo.sh, geo.sw) == (1, 1) and geo.kh * geo.kw > 1
+
+
+def _events(x, geo: _Geometry):
+    """The events of x's rows [N·C·H, W] when `takes_events` and at most EVENT_DENSITY of x is nonzero, else
+    None.  A channels-last x is counted where it lies and transposed only when it is sparse enough."""
+    if not takes_events(geo):
+        return None
+    x_last = layout.channels_last(x)
+    if x_last is not None and not x.flags.c_contiguous:
+        rows = x_last.reshape(-1, geo.c)
+        if kernels.event_row_pointers(rows, int(EVENT_DENSITY * rows.size)) is None:  # dense: a quarter counted
+            return None
+        x = layout.contiguous(x)
+    return input_events(x.reshape(-1, geo.w), EVENT_DENSITY)
+
+
+def _event_forward(events, x, w, b, geo: _Geometry, affine, channels_last_ok: bool) -> np.ndarray:
+    """y = conv2d(x, w) + b (then scale·y + shift) summed over the events of x's rows [N·C·H, W] in float64,
+    the affine map folded into w and b there, and rounded once into x's dtype → y [N, O, Ho, Wo] (channels
+    last where allowed)."""
+    if affine is None:
+        w64, b64 = w.astype(np.float64), np.zeros(geo.o) if b is None else b.astype(np.float64)
+    else:
+        w64, b64 = folded_weights(w, b, *affine, dtype=np.float64)
+    w_taps = np.ascontiguousarray(w64.transpose(2, 3, 1, 0))          # [kh, kw, C, O]
+    return kernels.event_conv2d(*events, w_taps, b64, geo.ph, geo.pw, _images(geo, x.dtype, channels_last_ok))
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0), affine=None,
+                   channels_last_ok: bool = False) -> np.ndarray:
     """y = conv2d(x, w) + b, then y ← scale·y + shift per output channel where affine = (scale, shift) is given.
 
     x [N, C, H, W], w [O, C, kh, kw], b [O] or None, scale and shift float64 [O] → y [N, O, Ho, Wo].
-    Winograd computes in float64 and applies b and the affine map there, before it rounds; the other paths
-    fold the map into w and b (`norm.folded_weights`)."""
+    Winograd and the event sums compute in float64 and apply b and the affine map there, before they round;
+    the other paths fold the map into w and b (`norm.folded_weights`).  x may be the view of a channels-last
+    array (`layout`); channels_last_ok: y may be returned as one too (the GEMM paths compute it so)."""
     geo = _Geometry(x.shape, w.shape, stride, padding, x.dtype.itemsize)
+    events = _events(x, geo)
+    if events is not None:
+        return _event_forward(events, x, w, b, geo, affine, channels_last_ok)
     if winograd.use_winograd(w.shape, stride, padding):
-        return winograd.winograd_conv2d_forward(x, w, padding, b, affine)
+        return winograd.winograd_conv2d_forward(x, w, padding, b, affine, channels_last_ok)
     if affine is not None:
         w, b = folded_weights(w, b, *affine)
-    y = _pointwise_forward(x, w, b, geo) if geo.is_pointwise() else _im2col_forward(x, w, b, geo)
-    return y.reshape(geo.n, geo.o, geo.ho, geo.wo)
+    if geo.is_pointwise():
+        return _pointwise_forward(x, w, b, geo, channels_last_ok)
+    return _im2col_forward(x, w, b, geo, _images(geo, x.dtype, channels_last_ok))
 
 
 def _pointwise_weight_grad(g3, xs3, geo: _Geometry) -> np.ndarray:
@@ -283,7 +352,8 @@ class Conv2d(Function):
         ctx.save_for_backward(x, w)
         ctx.conf = (stride, padding)
         ctx.scale = None if affine is None else affine[0]
-        return conv2d_forward(x, w, b, stride, padding, affine)
+        graph = grad_mode.is_grad_enabled() and any(ctx.needs_input_grad)
+        return conv2d_forward(x, w, b, stride, padding, affine, channels_last_ok=not graph)
 
     @staticmethod
     def backward(ctx, g):

@@ -11,6 +11,7 @@ from scipy import special
 from .. import kernels
 from ..autograd.broadcast import unbroadcast
 from ..autograd.function import Function
+from . import layout
 
 
 class Add(Function):
@@ -19,6 +20,8 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
+        if a.shape == b.shape and a.ndim >= 3 and a.flags.c_contiguous != b.flags.c_contiguous:
+            a, b = layout.contiguous(a), layout.contiguous(b)   # a channels-last image plus a contiguous one
         return a + b
 
     @staticmethod

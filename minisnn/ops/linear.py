@@ -38,13 +38,13 @@ def check_linear(x, w, b) -> None:
         raise ValueError(f"linear: bias must have shape ({w.shape[0]},), got {b.shape}")
 
 
-def input_events(x2: np.ndarray):
-    """The events (indptr, indices, values) of a float32 / float64 x₂ [rows, in] when at most EVENT_DENSITY of
+def input_events(x2: np.ndarray, density: float = EVENT_DENSITY):
+    """The events (indptr, indices, values) of a float32 / float64 x₂ [rows, in] when at most `density` of
     it is nonzero, else None (other dtypes always run dense)."""
     if x2.dtype not in (np.float32, np.float64):
         return None
     x2 = np.ascontiguousarray(x2)
-    indptr = kernels.event_row_pointers(x2, int(EVENT_DENSITY * x2.size))
+    indptr = kernels.event_row_pointers(x2, int(density * x2.size))
     if indptr is None:
         return None
     return (indptr, *kernels.gather_events(x2, indptr))

@@ -16,6 +16,7 @@ import numpy as np
 from .. import kernels
 from ..autograd import grad_mode
 from ..autograd.function import Function
+from . import layout
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -57,6 +58,9 @@ class MaxPool2d(Function):
         (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
         h, w = x.shape[2:]
         if not (grad_mode.is_grad_enabled() and ctx.needs_input_grad[0]):
+            x_last = layout.channels_last(x)
+            if x_last is not None and not x.flags.c_contiguous:   # keeps a channels-last image so (ops/layout.py)
+                return layout.as_images(kernels.max_pool2d_values_channels_last(x_last, kh, kw, sh, sw, ph, pw))
             return kernels.max_pool2d_values(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw)
         y, index = kernels.max_pool2d_forward(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw)
         ctx.index = index

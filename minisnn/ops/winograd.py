@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import kernels
 from ..kernels.reference.winograd import TILE_OF_POSITIONS  # α² -> r, as the kernels read it
-from . import blas_threads
+from . import blas_threads, layout
 from .norm import folded_weights
 from .scratch import chunk_images, view as _view
 
@@ -124,48 +124,60 @@ def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf, bias=None):
     return kernels.winograd_output_tiles(mt, out_last.shape[1], out_last.shape[2], out_last)
 
 
-def _convolve(a3, u, shape, padding, out3, bias=None):
-    """out3 [N, O, Ho·Wo] = conv(a3 [N, C, H·W] seen as images of `shape` (H, W)) + bias, channels first in and
-    out, with U [α², C, O] of F(r×r, 3×3); the transformed tiles, the GEMMs and the bias are in u's dtype,
-    which may be wider than a3's."""
-    n, c, _ = a3.shape
-    (h, w), (positions, _, o) = shape, u.shape
-    ho, wo = h + 2 * padding[0] - 2, w + 2 * padding[1] - 2
+def _convolve(x, u, padding, y, bias=None):
+    """y [N, O, Ho, Wo] = conv(x [N, C, H, W]) + bias with U [α², C, O] of F(r×r, 3×3); x and y each either
+    C-contiguous or the view of a channels-last array (`layout`), which the GEMMs' layout reads or writes
+    directly, the others through `kernels.swap_last_axes`, chunk by chunk.  The transformed tiles, the GEMMs
+    and the bias are in u's dtype, which may be wider than x's."""
+    n, c, h, w = x.shape
+    (positions, _, o), (ho, wo) = u.shape, y.shape[2:]
+    x_last, y_last = layout.channels_last(x), layout.channels_last(y)
     tiles = _tiles(ho, wo, TILE_OF_POSITIONS[positions])
     per_image = positions * tiles   # transformed tiles of one channel
     chunk = _chunk(n, tiles, max(c, o), per_image * max(c, o) * u.itemsize)
-    a_buf = np.empty(chunk * h * w * c, a3.dtype)
-    y_buf = np.empty(chunk * ho * wo * o, a3.dtype)
+    a_buf = np.empty(chunk * h * w * c, x.dtype) if x_last is None else None
+    y_buf = np.empty(chunk * ho * wo * o, y.dtype) if y_last is None else None
     v_buf = np.empty(chunk * per_image * c, u.dtype)
     m_buf = np.empty(chunk * per_image * o, u.dtype)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         m = stop - start
-        a_last = kernels.swap_last_axes(a3[start:stop], _view(a_buf, m, h * w, c)).reshape(m, h, w, c)
-        y_last = _conv_channels_last(a_last, u, padding, _view(y_buf, m, ho, wo, o), v_buf, m_buf, bias)
-        kernels.swap_last_axes(y_last.reshape(m, ho * wo, o), out3[start:stop])
-    return out3
+        if x_last is None:
+            a_last = kernels.swap_last_axes(x[start:stop].reshape(m, c, h * w), _view(a_buf, m, h * w, c))
+            a_last = a_last.reshape(m, h, w, c)
+        else:
+            a_last = x_last[start:stop]
+        y_chunk = _view(y_buf, m, ho, wo, o) if y_last is None else y_last[start:stop]
+        _conv_channels_last(a_last, u, padding, y_chunk, v_buf, m_buf, bias)
+        if y_last is None:
+            kernels.swap_last_axes(y_chunk.reshape(m, ho * wo, o), y[start:stop].reshape(m, o, ho * wo))
+    return y
 
 
-def winograd_conv2d_forward(x: np.ndarray, w: np.ndarray, padding, bias=None, affine=None) -> np.ndarray:
+def winograd_conv2d_forward(x: np.ndarray, w: np.ndarray, padding, bias=None, affine=None,
+                            channels_last_ok: bool = False) -> np.ndarray:
     """y = conv2d(x, w) + bias, x [N, C, H, W], w [O, C, 3, 3], bias [O] | None, stride 1 → y [N, O, Ho, Wo];
     with affine = (scale, shift), float64 [O], y ← scale·y + shift per output channel.
 
     Computed in FORWARD_DTYPE (or x's dtype where wider), the affine map included (scale multiplies the
-    weights, scale·bias + shift is the bias), and rounded once into x's dtype.
+    weights, scale·bias + shift is the bias), and rounded once into x's dtype.  A channels-last x (`layout`)
+    is read as it is; channels_last_ok: y may be returned as the view of a channels-last array.
     """
     n, c, h, wd = x.shape
     o = w.shape[0]
     ho, wo = h + 2 * padding[0] - 2, wd + 2 * padding[1] - 2
-    y = np.empty((n, o, ho * wo), dtype=x.dtype)
+    if channels_last_ok:
+        y = layout.as_images(np.empty((n, ho, wo, o), dtype=x.dtype))
+    else:
+        y = np.empty((n, o, ho, wo), dtype=x.dtype)
     r = tile_for(n, ho, wo, max(c, o), x.dtype, TILE)
     wide = np.promote_types(x.dtype, FORWARD_DTYPE)
     if affine is None:
         w_wide, bias_wide = w.astype(wide, copy=False), None if bias is None else bias.astype(wide)
     else:
         w_wide, bias_wide = folded_weights(w, bias, *affine, dtype=wide)
-    _convolve(np.ascontiguousarray(x).reshape(n, c, h * wd), weight_tiles(w_wide, r), (h, wd), padding, y, bias_wide)
-    return y.reshape(n, o, ho, wo)
+    x_read = x if layout.channels_last(x) is not None else np.ascontiguousarray(x)
+    return _convolve(x_read, weight_tiles(w_wide, r), padding, y, bias_wide)
 
 
 def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, padding, need_x: bool, need_w: bool):

@@ -23,6 +23,7 @@ from ..autograd import grad_mode
 from ..autograd.broadcast import unbroadcast
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from ..ops import layout
 from . import surrogate as surrogate_lib
 
 
@@ -167,13 +168,23 @@ class LIFFunction(Function):
     When only x_seq needs a gradient and the reset needs no H (soft, or detached with
     binary spikes), the forward also saves ψ = p'(H − θ) with each spike in its sign bit
     and backward runs `lif_backward_saved` from that one array; otherwise backward
-    recomputes everything from x_seq (`lif_backward`).
+    recomputes everything from x_seq (`lif_backward`).  Without a graph (and with one slope
+    for all neurons) the spikes keep x_seq's memory order, a channels-last image's included
+    (`ops/layout.py`); with one they are C-contiguous.
     """
 
     @staticmethod
     def forward(ctx, x_seq, tau, slope, *, params: LIFParams):
-        x2 = np.ascontiguousarray(x_seq).reshape(x_seq.shape[0], -1)
         slope = np.asarray(slope)
+        order = layout.axes_in_memory_order(x_seq)
+        if order is not None and slope.size == 1 and not (grad_mode.is_grad_enabled() and any(ctx.needs_input_grad)):
+            # no graph: every neuron runs on its own, so any memory order of the axes after T will do; keep
+            # x_seq's (a channels-last image stays one: `ops.layout`)
+            x_mem = x_seq.transpose(order)
+            alpha = _alpha_layout(slope, x_seq.shape, x_seq.dtype)
+            s_mem = kernels.lif_forward(x_mem.reshape(x_seq.shape[0], -1), alpha, params)
+            return s_mem.reshape(x_mem.shape).transpose(np.argsort(order))
+        x2 = np.ascontiguousarray(x_seq).reshape(x_seq.shape[0], -1)
         alpha = _alpha_layout(slope, x_seq.shape, x_seq.dtype)
         need_x, need_tau, need_slope = ctx.needs_input_grad
         ctx.saved_path = (grad_mode.is_grad_enabled() and need_x and not (need_tau or need_slope)

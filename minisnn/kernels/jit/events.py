@@ -13,13 +13,18 @@ to rounding: the sums run over the events in row order instead of BLAS's blocked
 * `event_weight_grad`: dWt[j] += v · g[t] for every event.  The rows are cut into a fixed number of
   parts (PARTS), each summed into its own [K, N] buffer, in parallel, and the buffers are then added
   in order: no two threads write the same memory, and the result does not depend on the thread count.
+* `event_conv2d`: one output row y[n, :, i, :] per parallel item, summed in a [Wo, O] scratch row of
+  w_taps's dtype: for each tap row p and channel c, the events of input row (n, c, i + p − ph) add
+  their weight rows w_taps[p, q, c] (contiguous over O: vectorised) to the outputs j = s + pw − q they
+  reach.  The finished row is written into out and rounded once: transposed when out is channels first,
+  pixel by pixel when it is the [N, O, Ho, Wo] view of a channels-last array (`ops/layout.py`).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["event_row_pointers", "gather_events", "event_matmul", "event_weight_grad"]
+__all__ = ["event_row_pointers", "gather_events", "event_matmul", "event_weight_grad", "event_conv2d"]
 
 ROWS_PER_BLOCK = 64   # rows per parallel block of gather_events (one scratch row per block)
 PARTS = 8             # row parts of event_weight_grad, each with its own [K, N] buffer
@@ -131,4 +136,46 @@ def event_weight_grad(indptr: np.ndarray, indices: np.ndarray, values: np.ndarra
     out = parts[0]
     for p in range(1, PARTS):
         out += parts[p]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _conv_rows(indptr, indices, values, w_taps, bias, ph, pw, out):
+    kh, kw, c_in, o_count = w_taps.shape
+    n_img, _, ho, wo = out.shape
+    h = ho + kh - 1 - 2 * ph
+    for t in prange(n_img * ho):
+        n, i = t // ho, t % ho
+        acc = np.empty((wo, o_count), dtype=w_taps.dtype)   # y[n, :, i, :], channels last
+        for j in range(wo):
+            for o in range(o_count):
+                acc[j, o] = bias[o]
+        for p in range(kh):
+            r = i + p - ph
+            if r < 0 or r >= h:
+                continue
+            for c in range(c_in):
+                row = (n * c_in + c) * h + r
+                for e in range(indptr[row], indptr[row + 1]):
+                    s, v = indices[e], values[e]
+                    for q in range(kw):
+                        j = s + pw - q
+                        if 0 <= j < wo:
+                            for o in range(o_count):
+                                acc[j, o] += v * w_taps[p, q, c, o]
+        if out.strides[1] < out.strides[3]:        # a channels-last out (ops/layout.py): whole pixels
+            for j in range(wo):
+                for o in range(o_count):
+                    out[n, o, i, j] = acc[j, o]
+        else:
+            for o in range(o_count):
+                for j in range(wo):
+                    out[n, o, i, j] = acc[j, o]
+
+
+def event_conv2d(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, w_taps: np.ndarray,
+                 bias: np.ndarray, ph: int, pw: int, out: np.ndarray) -> np.ndarray:
+    """out [N, O, Ho, Wo] = conv2d(x, w, stride 1, padding (ph, pw)) + bias from the events of x's rows;
+    same contract as the reference."""
+    _conv_rows(indptr, indices, values, w_taps, bias, ph, pw, out)
     return out

@@ -17,6 +17,8 @@ scalar window scans that reducing each input row first needed. NaN propagates as
 (`_max_or_nan`). `python bench/bench_layers.py --threads 1 --only max_pool2d` ("fwd" runs without a
 graph), [32, 192, 32, 32], kernel 3, stride 2, one thread of an AMD EPYC (Zen 4): 6.96 ms median,
 against 12.32 ms reducing each input row first and 48.2 ms in PyTorch.
+`max_pool2d_values_channels_last` takes channels-last images (`ops/layout.py`): every window is scanned
+over whole pixels, the loop over their contiguous channels vectorised; output rows run in parallel.
 No `fastmath`: the NaN test must stay.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["max_pool2d_forward", "max_pool2d_values", "max_pool2d_backward"]
+__all__ = ["max_pool2d_forward", "max_pool2d_values", "max_pool2d_values_channels_last", "max_pool2d_backward"]
 
 
 LANES = 16  # planes scanned together, one per vector lane
@@ -95,6 +97,25 @@ def _values_planes(x, kh, kw, sh, sw, ph, pw, y):
 
 
 @njit(cache=True, parallel=True)
+def _values_channels_last(x, kh, kw, sh, sw, ph, pw, y):
+    n_img, h, w, channels = x.shape
+    ho, wo = y.shape[1], y.shape[2]
+    for t in prange(n_img * ho):
+        n, i = t // ho, t % ho
+        r0 = i * sh - ph
+        r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
+        for j in range(wo):
+            c0 = j * sw - pw
+            c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
+            for ch in range(channels):
+                y[n, i, j, ch] = x[n, r_lo, c_lo, ch]
+            for r in range(r_lo, r_hi):
+                for c in range(c_lo, c_hi):
+                    for ch in range(channels):          # contiguous: vectorised
+                        y[n, i, j, ch] = _max_or_nan(y[n, i, j, ch], x[n, r, c, ch])
+
+
+@njit(cache=True, parallel=True)
 def _backward_planes(g, index, dx):
     planes, hw = dx.shape
     per_plane = g.shape[1]
@@ -125,6 +146,16 @@ def max_pool2d_values(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
     y = np.empty((n, c, ho, wo), dtype=x.dtype)
     _values_planes(np.ascontiguousarray(x).reshape(n * c, h, w), kh, kw, sh, sw, ph, pw, y.reshape(n * c, ho, wo))
+    return y
+
+
+def max_pool2d_values_channels_last(x_last: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int,
+                                    pw: int) -> np.ndarray:
+    """`max_pool2d_values` for channels-last images: x_last [N, H, W, C] → y_last [N, Ho, Wo, C]."""
+    n, h, w, c = x_last.shape
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    y = np.empty((n, ho, wo, c), dtype=x_last.dtype)
+    _values_channels_last(np.ascontiguousarray(x_last), kh, kw, sh, sw, ph, pw, y)
     return y
 
 

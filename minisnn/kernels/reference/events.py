@@ -7,6 +7,13 @@ events, once turns both products that involve x₂ into sums over the events onl
     y  = x₂ Wt:    y[t]   = Σ_{events (t, j, v)} v · Wt[j]       (Wt = Wᵀ [K, N])
     dWt = x₂ᵀ g:   dWt[j] = Σ_{events (t, j, v)} v · g[t]
 
+A convolution's input is listed the same way, as rows of its image planes: x [N, C, H, W] seen as
+x₂ [N·C·H, W], so an event (row (n, c, r), column s, value v) is one input pixel, and
+
+    y[n, :, i, j] = bias + Σ_{events, taps (p, q) with r = i + p − ph, s = j + q − pw} v · w[:, c, p, q]
+
+(`event_conv2d`, stride 1: every event adds one weight column per tap whose output lies inside y).
+
 The events are x₂ in compressed-row form (CSR): `indptr` [M + 1] (int64; row t's events are
 `indptr[t]:indptr[t + 1]`), `indices` [nnz] (int32 column j, increasing within a row) and `values`
 [nnz] (x₂'s dtype).  Any nonzero value is an event, so the products are exact for any input; a spike
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["event_row_pointers", "gather_events", "event_matmul", "event_weight_grad"]
+__all__ = ["event_row_pointers", "gather_events", "event_matmul", "event_weight_grad", "event_conv2d"]
 
 
 def event_row_pointers(x2: np.ndarray, max_events: int) -> np.ndarray | None:
@@ -59,3 +66,24 @@ def event_weight_grad(indptr: np.ndarray, indices: np.ndarray, values: np.ndarra
                       in_features: int) -> np.ndarray:
     """dWt [K, N] = x₂ᵀ g, x₂ [M, K] (K = in_features) given by its events, g [M, N]."""
     return _dense(indptr, indices, values, (g.shape[0], in_features)).T @ g
+
+
+def event_conv2d(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, w_taps: np.ndarray,
+                 bias: np.ndarray, ph: int, pw: int, out: np.ndarray) -> np.ndarray:
+    """out [N, O, Ho, Wo] = conv2d(x, w, stride 1, padding (ph, pw)) + bias, x [N, C, H, W] given by the events
+    of its rows x₂ [N·C·H, W] (H = Ho + kh − 1 − 2·ph, W = Wo + kw − 1 − 2·pw), w_taps [kh, kw, C, O] (the
+    weights w [O, C, kh, kw] transposed), bias [O] of w_taps's dtype.
+
+    Sums in w_taps's dtype and rounds once into out's (float64 weights and a float32 out: the float64
+    convolution, rounded).  out is C-contiguous or the [N, O, Ho, Wo] view of a channels-last array."""
+    kh, kw, c, o = w_taps.shape
+    n, _, ho, wo = out.shape
+    h, w = ho + kh - 1 - 2 * ph, wo + kw - 1 - 2 * pw
+    x = _dense(indptr, indices, values, (n * c * h, w)).reshape(n, c, h, w).astype(w_taps.dtype)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    acc = np.broadcast_to(bias, (n, ho, wo, o)).copy()
+    for p in range(kh):
+        for q in range(kw):
+            acc += np.einsum("nchw,co->nhwo", x_pad[:, :, p:p + ho, q:q + wo], w_taps[p, q])
+    out[...] = acc.transpose(0, 3, 1, 2)
+    return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["max_pool2d_forward", "max_pool2d_values", "max_pool2d_backward"]
+__all__ = ["max_pool2d_forward", "max_pool2d_values", "max_pool2d_values_channels_last", "max_pool2d_backward"]
 
 
 def _window_starts(out: int, stride: int, pad: int) -> np.ndarray:
@@ -54,6 +54,13 @@ def max_pool2d_values(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int
     """y of `max_pool2d_forward`, without the positions (what a forward that records no graph needs):
     the maximum of each window, NaN where the window holds one."""
     return max_pool2d_forward(x, kh, kw, sh, sw, ph, pw)[0]
+
+
+def max_pool2d_values_channels_last(x_last: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int,
+                                    pw: int) -> np.ndarray:
+    """`max_pool2d_values` for channels-last images: x_last [N, H, W, C] → y_last [N, Ho, Wo, C]."""
+    y = max_pool2d_values(np.ascontiguousarray(x_last.transpose(0, 3, 1, 2)), kh, kw, sh, sw, ph, pw)
+    return np.ascontiguousarray(y.transpose(0, 2, 3, 1))
 
 
 def max_pool2d_backward(g: np.ndarray, index: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -1,0 +1,57 @@
+"""Channels-last images seen as [N, C, H, W]: how a forward without a graph passes images between layers.
+
+The convolutions compute channels last, one pixel's channels contiguous ([N, H, W, C]): Winograd's
+tiles, im2col's rows and a 1×1 layer's single GEMM all read and write that layout (`conv.py`,
+`winograd.py`), while the library's images are [N, C, H, W].  A convolution that records no graph
+returns its result as the [N, C, H, W] view of the channels-last array it computed (`as_images`), and
+one that receives such a view reads the array behind it (`channels_last`).  The neurons keep their
+input's memory order (`axes_in_memory_order`) and max-pooling has a channels-last kernel, so between the
+convolutions of a patch embedding no image changes layout: the two transposes per layer
+(`kernels.swap_last_axes`) are gone.
+
+Nothing else has to know: the view has the shape and values of the channels-first array, and an
+operation that needs contiguous memory makes it (np.ascontiguousarray) as it would for any view.  With a
+graph, every layer returns C-contiguous arrays as before.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+
+
+def channels_last(x: np.ndarray) -> np.ndarray | None:
+    """x [N, C, H, W] as the C-contiguous [N, H, W, C] array behind it (a view), or None if its memory is not
+    laid out that way.  (With C = 1 or H·W = 1 both layouts are the same memory: then x qualifies as well.)"""
+    x_last = x.transpose(0, 2, 3, 1)
+    return x_last if x_last.flags.c_contiguous else None
+
+
+def as_images(x_last: np.ndarray) -> np.ndarray:
+    """[N, H, W, C] → its [N, C, H, W] view (no copy)."""
+    return x_last.transpose(0, 3, 1, 2)
+
+
+def contiguous(x: np.ndarray) -> np.ndarray:
+    """x as a C-contiguous array: itself, or, when its memory holds one axis k last (a channels-last image
+    [N, C, H, W] or sequence [T, B, C, H, W]), the tiled transpose [lead, rest, C] → [lead, C, rest] of that
+    memory; any other view is copied by NumPy."""
+    if x.flags.c_contiguous:
+        return x
+    order = axes_in_memory_order(x)
+    k = None if order is None else order[-1]
+    if order is None or order != tuple(range(k)) + tuple(range(k + 1, x.ndim)) + (k,):
+        return np.ascontiguousarray(x)
+    lead, size = int(np.prod(x.shape[:k])), x.shape[k]
+    memory = x.transpose(order).reshape(lead, -1, size)
+    out = np.empty((lead, size, memory.shape[1]), dtype=x.dtype)
+    return kernels.swap_last_axes(memory, out).reshape(x.shape)
+
+
+def axes_in_memory_order(x: np.ndarray) -> tuple[int, ...] | None:
+    """The order of x's axes, axis 0 first, in which its memory is C-contiguous (x.transpose(order) is then a
+    contiguous view), or None.  (0, 1, 3, 4, 2) for a channels-last [T, B, C, H, W]."""
+    if x.flags.c_contiguous:
+        return tuple(range(x.ndim))
+    order = (0,) + tuple(sorted(range(1, x.ndim), key=lambda axis: -x.strides[axis]))
+    return order if x.transpose(order).flags.c_contiguous else None
