@@ -20,8 +20,8 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
-        if a.shape == b.shape and a.ndim >= 3 and a.flags.c_contiguous != b.flags.c_contiguous:
-            a, b = layout.contiguous(a), layout.contiguous(b)   # a channels-last image plus a contiguous one
+        if a.shape == b.shape and (layout.moved_axis(a) is not None) != (layout.moved_axis(b) is not None):
+            a, b = layout.contiguous(a), layout.contiguous(b)   # a channels-last image plus another layout
         return a + b
 
     @staticmethod

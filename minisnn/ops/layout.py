@@ -32,17 +32,26 @@ def as_images(x_last: np.ndarray) -> np.ndarray:
     return x_last.transpose(0, 3, 1, 2)
 
 
-def contiguous(x: np.ndarray) -> np.ndarray:
-    """x as a C-contiguous array: itself, or, when its memory holds one axis k last (a channels-last image
-    [N, C, H, W] or sequence [T, B, C, H, W]), the tiled transpose [lead, rest, C] → [lead, C, rest] of that
-    memory; any other view is copied by NumPy."""
-    if x.flags.c_contiguous:
-        return x
+def moved_axis(x: np.ndarray) -> int | None:
+    """The axis k whose values lie last in x's memory, the others in order, when x is not C-contiguous (k = 1 for
+    a channels-last image [N, C, H, W], 2 for a channels-last sequence [T, B, C, H, W]); else None."""
+    if x.flags.c_contiguous or x.ndim < 3:
+        return None
     order = axes_in_memory_order(x)
-    k = None if order is None else order[-1]
-    if order is None or order != tuple(range(k)) + tuple(range(k + 1, x.ndim)) + (k,):
+    if order is None:
+        return None
+    k = order[-1]
+    return k if order == tuple(range(k)) + tuple(range(k + 1, x.ndim)) + (k,) else None
+
+
+def contiguous(x: np.ndarray) -> np.ndarray:
+    """x as a C-contiguous array: itself; the tiled transpose [lead, rest, C] → [lead, C, rest] of its memory when
+    one axis lies last there (`moved_axis`); or NumPy's copy."""
+    k = moved_axis(x)
+    if k is None:
         return np.ascontiguousarray(x)
     lead, size = int(np.prod(x.shape[:k])), x.shape[k]
+    order = tuple(range(k)) + tuple(range(k + 1, x.ndim)) + (k,)
     memory = x.transpose(order).reshape(lead, -1, size)
     out = np.empty((lead, size, memory.shape[1]), dtype=x.dtype)
     return kernels.swap_last_axes(memory, out).reshape(x.shape)
