@@ -32,6 +32,13 @@ __all__ = ["max_pool2d_forward", "max_pool2d_values", "max_pool2d_values_channel
 LANES = 16  # planes scanned together, one per vector lane
 
 
+@njit(inline="always")
+def _window(out_index, stride, pad, kernel, size):
+    """[lo, hi): the inputs along one axis that output `out_index`'s window covers, clipped to the input."""
+    start = out_index * stride - pad
+    return max(start, 0), min(start + kernel, size)
+
+
 @njit(cache=True, parallel=True)
 def _forward_planes(x, kh, kw, sh, sw, ph, pw, y, index):
     planes, h, w = x.shape
@@ -47,11 +54,9 @@ def _forward_planes(x, kh, kw, sh, sw, ph, pw, y, index):
                 for lane in range(n):
                     lanes[r, c, lane] = x[p0 + lane, r, c]
         for i in range(ho):
-            r0 = i * sh - ph
-            r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
+            r_lo, r_hi = _window(i, sh, ph, kh, h)
             for j in range(wo):
-                c0 = j * sw - pw
-                c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
+                c_lo, c_hi = _window(j, sw, pw, kw, w)
                 for lane in range(n):
                     best[lane] = -np.inf
                     at[lane] = r_lo * w + c_lo
@@ -80,16 +85,14 @@ def _values_planes(x, kh, kw, sh, sw, ph, pw, y):
     for p in prange(planes):
         col_max = np.empty(w, dtype=x.dtype)      # the window rows of output row i, reduced column by column
         for i in range(ho):
-            r0 = i * sh - ph
-            r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
+            r_lo, r_hi = _window(i, sh, ph, kh, h)
             for c in range(w):
                 col_max[c] = x[p, r_lo, c]
             for r in range(r_lo + 1, r_hi):
                 for c in range(w):                  # contiguous: vectorised
                     col_max[c] = _max_or_nan(col_max[c], x[p, r, c])
             for j in range(wo):
-                c0 = j * sw - pw
-                c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
+                c_lo, c_hi = _window(j, sw, pw, kw, w)
                 m = col_max[c_lo]
                 for c in range(c_lo + 1, c_hi):
                     m = _max_or_nan(m, col_max[c])
@@ -102,11 +105,9 @@ def _values_channels_last(x, kh, kw, sh, sw, ph, pw, y):
     ho, wo = y.shape[1], y.shape[2]
     for t in prange(n_img * ho):
         n, i = t // ho, t % ho
-        r0 = i * sh - ph
-        r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
+        r_lo, r_hi = _window(i, sh, ph, kh, h)
         for j in range(wo):
-            c0 = j * sw - pw
-            c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
+            c_lo, c_hi = _window(j, sw, pw, kw, w)
             for ch in range(channels):
                 y[n, i, j, ch] = x[n, r_lo, c_lo, ch]
             for r in range(r_lo, r_hi):
