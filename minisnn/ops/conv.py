@@ -125,12 +125,17 @@ def weight_rows(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(o, -1)
 
 
-def _chunk_columns(x3, start: int, stop: int, geo: _Geometry, x_buf, cols_buf) -> np.ndarray:
-    """cols [m·pixels, K] of images start..stop of x3 [N, C, H·W]: channels last into x_buf, then im2col."""
+def _chunk_columns(x3, start: int, stop: int, geo: _Geometry, x_buf, cols_buf, x_last=None) -> np.ndarray:
+    """cols [m·pixels, K] of images start..stop: a slice of x_last [N, H, W, C] when given, else of x3 [N, C, H·W]
+    moved channels last into x_buf; then im2col."""
     m = stop - start
-    x_last = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, geo.h * geo.w, geo.c))
-    return kernels.im2col_rows(x_last.reshape(m, geo.h, geo.w, geo.c), geo.kh, geo.kw, geo.sh, geo.sw,
-                               geo.ph, geo.pw, _view(cols_buf, m * geo.pixels, geo.k))
+    if x_last is None:
+        chunk = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, geo.h * geo.w, geo.c))
+        chunk = chunk.reshape(m, geo.h, geo.w, geo.c)
+    else:
+        chunk = x_last[start:stop]
+    return kernels.im2col_rows(chunk, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw,
+                               _view(cols_buf, m * geo.pixels, geo.k))
 
 
 def _images(geo: _Geometry, dtype, channels_last: bool) -> np.ndarray:
@@ -175,6 +180,7 @@ def _im2col_forward(x, w, b, geo: _Geometry, y) -> np.ndarray:
     receives the GEMM's rows directly; the others pass through `kernels.swap_last_axes`."""
     w_rows_t = weight_rows(w).T                                    # [K, O]
     x_last, y_last = layout.channels_last(x), layout.channels_last(y)
+    x3 = x_buf = None
     if x_last is None:
         x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, geo.h * geo.w)
         x_buf = np.empty(geo.chunk * geo.h * geo.w * geo.c, x.dtype)
@@ -182,13 +188,7 @@ def _im2col_forward(x, w, b, geo: _Geometry, y) -> np.ndarray:
     prod_buf = np.empty(geo.chunk * geo.pixels * geo.o, x.dtype) if y_last is None else None
     for start, stop in geo.chunks():
         m = stop - start
-        if x_last is None:
-            a_last = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, geo.h * geo.w, geo.c))
-            a_last = a_last.reshape(m, geo.h, geo.w, geo.c)
-        else:
-            a_last = x_last[start:stop]
-        cols = kernels.im2col_rows(a_last, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw,
-                                   _view(cols_buf, m * geo.pixels, geo.k))
+        cols = _chunk_columns(x3, start, stop, geo, x_buf, cols_buf, x_last)
         rows = _view(prod_buf, m * geo.pixels, geo.o) if y_last is None else y_last[start:stop].reshape(-1, geo.o)
         np.matmul(cols, w_rows_t, out=rows)                        # [pixels, O]
         if b is not None:
