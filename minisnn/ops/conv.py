@@ -109,6 +109,7 @@ class _Geometry:
         self.wo = output_size(self.w, self.kw, self.sw, self.pw)
         self.k = self.c * self.kh * self.kw  # rows of the column matrix
         self.pixels = self.ho * self.wo  # output pixels per image
+        self.y_shape = (self.n, self.o, self.ho, self.wo)
         self.chunk = chunk_images(self.n, self.k * self.pixels * itemsize, CHUNK_BYTES)
 
     def chunks(self):
@@ -125,24 +126,10 @@ def weight_rows(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(o, -1)
 
 
-def _chunk_columns(x3, start: int, stop: int, geo: _Geometry, x_buf, cols_buf, x_last=None) -> np.ndarray:
-    """cols [m·pixels, K] of images start..stop: a slice of x_last [N, H, W, C] when given, else of x3 [N, C, H·W]
-    moved channels last into x_buf; then im2col."""
-    m = stop - start
-    if x_last is None:
-        chunk = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, geo.h * geo.w, geo.c))
-        chunk = chunk.reshape(m, geo.h, geo.w, geo.c)
-    else:
-        chunk = x_last[start:stop]
-    return kernels.im2col_rows(chunk, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw,
-                               _view(cols_buf, m * geo.pixels, geo.k))
-
-
-def _images(geo: _Geometry, dtype, channels_last: bool) -> np.ndarray:
-    """An empty output y [N, O, Ho, Wo]: C-contiguous, or the view of a channels-last array (`layout`)."""
-    if channels_last:
-        return layout.as_images(np.empty((geo.n, geo.ho, geo.wo, geo.o), dtype=dtype))
-    return np.empty((geo.n, geo.o, geo.ho, geo.wo), dtype=dtype)
+def _columns(x_last, geo: _Geometry, cols_buf) -> np.ndarray:
+    """cols [m·pixels, K] of channels-last images x_last [m, H, W, C] (im2col)."""
+    return kernels.im2col_rows(x_last, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw,
+                               _view(cols_buf, x_last.shape[0] * geo.pixels, geo.k))
 
 
 def _pointwise_forward(x, w, b, geo: _Geometry, channels_last_ok: bool) -> np.ndarray:
@@ -153,8 +140,8 @@ def _pointwise_forward(x, w, b, geo: _Geometry, channels_last_ok: bool) -> np.nd
     few images at a time, while they are still in cache."""
     w2 = w.reshape(geo.o, geo.k)
     xs = x[:, :, :: geo.sh, :: geo.sw] if (geo.sh, geo.sw) != (1, 1) else x
-    xs_last = layout.channels_last(xs)
-    if xs_last is not None and not xs.flags.c_contiguous:
+    xs_last = layout.channels_last_only(xs)
+    if xs_last is not None:
         y_last = np.matmul(xs_last.reshape(-1, geo.c), w2.T).reshape(geo.n, geo.ho, geo.wo, geo.o)
         if b is not None:
             y_last += b
@@ -171,30 +158,22 @@ def _pointwise_forward(x, w, b, geo: _Geometry, channels_last_ok: bool) -> np.nd
                 y[images] += b[:, None]
 
     blas_threads.for_parts(geo.n, images_of)
-    return y.reshape(geo.n, geo.o, geo.ho, geo.wo)
+    return y.reshape(geo.y_shape)
 
 
 def _im2col_forward(x, w, b, geo: _Geometry, y) -> np.ndarray:
     """y = im2col(x) @ W₂ᵀ + b, chunk by chunk of images, into y [N, O, Ho, Wo].  x and y may each be C-contiguous
-    or the view of a channels-last array (`layout`): a channels-last x is read as it is, a channels-last y
-    receives the GEMM's rows directly; the others pass through `kernels.swap_last_axes`."""
+    or the view of a channels-last array: the GEMM reads and writes channels-last chunks (`layout.LastChunks`)."""
     w_rows_t = weight_rows(w).T                                    # [K, O]
-    x_last, y_last = layout.channels_last(x), layout.channels_last(y)
-    x3 = x_buf = None
-    if x_last is None:
-        x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, geo.h * geo.w)
-        x_buf = np.empty(geo.chunk * geo.h * geo.w * geo.c, x.dtype)
+    images, results = layout.LastChunks(x, geo.chunk), layout.LastChunks(y, geo.chunk)
     cols_buf = np.empty(geo.chunk * geo.pixels * geo.k, x.dtype)
-    prod_buf = np.empty(geo.chunk * geo.pixels * geo.o, x.dtype) if y_last is None else None
     for start, stop in geo.chunks():
-        m = stop - start
-        cols = _chunk_columns(x3, start, stop, geo, x_buf, cols_buf, x_last)
-        rows = _view(prod_buf, m * geo.pixels, geo.o) if y_last is None else y_last[start:stop].reshape(-1, geo.o)
-        np.matmul(cols, w_rows_t, out=rows)                        # [pixels, O]
+        cols = _columns(images.read(start, stop), geo, cols_buf)
+        out = results.slot(start, stop)
+        rows = np.matmul(cols, w_rows_t, out=out.reshape(-1, geo.o))   # [pixels, O]
         if b is not None:
             rows += b
-        if y_last is None:
-            kernels.swap_last_axes(rows.reshape(m, geo.pixels, geo.o), y[start:stop].reshape(m, geo.o, geo.pixels))
+        results.store(start, stop, out)
     return y
 
 
@@ -209,8 +188,8 @@ def _events(x, geo: _Geometry):
     None.  A channels-last x is counted where it lies and transposed only when it is sparse enough."""
     if not takes_events(geo):
         return None
-    x_last = layout.channels_last(x)
-    if x_last is not None and not x.flags.c_contiguous:
+    x_last = layout.channels_last_only(x)
+    if x_last is not None:
         rows = x_last.reshape(-1, geo.c)
         if kernels.event_row_pointers(rows, int(EVENT_DENSITY * rows.size)) is None:  # dense: a quarter counted
             return None
@@ -227,7 +206,8 @@ def _event_forward(events, x, w, b, geo: _Geometry, affine, channels_last_ok: bo
     else:
         w64, b64 = folded_weights(w, b, *affine, dtype=np.float64)
     w_taps = np.ascontiguousarray(w64.transpose(2, 3, 1, 0))          # [kh, kw, C, O]
-    return kernels.event_conv2d(*events, w_taps, b64, geo.ph, geo.pw, _images(geo, x.dtype, channels_last_ok))
+    y = layout.empty_images(geo.y_shape, x.dtype, channels_last_ok)
+    return kernels.event_conv2d(*events, w_taps, b64, geo.ph, geo.pw, y)
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0), affine=None,
@@ -248,7 +228,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=(1, 1), padding=(0, 0
         w, b = folded_weights(w, b, *affine)
     if geo.is_pointwise():
         return _pointwise_forward(x, w, b, geo, channels_last_ok)
-    return _im2col_forward(x, w, b, geo, _images(geo, x.dtype, channels_last_ok))
+    return _im2col_forward(x, w, b, geo, layout.empty_images(geo.y_shape, x.dtype, channels_last_ok))
 
 
 def _pointwise_weight_grad(g3, xs3, geo: _Geometry) -> np.ndarray:
@@ -311,29 +291,24 @@ def conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride, padding
         dx, dw = winograd.winograd_conv2d_backward(g, x, w, padding, need_x, need_w)
     elif need_x or need_w:
         w_rows = weight_rows(w)                                          # [O, K]
-        hw = geo.h * geo.w
-        g3 = np.ascontiguousarray(g3)
         cols_buf = np.empty(geo.chunk * geo.pixels * geo.k, x.dtype)
-        g_buf = np.empty(geo.chunk * geo.pixels * geo.o, x.dtype)
-        x_buf = np.empty(geo.chunk * hw * geo.c, x.dtype)               # x, then dx, channels last
+        x_buf = np.empty(geo.chunk * geo.h * geo.w * geo.c, x.dtype)     # x, then dx, channels last
+        cotangents = layout.LastChunks(g, geo.chunk)
         if need_w:
-            x3 = np.ascontiguousarray(x).reshape(geo.n, geo.c, hw)
+            images = layout.LastChunks(x, geo.chunk, x_buf)
             dw_rows_t = np.zeros((geo.k, geo.o), dtype=x.dtype)         # dW₂ᵀ [K, O]
         if need_x:
-            dx = np.empty_like(x)
-            dx3 = dx.reshape(geo.n, geo.c, hw)
+            dx = np.empty(x.shape, x.dtype)
+            dx_chunks = layout.LastChunks(dx, geo.chunk, x_buf)
         for start, stop in geo.chunks():
-            m = stop - start
-            rows = m * geo.pixels
-            g_rows = kernels.swap_last_axes(g3[start:stop], _view(g_buf, m, geo.pixels, geo.o)).reshape(rows, geo.o)
+            g_rows = cotangents.read(start, stop).reshape(-1, geo.o)
             if need_w:
-                cols = _chunk_columns(x3, start, stop, geo, x_buf, cols_buf)
-                dw_rows_t += cols.T @ g_rows
+                dw_rows_t += _columns(images.read(start, stop), geo, cols_buf).T @ g_rows
             if need_x:
-                dcols = np.matmul(g_rows, w_rows, out=_view(cols_buf, rows, geo.k))
+                dcols = np.matmul(g_rows, w_rows, out=_view(cols_buf, g_rows.shape[0], geo.k))
                 dx_last = kernels.col2im_rows(dcols, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw,
-                                              _view(x_buf, m, geo.h, geo.w, geo.c))
-                kernels.swap_last_axes(dx_last.reshape(m, hw, geo.c), dx3[start:stop])
+                                              dx_chunks.slot(start, stop))
+                dx_chunks.store(start, stop, dx_last)
         if need_w:
             dw = np.ascontiguousarray(dw_rows_t.T.reshape(geo.o, geo.kh, geo.kw, geo.c).transpose(0, 3, 1, 2))
     return dx, dw, db

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from .scratch import view
 
 
 def channels_last(x: np.ndarray) -> np.ndarray | None:
@@ -27,9 +28,21 @@ def channels_last(x: np.ndarray) -> np.ndarray | None:
     return x_last if x_last.flags.c_contiguous else None
 
 
+def channels_last_only(x: np.ndarray) -> np.ndarray | None:
+    """The channels-last array behind x when x is stored channels last and not also C-contiguous (a layer that
+    keeps this layout takes it), else None."""
+    return None if x.flags.c_contiguous else channels_last(x)
+
+
 def as_images(x_last: np.ndarray) -> np.ndarray:
     """[N, H, W, C] → its [N, C, H, W] view (no copy)."""
     return x_last.transpose(0, 3, 1, 2)
+
+
+def empty_images(shape, dtype, channels_last_ok: bool) -> np.ndarray:
+    """An empty [N, C, H, W] array: C-contiguous, or, if channels_last_ok, the view of a channels-last one."""
+    n, c, h, w = shape
+    return as_images(np.empty((n, h, w, c), dtype)) if channels_last_ok else np.empty(shape, dtype)
 
 
 def moved_axis(x: np.ndarray) -> int | None:
@@ -64,3 +77,45 @@ def axes_in_memory_order(x: np.ndarray) -> tuple[int, ...] | None:
         return tuple(range(x.ndim))
     order = (0,) + tuple(sorted(range(1, x.ndim), key=lambda axis: -x.strides[axis]))
     return order if x.transpose(order).flags.c_contiguous else None
+
+
+class LastChunks:
+    """Images [N, C, H, W] read or written chunk by chunk, each chunk channels last ([m, H, W, C]), as the
+    convolutions compute: the slices of the channels-last array behind a channels-last view, or, for any
+    other array, copies through a scratch buffer of `chunk` images (the tiled transpose
+    `kernels.swap_last_axes`).  Two LastChunks may share one buffer when a chunk read from one is used up
+    before the other writes (the convolutions' backward reads x, then writes ∂L/∂x there).  An array to be
+    written must be C-contiguous or a channels-last view, so that the chunks land in it.
+
+        chunks = LastChunks(y, chunk)
+        out = chunks.slot(start, stop)     # [m, Ho, Wo, O] to write
+        ...                                # compute into out
+        chunks.store(start, stop, out)     # y[start:stop] holds it (a no-op for a channels-last y)
+    """
+
+    def __init__(self, images: np.ndarray, chunk: int, buf: np.ndarray | None = None):
+        n, c, h, w = images.shape
+        self.last = channels_last(images)
+        self.images = images if self.last is not None else np.ascontiguousarray(images)
+        self.buf = None if self.last is not None else (np.empty(chunk * h * w * c, images.dtype) if buf is None else buf)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Images start..stop, channels last [m, H, W, C]."""
+        if self.last is not None:
+            return self.last[start:stop]
+        m, (c, h, w) = stop - start, self.images.shape[1:]
+        out = view(self.buf, m, h * w, c)
+        return kernels.swap_last_axes(self.images[start:stop].reshape(m, c, h * w), out).reshape(m, h, w, c)
+
+    def slot(self, start: int, stop: int) -> np.ndarray:
+        """Where images start..stop are written channels last [m, H, W, C] before `store`."""
+        if self.last is not None:
+            return self.last[start:stop]
+        c, h, w = self.images.shape[1:]
+        return view(self.buf, stop - start, h, w, c)
+
+    def store(self, start: int, stop: int, chunk_last: np.ndarray) -> None:
+        """Move the chunk written into `slot` to images start..stop (nothing to do for a channels-last array)."""
+        if self.last is None:
+            m, (c, h, w) = stop - start, self.images.shape[1:]
+            kernels.swap_last_axes(chunk_last.reshape(m, h * w, c), self.images[start:stop].reshape(m, c, h * w))

@@ -58,8 +58,8 @@ class MaxPool2d(Function):
         (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
         h, w = x.shape[2:]
         if not (grad_mode.is_grad_enabled() and ctx.needs_input_grad[0]):
-            x_last = layout.channels_last(x)
-            if x_last is not None and not x.flags.c_contiguous:   # keeps a channels-last image so (ops/layout.py)
+            x_last = layout.channels_last_only(x)
+            if x_last is not None:   # keeps a channels-last image so (ops/layout.py)
                 return layout.as_images(kernels.max_pool2d_values_channels_last(x_last, kh, kw, sh, sw, ph, pw))
             return kernels.max_pool2d_values(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw)
         y, index = kernels.max_pool2d_forward(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw)

@@ -126,31 +126,22 @@ def _conv_channels_last(x_last, u, padding, out_last, v_buf, m_buf, bias=None):
 
 def _convolve(x, u, padding, y, bias=None):
     """y [N, O, Ho, Wo] = conv(x [N, C, H, W]) + bias with U [α², C, O] of F(r×r, 3×3); x and y each either
-    C-contiguous or the view of a channels-last array (`layout`), which the GEMMs' layout reads or writes
-    directly, the others through `kernels.swap_last_axes`, chunk by chunk.  The transformed tiles, the GEMMs
-    and the bias are in u's dtype, which may be wider than x's."""
+    C-contiguous or the view of a channels-last array, read and written in channels-last chunks
+    (`layout.LastChunks`).  The transformed tiles, the GEMMs and the bias are in u's dtype, which may be
+    wider than x's."""
     n, c, h, w = x.shape
     (positions, _, o), (ho, wo) = u.shape, y.shape[2:]
-    x_last, y_last = layout.channels_last(x), layout.channels_last(y)
     tiles = _tiles(ho, wo, TILE_OF_POSITIONS[positions])
     per_image = positions * tiles   # transformed tiles of one channel
     chunk = _chunk(n, tiles, max(c, o), per_image * max(c, o) * u.itemsize)
-    a_buf = np.empty(chunk * h * w * c, x.dtype) if x_last is None else None
-    y_buf = np.empty(chunk * ho * wo * o, y.dtype) if y_last is None else None
+    images, results = layout.LastChunks(x, chunk), layout.LastChunks(y, chunk)
     v_buf = np.empty(chunk * per_image * c, u.dtype)
     m_buf = np.empty(chunk * per_image * o, u.dtype)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        m = stop - start
-        if x_last is None:
-            a_last = kernels.swap_last_axes(x[start:stop].reshape(m, c, h * w), _view(a_buf, m, h * w, c))
-            a_last = a_last.reshape(m, h, w, c)
-        else:
-            a_last = x_last[start:stop]
-        y_chunk = _view(y_buf, m, ho, wo, o) if y_last is None else y_last[start:stop]
-        _conv_channels_last(a_last, u, padding, y_chunk, v_buf, m_buf, bias)
-        if y_last is None:
-            kernels.swap_last_axes(y_chunk.reshape(m, ho * wo, o), y[start:stop].reshape(m, o, ho * wo))
+        out = results.slot(start, stop)
+        _conv_channels_last(images.read(start, stop), u, padding, out, v_buf, m_buf, bias)
+        results.store(start, stop, out)
     return y
 
 
@@ -166,18 +157,14 @@ def winograd_conv2d_forward(x: np.ndarray, w: np.ndarray, padding, bias=None, af
     n, c, h, wd = x.shape
     o = w.shape[0]
     ho, wo = h + 2 * padding[0] - 2, wd + 2 * padding[1] - 2
-    if channels_last_ok:
-        y = layout.as_images(np.empty((n, ho, wo, o), dtype=x.dtype))
-    else:
-        y = np.empty((n, o, ho, wo), dtype=x.dtype)
+    y = layout.empty_images((n, o, ho, wo), x.dtype, channels_last_ok)
     r = tile_for(n, ho, wo, max(c, o), x.dtype, TILE)
     wide = np.promote_types(x.dtype, FORWARD_DTYPE)
     if affine is None:
         w_wide, bias_wide = w.astype(wide, copy=False), None if bias is None else bias.astype(wide)
     else:
         w_wide, bias_wide = folded_weights(w, bias, *affine, dtype=wide)
-    x_read = x if layout.channels_last(x) is not None else np.ascontiguousarray(x)
-    return _convolve(x_read, weight_tiles(w_wide, r), padding, y, bias_wide)
+    return _convolve(x, weight_tiles(w_wide, r), padding, y, bias_wide)
 
 
 def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, padding, need_x: bool, need_w: bool):
@@ -190,14 +177,13 @@ def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, paddin
     o, ho, wo = g.shape[1:]
     if not (need_x or need_w):
         return None, None
-    g3 = np.ascontiguousarray(g).reshape(n, o, ho * wo)
     r_w = tile_for(n, ho, wo, max(c, o), x.dtype, BACKWARD_TILE)    # tiles of g, for ∂w
     r_x = tile_for(n, h, wd, max(c, o), x.dtype, BACKWARD_TILE)     # tiles of ∂x
     positions_w, positions_x = (r_w + 2) ** 2, (r_x + 2) ** 2
     tiles_w, tiles_x = _tiles(ho, wo, r_w), _tiles(h, wd, r_x)     # per image
     per_image = max(positions_w * tiles_w, positions_x * tiles_x)   # transformed tiles of one channel, either pass
     chunk = _chunk(n, min(tiles_w, tiles_x), max(c, o), per_image * max(c, o) * x.itemsize)
-    g_buf = np.empty(chunk * ho * wo * o, x.dtype)
+    cotangents = layout.LastChunks(g, chunk)
     x_buf = np.empty(chunk * h * wd * c, x.dtype)                  # x, then ∂L/∂x, channels last
     c_buf = np.empty(chunk * per_image * c, x.dtype)               # V of x, then ∂L/∂x's M
     o_buf = np.empty(chunk * per_image * o, x.dtype)               # A g Aᵀ, then V of g
@@ -206,17 +192,17 @@ def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, paddin
         w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         u_flip = weight_tiles(w_flip, r_x)                          # [α², O, C]
         pad_flip = (2 - padding[0], 2 - padding[1])
-        dx = np.empty((n, c, h * wd), dtype=x.dtype)
+        dx = np.empty(x.shape, dtype=x.dtype)
+        dx_chunks = layout.LastChunks(dx, chunk, x_buf)
     if need_w:
-        x3 = np.ascontiguousarray(x).reshape(n, c, h * wd)
+        images = layout.LastChunks(x, chunk, x_buf)
         du = np.zeros((positions_w, c, o), dtype=x.dtype)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        m = stop - start
-        g_last = kernels.swap_last_axes(g3[start:stop], _view(g_buf, m, ho * wo, o)).reshape(m, ho, wo, o)
+        g_last = cotangents.read(start, stop)
         if need_w:
-            x_last = kernels.swap_last_axes(x3[start:stop], _view(x_buf, m, h * wd, c)).reshape(m, h, wd, c)
-            count = m * tiles_w
+            x_last = images.read(start, stop)
+            count = (stop - start) * tiles_w
             v = kernels.winograd_input_tiles(x_last, padding[0], padding[1], _view(c_buf, positions_w, count, c))
             dm = kernels.winograd_output_tiles_adjoint(g_last, _view(o_buf, positions_w, count, o))
             def add_positions(s, v=v, dm=dm):
@@ -224,8 +210,8 @@ def winograd_conv2d_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, paddin
 
             blas_threads.for_parts(positions_w, add_positions)
         if need_x:
-            dx_last = _conv_channels_last(g_last, u_flip, pad_flip, _view(x_buf, m, h, wd, c), o_buf, c_buf)
-            kernels.swap_last_axes(dx_last.reshape(m, h * wd, c), dx[start:stop])
+            dx_last = _conv_channels_last(g_last, u_flip, pad_flip, dx_chunks.slot(start, stop), o_buf, c_buf)
+            dx_chunks.store(start, stop, dx_last)
     if need_w:
         dw = weight_tiles_adjoint(du)
-    return None if dx is None else dx.reshape(x.shape), dw
+    return dx, dw

@@ -22,7 +22,7 @@ def channels_last_images(x: np.ndarray) -> np.ndarray:
 
 
 def is_channels_last(x: np.ndarray) -> bool:
-    return layout.channels_last(x) is not None and not x.flags.c_contiguous
+    return layout.channels_last_only(x) is not None
 
 
 def test_layout_helpers():
@@ -46,6 +46,29 @@ def test_layout_helpers():
     assert mixed.flags.c_contiguous and np.array_equal(mixed, 2 * seq)
     assert layout.axes_in_memory_order(x) == (0, 1, 2, 3)
     assert layout.axes_in_memory_order(x.transpose(1, 0, 2, 3)) is None     # axis 0 not outermost
+
+
+@pytest.mark.parametrize("source_last", [False, True])
+@pytest.mark.parametrize("target_last", [False, True])
+def test_last_chunks_read_and_store_either_layout_through_one_shared_buffer(source_last, target_last):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, 3, 4, 5))
+    source = channels_last_images(x) if source_last else x
+    target = layout.empty_images(x.shape, x.dtype, target_last)
+    assert is_channels_last(target) == target_last and (target_last or target.flags.c_contiguous)
+    buf = np.empty(3 * 4 * 5 * 3)                      # chunks of 3 images, shared by reader and writer
+    reader, writer = layout.LastChunks(source, 3, buf), layout.LastChunks(target, 3, buf)
+    for start in range(0, 7, 3):
+        stop = min(start + 3, 7)
+        chunk = reader.read(start, stop)
+        assert chunk.shape == (stop - start, 4, 5, 3) and np.array_equal(chunk, x[start:stop].transpose(0, 2, 3, 1))
+        assert np.shares_memory(chunk, buf) != source_last
+        doubled = 2 * chunk                              # used up before the writer fills the buffer
+        out = writer.slot(start, stop)
+        assert np.shares_memory(out, buf) != target_last
+        out[...] = doubled
+        writer.store(start, stop, out)
+    assert np.array_equal(target, 2 * x)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
