@@ -58,6 +58,28 @@ def _flat(x: np.ndarray) -> np.ndarray:
     return x.reshape((math.prod(x.shape[:-2]),) + x.shape[-2:])
 
 
+def _token_major(x: np.ndarray) -> np.ndarray | None:
+    """x [..., h, N, d] as the [G, N, h, d] array behind it when each token's heads lie side by side in its
+    memory (the head split of tokens [..., N, h·d], permuted: x.swapaxes(-2, -3) is C-contiguous), else None."""
+    if x.ndim < 3 or x.flags.c_contiguous:
+        return None
+    tokens = x.swapaxes(-2, -3)
+    return tokens.reshape((-1,) + tokens.shape[-3:]) if tokens.flags.c_contiguous else None
+
+
+def _token_rows(x: np.ndarray) -> np.ndarray:
+    """x [..., h, N, d] as token rows [G, N, h, d]: the array behind it (`_token_major`), else a copy."""
+    tokens = _token_major(x)
+    if tokens is None:
+        tokens = np.ascontiguousarray(x.swapaxes(-2, -3))
+    return tokens.reshape((-1,) + tokens.shape[-3:])
+
+
+def _heads_view(x: np.ndarray, lead: tuple) -> np.ndarray:
+    """x [G, N, h, d] (token rows) seen as [*lead, N, d] with lead = (..., h): the view `_token_major` undoes."""
+    return x.reshape(lead[:-1] + x.shape[1:]).swapaxes(-2, -3)
+
+
 def check_ssa(q, k, v, scale) -> None:
     """q [..., Nq, d], k [..., Nk, d], v [..., Nk, dv]: one float dtype, the same leading axes; scale a real."""
     q = _float_array(q, "ssa: q")
@@ -111,24 +133,35 @@ class SSA(Function):
 
     apply(q [..., Nq, d], k [..., Nk, d], v [..., Nk, dv], scale=0.125) -> [..., Nq, dv].
     The kernel picks the cheaper bracketing (kᵀ v first when N > d); backward reuses the inner
-    product the forward formed.  Gradients: see `attention.md` §1.
+    product the forward formed.  Heads split from token rows and permuted ([..., h, N, d] views of
+    [..., N, h, d] memory, `_token_major`) are read where they lie, and z is returned as the same kind of
+    view, so the permute back to tokens copies nothing.  Gradients: see `attention.md` §1.
     """
 
     @staticmethod
     def forward(ctx, q, k, v, *, scale=0.125):
         lead = q.shape[:-2]
-        qf, kf, vf = _flat(q), _flat(k), _flat(v)
-        z, inner = kernels.ssa_forward(qf, kf, vf, float(scale))
-        ctx.save_for_backward(qf, kf, vf, inner)
         ctx.scale = float(scale)
         ctx.shapes = (q.shape, k.shape, v.shape)
+        tokens = [_token_major(x) for x in (q, k, v)]
+        ctx.interleaved = all(t is not None for t in tokens)    # heads of token rows, as Spikformer splits them
+        if ctx.interleaved:
+            z, inner = kernels.ssa_forward_interleaved(*tokens, ctx.scale)             # z [G, Nq, h, dv]
+            ctx.save_for_backward(*tokens, inner)
+            return _heads_view(z, lead)
+        qf, kf, vf = _flat(q), _flat(k), _flat(v)
+        z, inner = kernels.ssa_forward(qf, kf, vf, ctx.scale)
+        ctx.save_for_backward(qf, kf, vf, inner)
         return z.reshape(lead + z.shape[-2:])
 
     @staticmethod
     def backward(ctx, grad):
-        qf, kf, vf, inner = ctx.saved_tensors
-        dq, dk, dv = kernels.ssa_backward(qf, kf, vf, inner, _flat(grad), ctx.scale)
-        grads = (dq, dk, dv)
+        q, k, v, inner = ctx.saved_tensors
+        if ctx.interleaved:
+            grads = kernels.ssa_backward_interleaved(q, k, v, inner, _token_rows(grad), ctx.scale)
+            grads = [_heads_view(g, shape[:-2]) for g, shape in zip(grads, ctx.shapes)]
+        else:
+            grads = kernels.ssa_backward(q, k, v, inner, _flat(grad), ctx.scale)
         return tuple(
             g.reshape(shape) if needed else None
             for g, shape, needed in zip(grads, ctx.shapes, ctx.needs_input_grad)

@@ -30,7 +30,8 @@ import os
 import sys
 
 from .reference.attention import (head_column_sum_backward, head_column_sum_forward, head_token_mask_backward,
-                                  head_token_mask_forward, ssa_backward, ssa_forward)
+                                  head_token_mask_forward, ssa_backward, ssa_backward_interleaved, ssa_forward,
+                                  ssa_forward_interleaved)
 from .reference.bn_spike import bn_spike_backward, bn_spike_forward
 from .reference.conv import col2im_rows, im2col_rows, swap_last_axes
 from .reference.events import event_conv2d, event_matmul, event_row_pointers, event_weight_grad, gather_events

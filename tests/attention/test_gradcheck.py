@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from minisnn import Tensor, gradcheck
 from minisnn import functional as F
-from minisnn.attention import head_column_sum, head_token_mask, ssa
+from minisnn.attention import functions as attention_functions, head_column_sum, head_token_mask, ssa
 
 from .conftest import lead_shapes, seeds
 
@@ -87,6 +87,31 @@ def test_spikformer_layout_gradcheck(backend):
         return F.reshape(F.transpose(z, 2, 3), (t, b, n, heads * d))
 
     gradcheck(attend, [x])
+
+
+def test_ssa_reads_heads_where_the_tokens_hold_them(backend, monkeypatch):
+    """Spikformer's head split ([T, B, N, h, d] permuted to [T, B, h, N, d]) runs without copies: z is returned
+    as the same kind of view (its permute back to tokens is contiguous), equal to the bit to the result of
+    copying the heads together first, and so are the gradients."""
+    rng = np.random.default_rng(6)
+    t, b, n, heads, d = 2, 3, 9, 4, 5
+    arrays = [(rng.random((t, b, n, heads * d)) < 0.3).astype(np.float32) for _ in range(3)]
+    g = rng.standard_normal((t, b, heads, n, d)).astype(np.float32)
+
+    def run():
+        leaves = [Tensor(a, requires_grad=True) for a in arrays]
+        z = ssa(*(x.reshape(t, b, n, heads, d).permute(0, 1, 3, 2, 4) for x in leaves))
+        (z * Tensor(g)).sum().backward()
+        return z.data, [x.grad.data if isinstance(x.grad, Tensor) else x.grad for x in leaves]
+
+    z_views, grads_views = run()
+    assert np.shares_memory(z_views.transpose(0, 1, 3, 2, 4).reshape(t, b, n, heads * d), z_views)   # no copy
+    monkeypatch.setattr(attention_functions, "_token_major", lambda x: None)   # heads copied together first
+    z_copies, grads_copies = run()
+    assert not np.shares_memory(z_copies.transpose(0, 1, 3, 2, 4).reshape(t, b, n, heads * d), z_copies)
+    np.testing.assert_array_equal(z_views, z_copies)
+    for got, want in zip(grads_views, grads_copies):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_ssa_gradcheck_some_inputs(backend):

@@ -4,6 +4,9 @@ Two families, both softmax-free (derivations and costs: `minisnn/attention/atten
 
 SSA (Spikformer, MSViT/QKFormer stage 3), one attention problem per leading index g:
     q [G, Nq, d], k [G, Nk, d], v [G, Nk, dv]  ->  z = s · (q kᵀ) v = s · q (kᵀ v)   [G, Nq, dv]
+`ssa_forward_interleaved` takes the heads where a token array [G, N, h·d] holds them, side by side
+in each token's channels, q [G, Nq, h, d] (k, v alike) -> z [G, Nq, h, dv]: the G·h problems of
+`ssa_forward`, without first copying each head's rows together.
 The two bracketings cost Nq·Nk·(d + dv) and d·dv·(Nq + Nk) multiply-adds; `ssa_kv_first`
 picks the cheaper one (kᵀ v first when N > d for square self-attention).  The forward also
 returns the inner product it formed (M = kᵀ v [G, d, dv], or A = q kᵀ [G, Nq, Nk]) so the
@@ -23,7 +26,9 @@ import numpy as np
 
 __all__ = [
     "ssa_forward",
+    "ssa_forward_interleaved",
     "ssa_backward",
+    "ssa_backward_interleaved",
     "head_column_sum_forward",
     "head_column_sum_backward",
     "head_token_mask_forward",
@@ -58,6 +63,26 @@ def ssa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float):
     return z.astype(q.dtype, copy=False), inner
 
 
+def heads_first(x: np.ndarray) -> np.ndarray:
+    """x [G, N, h, d] → the problems [G·h, N, d] of its heads (a copy).  A helper, not a kernel."""
+    g, n, h, d = x.shape
+    return np.ascontiguousarray(x.transpose(0, 2, 1, 3)).reshape(g * h, n, d)
+
+
+def tokens_of(x: np.ndarray, heads: int) -> np.ndarray:
+    """The problems x [G·h, N, d] back in token rows [G, N, h, d] (a copy); `heads_first`'s inverse."""
+    gh, n, d = x.shape
+    return np.ascontiguousarray(x.reshape(gh // heads, heads, n, d).transpose(0, 2, 1, 3))
+
+
+def ssa_forward_interleaved(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float):
+    """`ssa_forward` of every head of q [G, Nq, h, d], k [G, Nk, h, d], v [G, Nk, h, dv] → z [G, Nq, h, dv]
+    and the inner product per problem g·h + head ([G·h, d, dv] or [G·h, Nq, Nk], as `ssa_forward` returns
+    it for the problems `heads_first` lists)."""
+    z, inner = ssa_forward(heads_first(q), heads_first(k), heads_first(v), scale)
+    return tokens_of(z, q.shape[2]), inner
+
+
 def ssa_backward(q, k, v, inner, grad_z, scale: float):
     """(dq, dk, dv) of z = scale · q kᵀ v, given dL/dz [G, Nq, dv] and `inner` from `ssa_forward`.
 
@@ -78,6 +103,14 @@ def ssa_backward(q, k, v, inner, grad_z, scale: float):
         dk = _t(da) @ q
     dt = q.dtype
     return dq.astype(dt, copy=False), dk.astype(dt, copy=False), dv.astype(dt, copy=False)
+
+
+def ssa_backward_interleaved(q, k, v, inner, grad_z, scale: float):
+    """`ssa_backward` of every head, in the layouts of `ssa_forward_interleaved`: q, k, v and grad_z [G, N, h, ·],
+    inner [G·h, ...] as it returned it → (dq, dk, dv) shaped as q, k, v."""
+    h = q.shape[2]
+    grads = ssa_backward(heads_first(q), heads_first(k), heads_first(v), inner, heads_first(grad_z), scale)
+    return tuple(tokens_of(grad, h) for grad in grads)
 
 
 def head_column_sum_forward(x: np.ndarray, heads: int) -> np.ndarray:
