@@ -9,7 +9,9 @@ A Function never sees a `Tensor` inside `forward` or `backward`; it works on
 2. calls `F.forward(ctx, *arrays, **options)` and wraps the result in a Tensor,
 3. when grad mode is on and some input requires a gradient, records the node
    `(F, ctx, inputs)` on the output so `Tensor.backward` can call
-   `F.backward(ctx, grad_out)` later.
+   `F.backward(ctx, grad_out)` later.  An input made by another operation is
+   recorded as its `Edge` (that operation's node, shape and dtype, not its data),
+   so the graph keeps alive only what the Functions saved in their ctx.
 
 `backward` returns one gradient per positional input of `forward` (a tuple, or a
 single array when there is one input); `None` means "no gradient for this input".
@@ -48,7 +50,7 @@ class Node:
     def __init__(self, fn, ctx, inputs):
         self.fn = fn
         self.ctx = ctx
-        self.inputs = inputs  # tuple[Tensor | None, ...], one per positional arg
+        self.inputs = inputs  # one per positional arg: a leaf Tensor, an `Edge` (an operation's output) or None
 
 
 class Function:
@@ -69,7 +71,7 @@ class Function:
         for a in args:
             if isinstance(a, Tensor):
                 raw.append(a.data)
-                inputs.append(a)
+                inputs.append(a.graph_input())
             else:
                 raw.append(a)
                 inputs.append(None)

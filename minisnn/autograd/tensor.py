@@ -19,6 +19,8 @@ imported) loads `functional`, so every Tensor has them.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from . import grad_mode
@@ -63,6 +65,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.name = name
         self._node = None
+        self._edge = None
         self._retain = False
 
     # ------------------------------------------------------------------ basics
@@ -85,6 +88,15 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         return self._node is None
+
+    def graph_input(self):
+        """What a node records of this tensor as its input: the tensor itself when it is a leaf, else its
+        `Edge` (made once, shared by every node that reads this tensor)."""
+        if self._node is None:
+            return self
+        if self._edge is None:
+            self._edge = Edge(self)
+        return self._edge
 
     def __len__(self) -> int:
         return len(self.data)
@@ -160,9 +172,37 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors reachable from `root` through recorded nodes, root first (reverse post-order)."""
-    order: list[Tensor] = []
+class Edge:
+    """A node's record of an input that an operation made: that operation's node, the shape and dtype its
+    gradient must have, and a weak reference to the Tensor (to fill `.grad` after `retain_grad`).
+
+    Not the data: after a forward the graph holds only what each Function saved for its backward, so an
+    activation no one saved (a BatchNorm output read by a neuron that keeps its own ψ, say) is freed as soon
+    as the model's code lets go of it.  A leaf input is recorded as the Tensor itself (its `.grad` is filled).
+    """
+
+    __slots__ = ("_node", "shape", "dtype", "_tensor")
+
+    def __init__(self, tensor: Tensor):
+        self._node = tensor._node
+        self.shape = tensor.shape
+        self.dtype = tensor.dtype
+        self._tensor = weakref.ref(tensor)
+
+    @property
+    def requires_grad(self) -> bool:
+        tensor = self._tensor()
+        return True if tensor is None else tensor.requires_grad
+
+    def tensor(self) -> Tensor | None:
+        """The Tensor this edge stands for, or None once nothing else holds it."""
+        return self._tensor()
+
+
+def _topological_order(root) -> list:
+    """Leaves and edges reachable from `root` (a leaf Tensor or an Edge) through recorded nodes, root first
+    (reverse post-order)."""
+    order: list = []
     visited: set[int] = set()
     stack = [(root, False)]
     while stack:
@@ -184,17 +224,20 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 
 def run_backward(root: Tensor, grad: np.ndarray) -> None:
     """Reverse-mode sweep: visit tensors so each one's gradient is complete before use."""
-    grads: dict[int, np.ndarray] = {id(root): grad}
+    start = root.graph_input()
+    grads: dict[int, np.ndarray] = {id(start): grad}
     with grad_mode.no_grad():
-        for t in _topological_order(root):
+        for t in _topological_order(start):
             g = grads.pop(id(t), None)
             if g is None:
                 continue
-            if t._node is None or t._retain:
+            if t._node is None:   # a leaf Tensor
                 if t.requires_grad:
                     t.grad = g.copy() if t.grad is None else t.grad + g
-                if t._node is None:
-                    continue
+                continue
+            kept = t.tensor()
+            if kept is not None and kept._retain:
+                kept.grad = g.copy() if kept.grad is None else kept.grad + g
             node = t._node
             in_grads = node.fn.backward(node.ctx, g)
             if not isinstance(in_grads, tuple):

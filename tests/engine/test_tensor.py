@@ -1,6 +1,8 @@
 """Tensor basics: construction and dtype policy, backward bookkeeping, no_grad, detach, retain_grad."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -269,6 +271,44 @@ def test_retain_grad_on_intermediate():
     np.testing.assert_array_equal(h.grad, 2 * h.data)
     np.testing.assert_array_equal(x.grad, 18 * x.data + 5)
     assert other.grad is None
+
+
+class _Double(minisnn.Function):
+    """y = 2a; dy/da = 2 (saves nothing)."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return 2 * a
+
+    @staticmethod
+    def backward(ctx, g):
+        return 2 * g
+
+
+def test_graph_keeps_only_what_functions_saved():
+    """An intermediate no Function saved is freed once the caller drops it; the gradient still flows
+    through its node, and one read by two operations still sums both paths."""
+    x = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    h = _Double.apply(x)
+    h_data = weakref.ref(h.data)
+    y = _Double.apply(h) + _Double.apply(h)   # h read twice: one edge, two paths
+    del h
+    assert h_data() is None
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [8.0, 8.0])
+
+
+def test_retain_grad_on_an_intermediate_the_graph_no_longer_holds():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = _Double.apply(x).retain_grad()
+    y = _Double.apply(h).sum()
+    y.backward()
+    np.testing.assert_array_equal(h.grad, [2.0, 2.0])
+    h_ref = weakref.ref(h)
+    del h
+    assert h_ref() is None
+    y.backward()                                   # the edge outlives its Tensor: nothing to fill, no error
+    np.testing.assert_array_equal(x.grad, [8.0, 8.0])
 
 
 def test_requires_grad_flag():
