@@ -8,7 +8,9 @@ the model with seed 0, sets its BatchNorms so that it fires at `--firing-rate` (
 batch (`bench/_firing.py`, this checkout's, on either tree), runs `--warmup` training steps (forward,
 cross-entropy, backward, AdamW) and times `--repeats` more on one fixed random batch; with `--infer`,
 no-grad forward passes in eval mode instead.  Rounds alternate A and B, so a busy moment
-of the machine hits both alike; the medians and the ratio B/A (above 1: B is faster) are printed.
+of the machine hits both alike; the medians and the ratio B/A (above 1: B is faster) are printed,
+and the median peak resident memory of the processes (`ru_maxrss` after the timed steps: the model,
+the optimizer state, the steps).
 
 A freshly initialised network on random images fires at rates unlike a trained one's (dysvit-conv's
 blocks do not fire at all there), which misleads any change whose speed depends on the firing rate:
@@ -29,7 +31,7 @@ import sys
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 WORKER = """
-import json, sys, time
+import json, resource, sys, time
 import minisnn
 import numpy as np
 from minisnn import functional as F, models
@@ -69,9 +71,11 @@ for i in range(warmup + repeats):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        del loss   # an older tree's graph keeps its saved arrays as long as the loss lives
     if i >= warmup:
         times.append(time.perf_counter() - t0)
-print(json.dumps({"file": minisnn.__file__, "times": times}))
+peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
+print(json.dumps({"file": minisnn.__file__, "times": times, "peak_rss_mib": peak_mib}))
 """
 
 
@@ -93,7 +97,7 @@ def _parse():
     return p.parse_args()
 
 
-def _measure(tree: str, name: str, args) -> list[float]:
+def _measure(tree: str, name: str, args) -> dict:
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), **{v: str(args.threads) for v in THREAD_VARS})
     out = subprocess.run([sys.executable, "-c", WORKER, name, str(args.batch_size), str(args.warmup),
                           str(args.repeats), args.weights, "infer" if args.infer else "train", str(args.firing_rate),
@@ -104,21 +108,24 @@ def _measure(tree: str, name: str, args) -> list[float]:
     expected = os.path.join(os.path.abspath(tree), "minisnn")
     if not result["file"].startswith(expected):
         raise RuntimeError(f"{tree}: imported minisnn from {result['file']}, not from the tree")
-    return result["times"]
+    return result
 
 
 def main():
     args = _parse()
     print(f"A = {args.a}, B = {args.b}; batch {args.batch_size}, {args.threads} threads, "
           f"{args.rounds} alternating rounds x {args.repeats} timed {'forward passes' if args.infer else 'steps'}")
-    print(f"{'model':22s} {'A img/s':>9s} {'B img/s':>9s} {'B/A':>6s}")
+    print(f"{'model':22s} {'A img/s':>9s} {'B img/s':>9s} {'B/A':>6s} {'A peak MiB':>11s} {'B peak MiB':>11s} {'B/A':>6s}")
     for name in args.models:
-        samples = {"a": [], "b": []}
+        samples, peaks = {"a": [], "b": []}, {"a": [], "b": []}
         for _ in range(args.rounds):
             for side in ("a", "b"):
-                samples[side] += _measure(getattr(args, side), name, args)
+                result = _measure(getattr(args, side), name, args)
+                samples[side] += result["times"]
+                peaks[side].append(result["peak_rss_mib"])
         a, b = (args.batch_size / statistics.median(samples[s]) for s in ("a", "b"))
-        print(f"{name:22s} {a:9.1f} {b:9.1f} {b / a:6.3f}", flush=True)
+        mem_a, mem_b = (statistics.median(peaks[s]) for s in ("a", "b"))
+        print(f"{name:22s} {a:9.1f} {b:9.1f} {b / a:6.3f} {mem_a:11.0f} {mem_b:11.0f} {mem_b / mem_a:6.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -132,12 +132,16 @@ class Tensor:
         return f"Tensor({body}, dtype={self.data.dtype}{flag})"
 
     # ---------------------------------------------------------------- backward
-    def backward(self, grad=None) -> None:
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Backpropagate from this tensor.
 
         grad: dL/dself, same shape; may be omitted only for a one-element tensor
         (taken as 1).  Gradients accumulate (`+=`) into `.grad` of every leaf that
-        requires grad, so call `zero_grad` between steps.
+        requires grad, so call `zero_grad` between steps.  Each node's saved arrays
+        are released as soon as its backward has run, as in PyTorch, so a loss kept
+        alive (the loop variable of a training loop) no longer keeps a step's
+        activations into the next step; retain_graph=True keeps them, for a second
+        backward through the same graph.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad (nothing to differentiate)")
@@ -151,7 +155,7 @@ class Tensor:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"gradient shape {grad.shape} does not match tensor shape {self.shape}")
-        run_backward(self, grad)
+        run_backward(self, grad, retain_graph)
 
     # ---------------------------------------------------------- comparisons
     # comparisons give plain boolean arrays (not differentiable)
@@ -222,8 +226,9 @@ def _topological_order(root) -> list:
     return order
 
 
-def run_backward(root: Tensor, grad: np.ndarray) -> None:
-    """Reverse-mode sweep: visit tensors so each one's gradient is complete before use."""
+def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
+    """Reverse-mode sweep: visit tensors so each one's gradient is complete before use; without
+    retain_graph each node's ctx is dropped once its backward has run."""
     start = root.graph_input()
     grads: dict[int, np.ndarray] = {id(start): grad}
     with grad_mode.no_grad():
@@ -239,7 +244,14 @@ def run_backward(root: Tensor, grad: np.ndarray) -> None:
             if kept is not None and kept._retain:
                 kept.grad = g.copy() if kept.grad is None else kept.grad + g
             node = t._node
+            if node.ctx is None:
+                raise RuntimeError(
+                    f"backward through {node.fn.__name__} a second time: its saved arrays were released by the "
+                    "first backward; call the first one as backward(retain_graph=True) to backpropagate twice"
+                )
             in_grads = node.fn.backward(node.ctx, g)
+            if not retain_graph:
+                node.ctx = None
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             if len(in_grads) < len(node.inputs):

@@ -155,12 +155,29 @@ def test_leaf_grad_is_not_aliased_to_upstream_gradient():
     np.testing.assert_array_equal(g, np.ones(3))
 
 
-def test_graph_can_be_backpropagated_twice():
+def test_graph_can_be_backpropagated_twice_when_retained():
     x = Tensor(np.array([2.0]), requires_grad=True)
     y = (x ** 3).sum()
-    y.backward()
+    y.backward(retain_graph=True)
     y.backward()
     np.testing.assert_allclose(x.grad, [24.0])
+
+
+def test_backward_releases_what_the_nodes_saved():
+    """After a backward the graph holds no saved array (a loss kept past its step keeps nothing alive);
+    a second backward says how to keep them."""
+    x = Tensor(np.array([2.0, 3.0]), requires_grad=True)
+    h = x * x                      # Mul saves both operands: x.data and the same array again
+    cube = h * x
+    saved = weakref.ref(h.data)
+    y = cube.sum()
+    del h, cube
+    assert saved() is not None     # held by the nodes' ctx
+    y.backward()
+    np.testing.assert_allclose(x.grad, 3 * x.data ** 2)
+    assert saved() is None
+    with pytest.raises(RuntimeError, match=r"retain_graph=True"):
+        y.backward()
 
 
 def test_diamond_graph():
@@ -302,7 +319,7 @@ def test_retain_grad_on_an_intermediate_the_graph_no_longer_holds():
     x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     h = _Double.apply(x).retain_grad()
     y = _Double.apply(h).sum()
-    y.backward()
+    y.backward(retain_graph=True)
     np.testing.assert_array_equal(h.grad, [2.0, 2.0])
     h_ref = weakref.ref(h)
     del h
