@@ -70,8 +70,9 @@ def _token_major(x: np.ndarray) -> np.ndarray | None:
 def _token_rows(x: np.ndarray) -> np.ndarray:
     """x [..., h, N, d] as token rows [G, N, h, d]: the array behind it (`_token_major`), else a copy."""
     tokens = _token_major(x)
-    if tokens is None:
-        tokens = np.ascontiguousarray(x.swapaxes(-2, -3))
+    if tokens is not None:
+        return tokens
+    tokens = np.ascontiguousarray(x.swapaxes(-2, -3))
     return tokens.reshape((-1,) + tokens.shape[-3:])
 
 
