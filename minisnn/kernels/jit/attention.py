@@ -61,24 +61,45 @@ def _n_blocks(n_problems):
     return (n_problems + _PROBLEMS_PER_BLOCK - 1) // _PROBLEMS_PER_BLOCK
 
 
-@njit(cache=True, parallel=True)
-def _ssa_forward_kv(q, k, v, scale, z, m):
-    """Per problem: m = kᵀ v, z = scale · q m."""
-    for block in prange(_n_blocks(q.shape[0])):
-        for g in _block_problems(block, q.shape[0]):
-            np.dot(k[g].T, v[g], m[g])
-            np.dot(q[g], m[g], z[g])
-            z[g] *= scale
+@njit(cache=True, inline="always")
+def _forward_problem(q, k, v, scale, kv_first, z, inner):
+    """One problem: inner = kᵀ v, z = scale · q inner (kv_first), or inner = q kᵀ, z = scale · inner v."""
+    if kv_first:
+        np.dot(k.T, v, inner)
+        np.dot(q, inner, z)
+    else:
+        np.dot(q, k.T, inner)
+        np.dot(inner, v, z)
+    z *= scale
+
+
+@njit(cache=True, inline="always")
+def _backward_problem(q, k, v, inner, gz, scale, kv_first, dq, dk, dv, d_inner):
+    """One problem's gradients, d_inner a scratch matrix of inner's shape.  kv_first (inner = m = kᵀ v):
+    dq = s·gz mᵀ, dm = s·qᵀ gz, dk = v dmᵀ, dv = k dm; else (inner = a = q kᵀ): da = s·gz vᵀ,
+    dv = s·aᵀ gz, dq = da k, dk = daᵀ q."""
+    if kv_first:
+        np.dot(gz, inner.T, dq)
+        dq *= scale
+        np.dot(q.T, gz, d_inner)
+        d_inner *= scale
+        np.dot(v, d_inner.T, dk)
+        np.dot(k, d_inner, dv)
+    else:
+        np.dot(gz, v.T, d_inner)
+        d_inner *= scale
+        np.dot(inner.T, gz, dv)
+        dv *= scale
+        np.dot(d_inner, k, dq)
+        np.dot(d_inner.T, q, dk)
 
 
 @njit(cache=True, parallel=True)
-def _ssa_forward_qk(q, k, v, scale, z, a):
-    """Per problem: a = q kᵀ, z = scale · a v."""
+def _ssa_forward(q, k, v, scale, kv_first, z, inner):
+    """`_forward_problem` for every problem g."""
     for block in prange(_n_blocks(q.shape[0])):
         for g in _block_problems(block, q.shape[0]):
-            np.dot(q[g], k[g].T, a[g])
-            np.dot(a[g], v[g], z[g])
-            z[g] *= scale
+            _forward_problem(q[g], k[g], v[g], scale, kv_first, z[g], inner[g])
 
 
 def ssa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float):
@@ -90,13 +111,9 @@ def ssa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float):
     g, nq, d = q.shape
     nk, dv = k.shape[1], v.shape[2]
     z = np.empty((g, nq, dv), q.dtype)
-    s = q.dtype.type(scale)
-    if ssa_kv_first(nq, nk, d, dv):
-        inner = np.empty((g, d, dv), q.dtype)
-        _ssa_forward_kv(q, k, v, s, z, inner)
-    else:
-        inner = np.empty((g, nq, nk), q.dtype)
-        _ssa_forward_qk(q, k, v, s, z, inner)
+    kv_first = ssa_kv_first(nq, nk, d, dv)
+    inner = np.empty((g, d, dv) if kv_first else (g, nq, nk), q.dtype)
+    _ssa_forward(q, k, v, q.dtype.type(scale), kv_first, z, inner)
     return z, inner
 
 
@@ -119,8 +136,8 @@ def _scatter_head(rows, g, head, x):
 
 @njit(cache=True, parallel=True)
 def _ssa_forward_interleaved(q, k, v, scale, kv_first, z, inner):
-    """Per problem p = g·h + head: its rows of q, k and v gathered into scratch matrices (in cache), the
-    products of `_ssa_forward_kv` or `_ssa_forward_qk`, and z's rows written back beside the other heads'."""
+    """Per problem p = g·h + head: its rows of q, k and v gathered into scratch matrices (in cache),
+    `_forward_problem`, and z's rows written back beside the other heads'."""
     n_groups, nq, h, d = q.shape
     nk, dv = k.shape[1], v.shape[3]
     n_problems = n_groups * h
@@ -134,13 +151,7 @@ def _ssa_forward_interleaved(q, k, v, scale, kv_first, z, inner):
             _gather_head(q, g, head, qp)
             _gather_head(k, g, head, kp)
             _gather_head(v, g, head, vp)
-            if kv_first:
-                np.dot(kp.T, vp, inner[p])
-                np.dot(qp, inner[p], zp)
-            else:
-                np.dot(qp, kp.T, inner[p])
-                np.dot(inner[p], vp, zp)
-            zp *= scale
+            _forward_problem(qp, kp, vp, scale, kv_first, zp, inner[p])
             _scatter_head(zp, g, head, z)
 
 
@@ -158,49 +169,27 @@ def ssa_forward_interleaved(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: 
 
 
 @njit(cache=True, parallel=True)
-def _ssa_backward_kv(q, k, v, m, gz, scale, dq, dk, dv):
-    """dq = s·gz mᵀ, dm = s·qᵀ gz, dk = v dmᵀ, dv = k dm (one problem at a time)."""
+def _ssa_backward(q, k, v, inner, gz, scale, kv_first, dq, dk, dv):
+    """`_backward_problem` for every problem g, with one scratch matrix per block."""
     for block in prange(_n_blocks(q.shape[0])):
-        dm = np.empty((m.shape[1], m.shape[2]), m.dtype)
+        d_inner = np.empty((inner.shape[1], inner.shape[2]), inner.dtype)
         for g in _block_problems(block, q.shape[0]):
-            np.dot(gz[g], m[g].T, dq[g])
-            dq[g] *= scale
-            np.dot(q[g].T, gz[g], dm)
-            dm *= scale
-            np.dot(v[g], dm.T, dk[g])
-            np.dot(k[g], dm, dv[g])
-
-
-@njit(cache=True, parallel=True)
-def _ssa_backward_qk(q, k, v, a, gz, scale, dq, dk, dv):
-    """da = s·gz vᵀ, dv = s·aᵀ gz, dq = da k, dk = daᵀ q (one problem at a time)."""
-    for block in prange(_n_blocks(q.shape[0])):
-        da = np.empty((a.shape[1], a.shape[2]), a.dtype)
-        for g in _block_problems(block, q.shape[0]):
-            np.dot(gz[g], v[g].T, da)
-            da *= scale
-            np.dot(a[g].T, gz[g], dv[g])
-            dv[g] *= scale
-            np.dot(da, k[g], dq[g])
-            np.dot(da.T, q[g], dk[g])
+            _backward_problem(q[g], k[g], v[g], inner[g], gz[g], scale, kv_first, dq[g], dk[g], dv[g], d_inner)
 
 
 def ssa_backward(q, k, v, inner, grad_z, scale: float):
     """(dq, dk, dv) of z = scale · q kᵀ v, given dL/dz [G, Nq, dv] and `inner` from `ssa_forward`."""
     q, k, v, inner, grad_z = (np.ascontiguousarray(x) for x in (q, k, v, inner, grad_z))
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
-    s = q.dtype.type(scale)
-    if ssa_kv_first(q.shape[1], k.shape[1], q.shape[2], v.shape[2]):
-        _ssa_backward_kv(q, k, v, inner, grad_z, s, dq, dk, dv)
-    else:
-        _ssa_backward_qk(q, k, v, inner, grad_z, s, dq, dk, dv)
+    kv_first = ssa_kv_first(q.shape[1], k.shape[1], q.shape[2], v.shape[2])
+    _ssa_backward(q, k, v, inner, grad_z, q.dtype.type(scale), kv_first, dq, dk, dv)
     return dq, dk, dv
 
 
 @njit(cache=True, parallel=True)
 def _ssa_backward_interleaved(q, k, v, inner, gz, scale, kv_first, dq, dk, dv):
-    """Per problem p = g·h + head: its rows of q, k, v and gz gathered into scratch matrices, the products of
-    `_ssa_backward_kv` or `_ssa_backward_qk` in their order, and the gradients' rows written back in place."""
+    """Per problem p = g·h + head: its rows of q, k, v and gz gathered into scratch matrices,
+    `_backward_problem`, and the gradients' rows written back in place."""
     n_groups, nq, h, d = q.shape
     nk, dvn = k.shape[1], v.shape[3]
     n_problems = n_groups * h
@@ -216,20 +205,7 @@ def _ssa_backward_interleaved(q, k, v, inner, gz, scale, kv_first, dq, dk, dv):
             _gather_head(k, g, head, kp)
             _gather_head(v, g, head, vp)
             _gather_head(gz, g, head, gp)
-            if kv_first:                      # dq = s·gz mᵀ, dm = s·qᵀ gz, dk = v dmᵀ, dv = k dm
-                np.dot(gp, inner[p].T, dqp)
-                dqp *= scale
-                np.dot(qp.T, gp, d_inner)
-                d_inner *= scale
-                np.dot(vp, d_inner.T, dkp)
-                np.dot(kp, d_inner, dvp)
-            else:                             # da = s·gz vᵀ, dv = s·aᵀ gz, dq = da k, dk = daᵀ q
-                np.dot(gp, vp.T, d_inner)
-                d_inner *= scale
-                np.dot(inner[p].T, gp, dvp)
-                dvp *= scale
-                np.dot(d_inner, kp, dqp)
-                np.dot(d_inner.T, qp, dkp)
+            _backward_problem(qp, kp, vp, inner[p], gp, scale, kv_first, dqp, dkp, dvp, d_inner)
             _scatter_head(dqp, g, head, dq)
             _scatter_head(dkp, g, head, dk)
             _scatter_head(dvp, g, head, dv)
@@ -290,7 +266,7 @@ def _count_products(a_bits, b_bits, out, acc):
 
 @njit(cache=True)
 def _ssa_forward_kv_bitcount(q, k, v, scale, z, m):
-    """As `_ssa_forward_kv`, but m = kᵀ v by popcount when k[g] and v[g] are 0/1 (BLAS otherwise)."""
+    """As `_forward_problem` with kv_first, but m = kᵀ v by popcount when k[g] and v[g] are 0/1 (BLAS otherwise)."""
     words = (k.shape[1] + 63) // 64
     k_bits = np.empty((words, k.shape[2]), np.uint64)
     v_bits = np.empty((words, v.shape[2]), np.uint64)
