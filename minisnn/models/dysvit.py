@@ -111,13 +111,17 @@ class Block(Module):
         self.nan_guard = stability
 
     def forward(self, x):
-        x = x + self.attn(x, norm=self.norm1) * self.residual_scale       # Attn(BN1(x))
+        x = self._residual(x, self.attn(x, norm=self.norm1))      # Attn(BN1(x))
         if self.nan_guard:
             x = guard(x)
-        x = x + self.mlp(x, norm=self.norm2) * self.residual_scale        # MLP(BN2(x))
+        x = self._residual(x, self.mlp(x, norm=self.norm2))       # MLP(BN2(x))
         if self.nan_guard:
             x = guard(x)
         return x
+
+    def _residual(self, x, branch):
+        """x + r·branch; with r = 1 the branch is added as it is (no multiplication, no graph node)."""
+        return x + (branch if self.residual_scale == 1.0 else branch * self.residual_scale)
 
 
 class ConvStem(Module):

@@ -65,15 +65,17 @@ def test_jit_matches_reference(dtype, seed, rows, k_in, n_out, density, binary):
     np.testing.assert_allclose(dwt, x2.T @ g, rtol=rtol, atol=atol)
 
 
-def test_silent_row_blocks_are_skipped_but_the_events_after_them_kept():
-    """gather_events skips blocks of rows without events: a silent first block, events in the second."""
+def test_silent_rows_and_blocks_are_skipped_but_the_events_after_them_kept():
+    """gather_events skips rows and blocks of rows without events: a silent first block, then a silent row
+    between two rows with events, and events in the last row."""
     x2 = np.zeros((3 * jit.ROWS_PER_BLOCK, 8), dtype=np.float32)
     x2[jit.ROWS_PER_BLOCK + 5, [1, 6]] = 1.0
+    x2[jit.ROWS_PER_BLOCK + 7, 3] = -1.0
     x2[-1, 0] = 2.5
     indptr = jit.event_row_pointers(x2, x2.size)
     indices, values = jit.gather_events(x2, indptr)
-    np.testing.assert_array_equal(indices, [1, 6, 0])
-    np.testing.assert_array_equal(values, [1.0, 1.0, 2.5])
+    np.testing.assert_array_equal(indices, [1, 6, 3, 0])
+    np.testing.assert_array_equal(values, [1.0, 1.0, -1.0, 2.5])
 
 
 def test_weight_grad_does_not_depend_on_the_thread_count():

@@ -6,7 +6,7 @@ to rounding: the sums run over the events in row order instead of BLAS's blocked
 * `gather_events` writes each row's events without a branch per input (a branch taken at the firing
   rate mispredicts often): every input is written to a scratch row and the write position advances
   only past nonzeros; the row's events are then copied out.  Blocks of rows run in parallel; a
-  block without events (the row pointers say so) is not read at all.
+  block or a row without events (the row pointers say so) is not read at all.
 * `event_matmul`: y[t] = bias + Σ v · Wt[j] over row t's events, rows in parallel; every event is a
   vectorised pass over a contiguous row of Wt, four events to a pass over y[t].  The loops index the
   2-D arrays directly: with row views (`row = y[t]`) Numba's loop ran about 1.6x slower.
@@ -66,13 +66,15 @@ def _gather(x2, indptr, indices, values):
         scratch_j = np.empty(k_in, dtype=np.int32)
         scratch_v = np.empty(k_in, dtype=x2.dtype)
         for t in range(block * ROWS_PER_BLOCK, min(m, (block + 1) * ROWS_PER_BLOCK)):
+            start = indptr[t]
+            if indptr[t + 1] == start:
+                continue                # a silent row
             n = 0
             for j in range(k_in):
                 v = x2[t, j]
                 scratch_j[n] = j
                 scratch_v[n] = v
                 n += v != 0
-            start = indptr[t]
             for e in range(n):
                 indices[start + e] = scratch_j[e]
                 values[start + e] = scratch_v[e]
