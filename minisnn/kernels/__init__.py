@@ -36,6 +36,7 @@ from .reference.bn_spike import bn_spike_backward, bn_spike_forward
 from .reference.conv import col2im_rows, im2col_rows, swap_last_axes
 from .reference.events import event_conv2d, event_matmul, event_row_pointers, event_weight_grad, gather_events
 from .reference.finite import all_finite
+from .reference.hypernet import slope_hypernet_backward, slope_hypernet_forward
 from .reference.lif import lif_backward, lif_backward_saved, lif_forward, lif_forward_with_psi
 from .reference.norm import (batch_norm_eval_backward, batch_norm_eval_forward, batch_norm_moments,
                              batch_norm_train_backward, batch_norm_train_dx, batch_norm_train_forward)
@@ -47,7 +48,8 @@ from .reference.winograd import winograd_input_tiles, winograd_output_tiles, win
 
 BACKENDS = ("jit", "reference")
 # the kernel modules of each backend
-MODULES = ("attention", "bn_spike", "conv", "events", "finite", "lif", "norm", "pool", "spike", "surrogate", "winograd")
+MODULES = ("attention", "bn_spike", "conv", "events", "finite", "hypernet", "lif", "norm", "pool", "spike", "surrogate",
+           "winograd")
 
 _backend = ""
 

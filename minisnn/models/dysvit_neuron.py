@@ -22,6 +22,8 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .. import kernels
+from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..kernels.reference.bn_spike import GUARD  # NaN guard: NaN → 0, ±inf → ±GUARD (1e4)
 from ..nn import Linear, Module, TokenBatchNorm, init
@@ -35,8 +37,39 @@ def guard(x):
     return F.nan_to_num(x, nan=0.0, posinf=GUARD, neginf=-GUARD)
 
 
+class SlopeHypernetFunction(Function):
+    """k = low + span·σ(guard(ReLU(u W1ᵀ + b1)·w2 + b2)) per token.
+
+    u [..., C], W1 [H, C], b1 [H], W2 [1, H], b2 [1] → k [..., 1].  Forward: one GEMM (pre = u W1ᵀ)
+    and one fused pass (`kernels.slope_hypernet_forward`); backward: one fused pass
+    (`kernels.slope_hypernet_backward`: dh and the sums db1, dw2, db2) and one GEMM, dW1 = dhᵀ u
+    (du = dh W1 when u wants a gradient; the model's hypernetworks read u detached).
+    """
+
+    @staticmethod
+    def forward(ctx, u, w1, b1, w2, b2, *, low, span):
+        u2 = u.reshape(-1, w1.shape[1])
+        h, z, k = kernels.slope_hypernet_forward(u2 @ w1.T, b1, w2.reshape(-1), b2[0], low, span)
+        ctx.save_for_backward(u2, w1, w2, h, z)
+        ctx.u_shape, ctx.span = u.shape, span
+        return k.reshape(u.shape[:-1] + (1,))
+
+    @staticmethod
+    def backward(ctx, dk):
+        u2, w1, w2, h, z = ctx.saved_tensors
+        dk = np.ascontiguousarray(dk, dtype=h.dtype).reshape(-1)
+        dh, db1, dw2, db2 = kernels.slope_hypernet_backward(dk, h, z, w2.reshape(-1), ctx.span)
+        need_u, need_w1 = ctx.needs_input_grad[:2]
+        du = (dh @ w1).reshape(ctx.u_shape) if need_u else None
+        dw1 = np.ascontiguousarray((u2.T @ dh).T) if need_w1 else None   # uᵀ dh: BLAS's faster orientation
+        return du, dw1, db1, dw2.reshape(w2.shape), db2.reshape(1)
+
+
 class SlopeHypernet(Module):
-    """Per-token slope k = 1 + 4·σ(fc2(ReLU(fc1(u)))) ∈ (1, 5).  u: [B, N, C] → k: [B, N, 1]."""
+    """Per-token slope k = 1 + 4·σ(fc2(ReLU(fc1(u)))) ∈ (1, 5).  u: [B, N, C] → k: [B, N, 1].
+
+    The two layers run as one `SlopeHypernetFunction` (a NaN guard before σ, as everywhere in the model).
+    """
 
     def __init__(self, channels: int, hidden: int = 16, dtype=np.float32):
         super().__init__()
@@ -50,8 +83,8 @@ class SlopeHypernet(Module):
         self.span = span
 
     def forward(self, u):
-        z = self.fc2(F.relu(self.fc1(u)))
-        return SLOPE_MIN + self.span * F.sigmoid(guard(z))
+        return SlopeHypernetFunction.apply(u, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias,
+                                           low=SLOPE_MIN, span=self.span)
 
 
 class DynamicSlopeNeuron(Module):
