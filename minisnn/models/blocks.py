@@ -23,6 +23,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
 from ..nn import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, LayerNorm, Linear, MaxPool2d, Module, ModuleList, init
 from ..nn.module import StateDictError
+from ..ops import layout
 from ..attention import ssa
 from ..spiking import LIF, named_neurons, reset_net, surrogate
 from ..spiking.surrogate import get as get_surrogate
@@ -56,7 +57,17 @@ def folded_bn(layer, bn, x):
 
 
 def conv_bn(conv, bn, x_seq: Tensor) -> Tensor:
-    """BN(conv(x)) frame by frame on [T, B, C, ...] (`folded_bn`)."""
+    """BN(conv(x)) frame by frame on [T, B, C, ...] (`folded_bn`).
+
+    Without a graph and with an eval-mode BN, frames that are one array repeated (stride 0 along T: the
+    images of `images_to_sequence`) are computed once and the result repeated (`layout.repeated_frames`):
+    the same frames, T − 1 convolutions fewer.  (A training-mode BN counts T·B images in its running
+    variance, so it always sees all of them.)
+    """
+    T = x_seq.shape[0]
+    if T > 1 and x_seq.data.strides[0] == 0 and not bn.training and not is_grad_enabled():
+        frame = folded_bn(conv, bn, Tensor(x_seq.data[0]))
+        return Tensor(layout.repeated_frames(frame.data, T))
     return per_frame(lambda z: folded_bn(conv, bn, z), x_seq)
 
 

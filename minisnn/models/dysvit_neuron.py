@@ -129,9 +129,10 @@ class DynamicSlopeNeuron(Module):
 
     def after_norm(self, norm, h):
         """self(norm(h)) for any layer `norm`.  When norm is a `TokenBatchNorm` (a BatchNorm over the last
-        axis of h [..., C]), the slope fixed and nothing recorded, this runs as one fused kernel pair
-        (`spiking.batch_norm_spike`): the same spikes and gradients, fewer passes over memory."""
-        if self.dynamic or self.record or not isinstance(norm, TokenBatchNorm):    # e.g. Identity: no pre-norm
+        axis of h [..., C]), the slope fixed or unused (no graph) and nothing recorded, this runs as one fused
+        kernel pair (`spiking.batch_norm_spike`): the same spikes and gradients, fewer passes over memory."""
+        slope_needed = self.dynamic and is_grad_enabled()
+        if slope_needed or self.record or not isinstance(norm, TokenBatchNorm):    # e.g. Identity: no pre-norm
             return self(norm(h))
         return batch_norm_spike(h, norm, threshold=self.threshold, slope=SLOPE_INIT, surrogate="sigmoid",
                                 nan_guard=self.nan_guard)

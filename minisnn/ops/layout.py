@@ -79,6 +79,18 @@ def axes_in_memory_order(x: np.ndarray) -> tuple[int, ...] | None:
     return order if x.transpose(order).flags.c_contiguous else None
 
 
+def repeated_frames(frame: np.ndarray, T: int) -> np.ndarray:
+    """[T, ...] holding `frame` T times, each frame in frame's own memory order (a channels-last image stays
+    one), so the layers after it read it as they would have read T computed frames."""
+    order = axes_in_memory_order(frame[None])
+    if order is None:
+        return np.repeat(frame[None], T, axis=0)
+    first = frame[None].transpose(order)
+    out = np.empty((T,) + first.shape[1:], dtype=frame.dtype)
+    out[...] = first
+    return out.transpose(np.argsort(order))
+
+
 class LastChunks:
     """Images [N, C, H, W] read or written chunk by chunk, each chunk channels last ([m, H, W, C]), as the
     convolutions compute: the slices of the channels-last array behind a channels-last view, or, for any

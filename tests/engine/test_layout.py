@@ -10,6 +10,7 @@ from minisnn import functional as F
 from minisnn.kernels.jit import pool as jit_pool
 from minisnn.nn import init
 from minisnn.kernels.reference import pool as ref_pool
+from minisnn.models import blocks
 from minisnn.ops import conv as conv_ops, layout
 from minisnn.spiking import LIF, reset_net
 
@@ -191,3 +192,59 @@ def test_models_give_the_same_logits_with_channels_last_images(name, monkeypatch
         contiguous = model(x).data
     np.testing.assert_array_equal(logits, contiguous)
     assert np.abs(logits).max() > 0
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_repeated_frames_keep_each_frame_in_its_memory_order(last):
+    rng = np.random.default_rng(5)
+    frame = rng.standard_normal((2, 3, 4, 5))
+    frame = channels_last_images(frame) if last else frame
+    seq = layout.repeated_frames(frame, 3)
+    assert seq.shape == (3,) + frame.shape
+    for t in range(3):
+        np.testing.assert_array_equal(seq[t], frame)
+        assert is_channels_last(seq[t]) == last
+    strided = frame[:, :, ::2]                                 # no memory order: plain copies
+    np.testing.assert_array_equal(layout.repeated_frames(strided, 2)[1], strided)
+
+
+@pytest.mark.parametrize("name", ["spikformer-tiny", "qkformer-tiny", "msvit-tiny"])
+def test_repeated_images_are_convolved_once_without_a_graph(name, monkeypatch):
+    """The first convolution sees the T repeated images once (B images, not T·B) in an eval forward without a
+    graph, and the logits are those of the frame-by-frame computation to the bit; with a graph, or a
+    training-mode BatchNorm, it sees all T·B."""
+    init.manual_seed(0)
+    model = models.create(name)
+    model.eval()
+    x = np.random.default_rng(6).random((3, 3, 32, 32)).astype(np.float32)
+    batches = []
+    forward = conv_ops.conv2d_forward
+
+    def spy(x, *args, **kwargs):
+        batches.append(x.shape[0])
+        return forward(x, *args, **kwargs)
+
+    monkeypatch.setattr(conv_ops, "conv2d_forward", spy)
+    with no_grad():
+        once = model(x).data
+    assert batches[0] == 3 and model.T > 1
+    batches.clear()
+    reset_net(model)
+    monkeypatch.setattr(blocks.F, "broadcast_to",            # T copies in memory: frame by frame
+                        lambda x, shape: Tensor(np.ascontiguousarray(np.broadcast_to(x.data, shape))))
+    with no_grad():
+        frames = model(x).data
+    assert batches[0] == 3 * model.T
+    np.testing.assert_array_equal(once, frames)
+    monkeypatch.undo()
+    monkeypatch.setattr(conv_ops, "conv2d_forward", spy)
+    batches.clear()
+    reset_net(model)
+    model(x)                                                   # a graph
+    assert batches[0] == 3 * model.T
+    model.train()
+    batches.clear()
+    reset_net(model)
+    with no_grad():
+        model(x)
+    assert batches[0] == 3 * model.T

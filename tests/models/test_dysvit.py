@@ -61,6 +61,30 @@ def test_hypernetwork_does_not_change_logits():
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("stem", ["patch", "conv"])
+def test_without_a_graph_dynamic_neurons_run_the_fused_batch_norm_spike(stem, monkeypatch):
+    """No graph: the slope is not needed, so every BN → neuron pair runs as one `BatchNormSpike`, with the
+    logits of the two-layer path (a recording neuron keeps it) to the bit."""
+    from minisnn.spiking import norm_spike
+
+    m = DySViT(dim=32, depth=2, heads=2, stem=stem)
+    m.eval()
+    x = np.random.default_rng(7).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    fused = []
+    apply = norm_spike.BatchNormSpike.apply
+    monkeypatch.setattr(norm_spike.BatchNormSpike, "apply", lambda *a, **k: fused.append(1) or apply(*a, **k))
+    with minisnn.no_grad():
+        a = m(x).data
+    assert len(fused) == 6 * 2 + (stem == "conv")      # per block: 2 pre-norms, q, k, v, the MLP's hidden layer
+    for _, n in m.neurons():
+        n.record = True
+    fused.clear()
+    with minisnn.no_grad():
+        b = m(x).data
+    assert not fused
+    np.testing.assert_array_equal(a, b)
+
+
 def test_bad_input_is_refused():
     m = DySViT(dim=16, depth=1, heads=2)
     with pytest.raises(ValueError, match="expects images"):

@@ -36,8 +36,7 @@ def traced_macs(model, x):
             m.forward = fwd
             wrapped.append(m)
     try:
-        with no_grad():
-            model(x)
+        model(x)     # with a graph, so every layer sees all T·B frames (without one, repeated images run once)
     finally:
         for m in wrapped:
             del m.forward
