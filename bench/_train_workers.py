@@ -5,7 +5,9 @@
                                      "no_winograd": false}'
 
 prints one JSON line with the timed steps in seconds ("train", "infer") and the peak resident
-memory of the training ("peak_rss_mib").  An implementation that fails in one mode writes a
+memory of the training ("peak_rss_mib").  With "serve": true and "mode": "train" or "infer" the worker
+instead warms up (training, then inference for "infer", as it times them), prints "ready" and times one
+call of that mode per line "step" on its stdin (`bench_paired.py`, which alternates two such workers).  An implementation that fails in one mode writes a
 one-line message under "errors" and still runs the other mode.
 
 Implementations ("impl"):
@@ -52,6 +54,28 @@ def main():
     workers = {"gemm": _gemm_rate, "weights": _write_weights, "minisnn": _minisnn_worker}
     result = workers.get(spec["impl"], _torch_worker)(spec)
     print(json.dumps(result))
+
+
+def _serve(train, infer, spec, compile_activity=None) -> dict:
+    """The paired mode of `bench_paired.py`: warm up training, and inference too when the spec's "mode" is
+    "infer" (the order of `_measure`, so that the process is in the state it times inference in), print
+    "ready", then time one call of that mode per line "step" read from stdin, printing its seconds, until
+    the line "exit"."""
+    _warm_up(train, spec["warmup"], compile_activity)
+    fn = train
+    if spec["mode"] == "infer":
+        fn = infer
+        _warm_up(infer, spec["warmup"], compile_activity)
+    print("ready", flush=True)
+    compiled = 0
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        before = compile_activity() if compile_activity else 0
+        print(_timed(fn), flush=True)
+        compiled += (compile_activity() - before) if compile_activity else 0
+    return {"compiled_during_timing": compiled,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _gemm_rate(spec) -> dict:
@@ -117,6 +141,8 @@ def _minisnn_worker(spec) -> dict:
         reset_net(model)
         with minisnn.no_grad():
             model(x)
+    if spec.get("serve"):
+        return _serve(train, infer, spec)
     return _measure(train, infer, spec)
 
 
@@ -160,13 +186,17 @@ def _torch_worker(spec) -> dict:
         with torch.no_grad(), autocast():
             net(xt)
 
+    compile_activity = None
+    if impl.startswith("compile"):
+        from torch._dynamo.utils import counters
+
+        def compile_activity():
+            """Every Dynamo/AOTAutograd/Inductor counter moves only while something is traced or compiled."""
+            return sum(sum(c.values()) for c in counters.values())
+    if spec.get("serve"):
+        return _serve(train, infer, spec, compile_activity)
     if not impl.startswith("compile"):
         return {**_measure(train, infer, spec), "imports_minisnn": "minisnn" in sys.modules}
-    from torch._dynamo.utils import counters
-
-    def compile_activity():
-        """Every Dynamo/AOTAutograd/Inductor counter moves only while something is traced or compiled."""
-        return sum(sum(c.values()) for c in counters.values())
     result = _measure(train, infer, spec, compile_activity)
     result["graphs"] = counters["stats"]["unique_graphs"]
     result["graph_breaks"] = sum(counters["graph_break"].values())
