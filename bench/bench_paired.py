@@ -1,18 +1,19 @@
-"""Paired timing: minisnn and one PyTorch peer alive side by side, timed step by step in turn.
+"""Paired timing: minisnn and one PyTorch peer alive side by side, timed in alternating turns.
 
-    python bench/bench_paired.py --model spikformer-tiny --peer compile --mode infer --pairs 40
+    python bench/bench_paired.py --model spikformer-tiny --peer compile --mode infer --pairs 30
     python bench/bench_paired.py --model dysvit-tiny --peer compile-bf16 --mode train --pairs 20
 
 `bench_train.py` times each implementation in rounds of a few steps in a fresh process, one after the
 other; on a shared machine whose speed drifts by tens of percent from minute to minute (a cloud VM), a
 slow minute can fall on one side of a round and decide a close ratio.  Here both workers start once
 (`_train_workers.py` in its "serve" mode: same model, weights, batch, threads and settings as
-`bench_train.py`), warm up, and then take turns: each pair is two single steps a moment apart, in the
-order minisnn, peer and then peer, minisnn (so a steady drift favours neither), with a pause of `--gap`
-seconds after every step so that threads left spinning by one side have gone to sleep before the other
-starts.  One worker computes at a time.
+`bench_train.py`, warmed up as it warms them) and then take turns, one computing at a time.  A turn is
+one untimed step, which absorbs the hand-over from the other process (its caches, its threads going to
+sleep), and then `--turn` timed steps back to back, as in a loop over batches; the turn's median is its
+time.  A pair is a turn of each, in the order minisnn, peer and then peer, minisnn (so a steady drift
+favours neither), with a pause of `--gap` seconds after every turn.
 
-It prints both sides' median step time and images/s, and the ratio of every pair, peer time / minisnn
+It prints both sides' median turn time and images/s, and the ratio of every pair, peer time / minisnn
 time (above 1: minisnn is faster), as its median, quartiles and the share of pairs minisnn won.
 """
 from __future__ import annotations
@@ -34,8 +35,9 @@ def _parse():
     p.add_argument("--model", default="spikformer-tiny")
     p.add_argument("--peer", choices=PEERS, default="compile")
     p.add_argument("--mode", choices=("train", "infer"), default="infer")
-    p.add_argument("--pairs", type=int, default=40, help="timed steps per side")
-    p.add_argument("--gap", type=float, default=0.3, help="seconds of rest after every step")
+    p.add_argument("--pairs", type=int, default=30, help="turns per side")
+    p.add_argument("--turn", type=int, default=3, help="timed steps per turn, after one untimed step")
+    p.add_argument("--gap", type=float, default=0.3, help="seconds of rest after every turn")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls (more while one still compiles)")
@@ -90,7 +92,7 @@ def main():
           f"BLAS {machine['blas']}, torch {machine['torch']}")
     print(f"{args.model}, {args.mode}, batch {args.batch_size}: minisnn against {PEER_LABELS[args.peer]}"
           + (f" (with {' '.join(args.peer_env)})" if args.peer_env else "")
-          + f", {args.pairs} pairs of single steps, {args.gap} s apart")
+          + f", {args.pairs} pairs of turns of 1 + {args.turn} steps, {args.gap} s apart")
     with tempfile.TemporaryDirectory() as folder:
         weights = os.path.join(folder, "weights.npz")
         made = subprocess.run([sys.executable, WORKERS, json.dumps(_spec(args, "weights", weights, False))],
@@ -106,7 +108,8 @@ def main():
         times = {"minisnn": [], args.peer: []}
         for i in range(args.pairs):
             for w in ((ours, theirs) if i % 2 == 0 else (theirs, ours)):
-                times[w.name].append(w.step())
+                turn = [w.step() for _ in range(args.turn + 1)][1:]     # the first step of a turn settles
+                times[w.name].append(statistics.median(turn))
                 time.sleep(args.gap)
             print(f"\rpair {i + 1}/{args.pairs}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
@@ -116,7 +119,7 @@ def main():
     q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (median,) * 3
     for impl, ts in times.items():
         t = statistics.median(ts)
-        print(f"{impl:>14s}: median step {t * 1e3:.1f} ms ({args.batch_size / t:.1f} img/s), "
+        print(f"{impl:>14s}: median turn {t * 1e3:.1f} ms a step ({args.batch_size / t:.1f} img/s), "
               f"range {min(ts) * 1e3:.1f}-{max(ts) * 1e3:.1f} ms")
     won = sum(r > 1 for r in ratios)
     print(f"pair ratio {PEER_LABELS[args.peer]} time / minisnn time: median {median:.3f}, quartiles {q1:.3f}-{q3:.3f}; "
