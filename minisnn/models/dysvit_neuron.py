@@ -114,12 +114,15 @@ class DynamicSlopeNeuron(Module):
             return SLOPE_INIT
         return self.hyper(u.detach())
 
+    def _hypernet_needed(self) -> bool:
+        """Whether this call evaluates the hypernetwork: the slope only shapes the backward pass, so only
+        when something will be differentiated, or when the slopes are recorded."""
+        return self.dynamic and (is_grad_enabled() or self.record)
+
     def forward(self, u):
         if self.nan_guard:
             u = guard(u)
-        # The slope only shapes the backward pass: skip the hypernetwork when nothing will be differentiated.
-        need_slope = is_grad_enabled() or self.record
-        k = self.slope(u) if need_slope else SLOPE_INIT
+        k = self.slope(u) if self._hypernet_needed() else SLOPE_INIT
         s = spike(u, slope=k, threshold=self.threshold, surrogate="sigmoid")
         if self.record:
             self.last_s_seq = s.data[None].copy()
@@ -131,8 +134,7 @@ class DynamicSlopeNeuron(Module):
         """self(norm(h)) for any layer `norm`.  When norm is a `TokenBatchNorm` (a BatchNorm over the last
         axis of h [..., C]), the slope fixed or unused (no graph) and nothing recorded, this runs as one fused
         kernel pair (`spiking.batch_norm_spike`): the same spikes and gradients, fewer passes over memory."""
-        slope_needed = self.dynamic and is_grad_enabled()
-        if slope_needed or self.record or not isinstance(norm, TokenBatchNorm):    # e.g. Identity: no pre-norm
+        if self._hypernet_needed() or self.record or not isinstance(norm, TokenBatchNorm):  # Identity: no pre-norm
             return self(norm(h))
         return batch_norm_spike(h, norm, threshold=self.threshold, slope=SLOPE_INIT, surrogate="sigmoid",
                                 nan_guard=self.nan_guard)
