@@ -5,10 +5,11 @@
                                      "no_winograd": false}'
 
 prints one JSON line with the timed steps in seconds ("train", "infer") and the peak resident
-memory of the training ("peak_rss_mib").  With "serve": true and "mode": "train" or "infer" the worker
-instead warms up (training, then inference for "infer", as it times them), prints "ready" and times one
-call of that mode per line "step" on its stdin (`bench_paired.py`, which alternates two such workers).  An implementation that fails in one mode writes a
-one-line message under "errors" and still runs the other mode.
+memory of the training ("peak_rss_mib"). With "serve": true and "mode": "train" or "infer" the
+worker instead warms up (training, then inference for "infer", as it times them), prints "ready" and
+times one call of that mode per line "step" on its stdin (`bench_paired.py`, which alternates two
+such workers). An implementation that fails in one mode writes a one-line message under "errors" and
+still runs the other mode.
 
 Implementations ("impl"):
 
