@@ -27,7 +27,9 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..kernels.reference.bn_spike import GUARD  # NaN guard: NaN → 0, ±inf → ±GUARD (1e4)
 from ..nn import Linear, Module, TokenBatchNorm, init
-from ..spiking import batch_norm_spike, spike
+from ..spiking import batch_norm_spike, spike, surrogate
+from ..spiking.functions import refuse_nan
+from ..spiking.norm_spike import batch_norm_grads, batch_norm_rows, batch_norm_vectors
 
 SLOPE_MIN, SLOPE_MAX, SLOPE_INIT = 1.0, 5.0, 2.0
 
@@ -63,6 +65,79 @@ class SlopeHypernetFunction(Function):
         du = (dh @ w1).reshape(ctx.u_shape) if need_u else None
         dw1 = np.ascontiguousarray((u2.T @ dh).T) if need_w1 else None   # uᵀ dh: BLAS's faster orientation
         return du, dw1, db1, dw2.reshape(w2.shape), db2.reshape(1)
+
+
+class BatchNormHypernetSpike(Function):
+    """BatchNorm → dynamic-slope neuron as one Function: s = H(u − θ) for u = guard(BatchNorm(x)), whose
+    surrogate slope per row, k = low + span·σ(ReLU(u W1ᵀ + b1)·w2 + b2), the hypernetwork computes from u
+    (detached: no gradient from k into x, γ, β).
+
+    x [M, C]; γ, β [C] | None; W1 [H, C], b1 [H], W2 [1, H], b2 [1] → s [M, C].  u is never stored.
+    Forward: the BatchNorm statistics, the spikes (`kernels.bn_spike_forward`), and the hypernetwork with
+    the BatchNorm folded into its first layer, u W1ᵀ + b1 = x W1'ᵀ + b1' (W1' = W1·diag(scale),
+    b1' = b1 + W1 (shift − centre·scale), folded in float64); where the guard replaced values u is made and
+    used instead.  Backward: `kernels.bn_spike_backward` with k per row gives du, the BatchNorm's sums and
+    dk; dx, dγ, dβ = the BatchNorm gradient of du (`batch_norm_grads`); `kernels.slope_hypernet_backward`(dk)
+    gives dh, db1, dW2, db2; dW1 = (uᵀ dh)ᵀ with uᵀ dh = diag(scale)·xᵀ dh + (shift − centre·scale) ⊗ Σ_r dh_r.
+    The same spikes and, to rounding, the same gradients as BatchNorm, the guard, the hypernetwork and
+    `spike(u, slope=k)` run one by one (`tests/models/test_dysvit_fused.py`).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, w1, b1, w2, b2, *, running_mean, running_var, training, momentum, eps,
+                threshold, kind, nan_guard, low, span):
+        x = np.ascontiguousarray(x)
+        vectors, mean, invstd, gamma = batch_norm_vectors(x, weight, bias, running_mean=running_mean,
+                                                          running_var=running_var, training=training,
+                                                          momentum=momentum, eps=eps)
+        s, n_nan, n_replaced = kernels.bn_spike_forward(x, *vectors, threshold, nan_guard)
+        if n_nan:
+            refuse_nan("spike: membrane u")
+        centre, scale, shift = (v.astype(np.float64) for v in vectors)
+        if n_replaced:                    # u where the guard replaced values: the GEMM reads it as it is
+            with np.errstate(invalid="ignore", over="ignore"):
+                y = (x - vectors[0]) * vectors[1] + vectors[2]
+            u = np.nan_to_num(y, nan=0.0, posinf=GUARD, neginf=-GUARD)
+            pre, bias1 = u @ w1.T, b1
+        else:
+            u = None
+            pre = x @ (w1 * scale).astype(x.dtype).T
+            bias1 = (b1 + w1.astype(np.float64) @ (shift - centre * scale)).astype(x.dtype)
+        h, z, k = kernels.slope_hypernet_forward(pre, bias1, w2.reshape(-1), b2[0], low, span)
+        ctx.save_for_backward(x, vectors, mean, invstd, gamma, u, w1, w2, h, z, k)
+        ctx.training, ctx.has_affine = training, (weight is not None, bias is not None)
+        ctx.spike, ctx.span = (threshold, kind, nan_guard), span
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        x, vectors, mean, invstd, gamma, u, w1, w2, h, z, k = ctx.saved_tensors
+        threshold, kind, nan_guard = ctx.spike
+        g = np.ascontiguousarray(g, dtype=x.dtype)
+        du, sum_du, sum_dc, dk = kernels.bn_spike_backward(g, x, *vectors, mean, threshold, k, kind, nan_guard,
+                                                            need_alpha=True)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        needs = (need_x, need_w and ctx.has_affine[0], need_b and ctx.has_affine[1])
+        dx, dgamma, dbeta = batch_norm_grads(du, sum_du, sum_dc, x, mean, invstd, gamma, ctx.training, needs)
+        dh, db1, dw2, db2 = kernels.slope_hypernet_backward(dk, h, z, w2.reshape(-1), ctx.span)
+        if u is not None:
+            u_dh = u.T @ dh
+        else:
+            centre, scale, shift = vectors
+            u_dh = scale[:, None] * (x.T @ dh) + (shift - centre * scale)[:, None] * db1
+        return dx, dgamma, dbeta, np.ascontiguousarray(u_dh.T), db1, dw2.reshape(w2.shape), db2.reshape(1)
+
+
+def batch_norm_hypernet_spike(x, bn, hyper: "SlopeHypernet", *, threshold: float, nan_guard: bool):
+    """The spikes of `spike(u, slope=hyper(u.detach()), surrogate="sigmoid")` for u = guard(bn(x)), x [..., C]
+    and bn a `TokenBatchNorm`, as one `BatchNormHypernetSpike`; bn's running statistics are updated as bn(x)
+    updates them.  Returns a Tensor of x's shape."""
+    x, rows, affine, options = batch_norm_rows(x, bn, "DynamicSlopeNeuron")
+    s = BatchNormHypernetSpike.apply(rows, *affine, hyper.fc1.weight, hyper.fc1.bias, hyper.fc2.weight,
+                                     hyper.fc2.bias, **options, threshold=float(threshold),
+                                     kind=surrogate.get("sigmoid").kind, nan_guard=bool(nan_guard),
+                                     low=SLOPE_MIN, span=hyper.span)
+    return s.reshape(x.shape)
 
 
 class SlopeHypernet(Module):
@@ -132,10 +207,13 @@ class DynamicSlopeNeuron(Module):
 
     def after_norm(self, norm, h):
         """self(norm(h)) for any layer `norm`.  When norm is a `TokenBatchNorm` (a BatchNorm over the last
-        axis of h [..., C]), the slope fixed or unused (no graph) and nothing recorded, this runs as one fused
-        kernel pair (`spiking.batch_norm_spike`): the same spikes and gradients, fewer passes over memory."""
-        if self._hypernet_needed() or self.record or not isinstance(norm, TokenBatchNorm):  # Identity: no pre-norm
+        axis of h [..., C]) and nothing is recorded, this runs fused: as `spiking.batch_norm_spike` when the
+        slope is fixed or unused (no graph), else as `BatchNormHypernetSpike`, with the hypernetwork.  The
+        same spikes and gradients, fewer passes over memory."""
+        if self.record or not isinstance(norm, TokenBatchNorm):  # Identity: no pre-norm
             return self(norm(h))
+        if self._hypernet_needed():
+            return batch_norm_hypernet_spike(h, norm, self.hyper, threshold=self.threshold, nan_guard=self.nan_guard)
         return batch_norm_spike(h, norm, threshold=self.threshold, slope=SLOPE_INIT, surrogate="sigmoid",
                                 nan_guard=self.nan_guard)
 

@@ -92,7 +92,8 @@ class TokenBatchNorm(BatchNorm1d):
     """BatchNorm1d over the last axis of x [..., C]: tokens [B, N, C] (statistics over B·N) or channels-last
     pixels [B, H, W, C] (over B·H·W, as BatchNorm2d on [B, C, H, W]).  Same numbers as PyTorch's
     BatchNorm1d on the transposed tensor, without the transposes.  A Dy-SViT neuron's
-    `after_norm(bn, x)` runs neuron(bn(x)) as one fused BatchNorm → spike (`spiking.batch_norm_spike`).
+    `after_norm(bn, x)` runs neuron(bn(x)) as one fused BatchNorm → spike (`spiking.batch_norm_spike`, or
+    `models.dysvit_neuron.BatchNormHypernetSpike` for a dynamic slope).
     """
 
     def forward(self, x):

@@ -21,14 +21,56 @@ from . import surrogate as surrogate_lib
 from .functions import _float_input, refuse_nan
 
 
+def batch_norm_vectors(x, weight, bias, *, running_mean, running_var, training, momentum, eps):
+    """The BatchNorm of the rows x [M, C] as the `bn_spike_*` kernels take it: y = (x − centre)·scale + shift.
+
+    Returns ((centre, scale, shift) in x's dtype, mean, invstd, γ): training uses the batch's statistics
+    and updates the running ones as `ops.norm.BatchNorm` does; eval uses the running ones (centre = 0).
+    mean and invstd are what the gradient (`batch_norm_grads`) is centred and scaled by."""
+    c = x.shape[1]
+    gamma = np.ones(c, dtype=x.dtype) if weight is None else weight
+    beta = np.zeros(c, dtype=x.dtype) if bias is None else bias
+    if training:
+        mean, var = kernels.batch_norm_moments(x.reshape(x.shape[0], c, 1))
+        invstd = 1.0 / np.sqrt(var + eps)
+        update_running_stats(running_mean, running_var, mean, var, x.shape[0], momentum)
+        centre, scale, shift = mean, gamma * invstd, beta
+    else:
+        mean, invstd, scale, shift = eval_affine(gamma, beta, running_mean, running_var, eps)
+        centre = np.zeros(c)
+    vectors = tuple(np.asarray(v).astype(x.dtype) for v in (centre, scale, shift))
+    return vectors, mean, invstd, gamma
+
+
+def batch_norm_grads(du, sum_du, sum_dc, x, mean, invstd, gamma, training, needs):
+    """(dx, dγ, dβ) of y = BatchNorm(x) [M, C] from du = dL/dy and its sums Σ du, Σ du·(x − mean) (float64
+    [C], as `kernels.bn_spike_backward` returns them); needs: which of the three to compute (else None).
+
+        training: dx = γ·invstd·(du − Σdu/M − (x − μ)·invstd²·Σdu·(x − μ)/M)      eval: dx = γ·invstd·du
+        dγ = invstd·Σ du·(x − mean),  dβ = Σ du
+    """
+    need_x, need_w, need_b = needs
+    dx = dw = db = None
+    if need_x and training:
+        m, c = x.shape
+        dx = kernels.batch_norm_train_dx(du.reshape(m, c, 1), x.reshape(m, c, 1), mean, invstd, gamma,
+                                         sum_du, sum_dc).reshape(m, c)
+    elif need_x:
+        dx = du * (gamma * invstd).astype(du.dtype)
+    if need_w:
+        dw = (sum_dc * invstd).astype(du.dtype)
+    if need_b:
+        db = sum_du.astype(du.dtype)
+    return dx, dw, db
+
+
 class BatchNormSpike(Function):
     """s = H(guard(γ·(x − μ)·invstd + β) − θ) per channel of x [M, C];  γ, β [C] | None.
 
-    Forward: the BatchNorm statistics (training: the batch's, with the running statistics updated
-    as `ops.norm.BatchNorm` does; eval: the running ones), then `kernels.bn_spike_forward`.
+    Forward: the BatchNorm statistics (`batch_norm_vectors`), then `kernels.bn_spike_forward`.
     Backward, with u the (guarded) BatchNorm output and g = dL/ds:
         du = g·∂p/∂x(u − θ; α)  (0 where the guard replaced u)        `kernels.bn_spike_backward`
-        dx = the BatchNorm gradient of du (ops/norm.py),  dγ = Σ du·(x − μ)·invstd,  dβ = Σ du.
+        dx, dγ, dβ = the BatchNorm gradient of du                      `batch_norm_grads`
     Options: the BatchNorm's (running_mean, running_var, training, momentum, eps) and the spike's
     (threshold, alpha: one slope, kind: the surrogate family's code, nan_guard).
     """
@@ -36,45 +78,43 @@ class BatchNormSpike(Function):
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, *, running_mean, running_var, training, momentum, eps,
                 threshold, alpha, kind, nan_guard):
-        m, c = x.shape
         x = np.ascontiguousarray(x)
-        gamma = np.ones(c, dtype=x.dtype) if weight is None else weight
-        beta = np.zeros(c, dtype=x.dtype) if bias is None else bias
-        if training:
-            mean, var = kernels.batch_norm_moments(x.reshape(m, c, 1))
-            invstd = 1.0 / np.sqrt(var + eps)
-            update_running_stats(running_mean, running_var, mean, var, m, momentum)
-            centre, scale, shift = mean, gamma * invstd, beta
-        else:
-            mean, invstd, scale, shift = eval_affine(gamma, beta, running_mean, running_var, eps)
-            centre = np.zeros(c)
-        vectors = tuple(np.asarray(v).astype(x.dtype) for v in (centre, scale, shift))
-        s, n_nan = kernels.bn_spike_forward(x, *vectors, threshold, nan_guard)
+        vectors, mean, invstd, gamma = batch_norm_vectors(x, weight, bias, running_mean=running_mean,
+                                                          running_var=running_var, training=training,
+                                                          momentum=momentum, eps=eps)
+        s, n_nan, _ = kernels.bn_spike_forward(x, *vectors, threshold, nan_guard)
         if n_nan:
             refuse_nan("spike: membrane u")
         ctx.save_for_backward(x, vectors, mean, invstd, gamma)
         ctx.training, ctx.has_affine = training, (weight is not None, bias is not None)
-        ctx.spike = (threshold, alpha, kind, nan_guard)
+        ctx.spike = (threshold, np.full(1, alpha, dtype=x.dtype), kind, nan_guard)
         return s
 
     @staticmethod
     def backward(ctx, g):
         x, vectors, mean, invstd, gamma = ctx.saved_tensors
         g = np.ascontiguousarray(g, dtype=x.dtype)
-        du, sum_du, sum_dc = kernels.bn_spike_backward(g, x, *vectors, mean, *ctx.spike)
+        du, sum_du, sum_dc, _ = kernels.bn_spike_backward(g, x, *vectors, mean, *ctx.spike, need_alpha=False)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        dx = dw = db = None
-        if need_x and ctx.training:
-            m, c = x.shape
-            dx = kernels.batch_norm_train_dx(du.reshape(m, c, 1), x.reshape(m, c, 1), mean, invstd, gamma,
-                                             sum_du, sum_dc).reshape(m, c)
-        elif need_x:
-            dx = du * (gamma * invstd).astype(du.dtype)
-        if need_w and ctx.has_affine[0]:
-            dw = (sum_dc * invstd).astype(g.dtype)
-        if need_b and ctx.has_affine[1]:
-            db = sum_du.astype(g.dtype)
-        return dx, dw, db
+        needs = (need_x, need_w and ctx.has_affine[0], need_b and ctx.has_affine[1])
+        return batch_norm_grads(du, sum_du, sum_dc, x, mean, invstd, gamma, ctx.training, needs)
+
+
+def batch_norm_rows(x, bn, caller: str):
+    """Check x [..., C] against `bn` (a BatchNorm1d of C features applied to the rows of x, as a
+    `nn.TokenBatchNorm` does) and return (x, rows [M, C], the options of `batch_norm_vectors`)."""
+    x = _float_input(x, f"{caller}: input x")
+    c = bn.num_features
+    if x.ndim < 1 or x.shape[-1] != c:
+        raise ValueError(f"{caller}: input of shape {tuple(x.shape)} does not end in the {c} channels "
+                         f"of {type(bn).__name__}({c})")
+    args = bn.batch_norm_args()
+    rows = x.reshape(-1, c)
+    training = args["training"] or args["running_mean"] is None or args["running_var"] is None
+    check_batch_norm(rows, args["weight"], args["bias"], args["running_mean"], args["running_var"], training)
+    options = dict(running_mean=args["running_mean"], running_var=args["running_var"], training=training,
+                   momentum=args["momentum"], eps=args["eps"])
+    return x, rows, (args["weight"], args["bias"]), options
 
 
 def batch_norm_spike(x, bn, *, threshold: float = 1.0, slope=None, surrogate="sigmoid", nan_guard: bool = False):
@@ -85,18 +125,8 @@ def batch_norm_spike(x, bn, *, threshold: float = 1.0, slope=None, surrogate="si
     Returns a Tensor of x's shape and dtype; NaN reaching the spike raises ValueError, as `spike` does.
     """
     sg = surrogate_lib.get(surrogate)
-    x = _float_input(x, "batch_norm_spike: input x")
-    c = bn.num_features
-    if x.ndim < 1 or x.shape[-1] != c:
-        raise ValueError(f"batch_norm_spike: input of shape {tuple(x.shape)} does not end in the {c} channels "
-                         f"of {type(bn).__name__}({c})")
+    x, rows, affine, options = batch_norm_rows(x, bn, "batch_norm_spike")
     alpha = sg.alpha if slope is None else surrogate_lib.check_slope_value(slope)
-    args = bn.batch_norm_args()
-    rows = x.reshape(-1, c)
-    training = args["training"] or args["running_mean"] is None or args["running_var"] is None
-    check_batch_norm(rows, args["weight"], args["bias"], args["running_mean"], args["running_var"], training)
-    s = BatchNormSpike.apply(rows, args["weight"], args["bias"], running_mean=args["running_mean"],
-                             running_var=args["running_var"], training=training, momentum=args["momentum"],
-                             eps=args["eps"], threshold=float(threshold), alpha=float(alpha), kind=sg.kind,
-                             nan_guard=bool(nan_guard))
+    s = BatchNormSpike.apply(rows, *affine, **options, threshold=float(threshold), alpha=float(alpha),
+                             kind=sg.kind, nan_guard=bool(nan_guard))
     return s.reshape(x.shape)

@@ -15,7 +15,7 @@ from minisnn.kernels.reference.surrogate import KIND_NAMES
 from minisnn.models.dysvit import DySViT
 from minisnn.models.dysvit_neuron import guard
 from minisnn.nn import BatchNorm1d
-from minisnn.spiking import BatchNormSpike, batch_norm_spike, spike, surrogate
+from minisnn.spiking import BatchNormSpike, batch_norm_spike, spike
 
 seeds = st.integers(0, 2**32 - 1)
 # row counts on both sides of the serial / thread-pool switch of the backward kernel (for 50 channels)
@@ -39,30 +39,43 @@ def _case(seed, rows, channels, dtype, n_bad):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @settings(max_examples=12, deadline=None)
 @given(seed=seeds, rows=ROWS, channels=st.sampled_from([1, 3, 50]), threshold=st.sampled_from([0.5, 1.0, -0.25]),
-       alpha=st.sampled_from([1.0, 2.0, 4.0]), nan_guard=st.booleans(), n_bad=st.integers(0, 4))
-def test_kernels_jit_match_reference(kind, dtype, seed, rows, channels, threshold, alpha, nan_guard, n_bad):
-    """Spikes bit-identical (the same float operations, no contraction in either); du to rounding of the
-    surrogate; the float64 sums to rounding of Σ|terms|.  NaN is counted only without the guard."""
+       alpha=st.sampled_from([1.0, 2.0, 4.0]), per_row=st.booleans(), nan_guard=st.booleans(),
+       n_bad=st.integers(0, 4))
+def test_kernels_jit_match_reference(kind, dtype, seed, rows, channels, threshold, alpha, per_row, nan_guard, n_bad):
+    """Spikes bit-identical (the same float operations, no contraction in either); du and the slope
+    gradient to rounding of the surrogate; the float64 sums to rounding of Σ|terms|.  NaN is counted only
+    without the guard, replaced values only with it.  One slope for all rows, or one per row."""
     x, centre, scale, shift, mean, g = _case(seed, rows, channels, dtype, n_bad)
-    (rs, rn), (js, jn) = (m.bn_spike_forward(x, centre, scale, shift, threshold, nan_guard) for m in (ref, jit))
+    (rs, rn, rr), (js, jn, jr) = (m.bn_spike_forward(x, centre, scale, shift, threshold, nan_guard) for m in (ref, jit))
     assert js.dtype == rs.dtype == dtype and js.shape == x.shape
     np.testing.assert_array_equal(js, rs)
+    replaced = ~np.isfinite((x - centre) * scale + shift)
     assert jn == rn and (rn == 0 if nan_guard else rn == int(np.isnan(x).sum()))
+    assert jr == rr == (int(replaced.sum()) if nan_guard else 0)
     if not nan_guard and n_bad:
         return                                      # NaN is refused by the caller: no backward
-    want = ref.bn_spike_backward(g, x, centre, scale, shift, mean, threshold, alpha, kind, nan_guard)
-    got = jit.bn_spike_backward(g, x, centre, scale, shift, mean, threshold, alpha, kind, nan_guard)
-    rtol = 2e-6 if dtype == np.float32 else 1e-13
-    assert got[0].dtype == dtype and got[1].dtype == got[2].dtype == np.float64
-    np.testing.assert_allclose(got[0], want[0], rtol=rtol, atol=rtol * float(np.abs(want[0]).max(initial=0.0)))
-    replaced = ~np.isfinite((x - centre) * scale + shift)
-    if nan_guard:
-        assert not np.any(got[0][replaced])                           # the guard's gradient is 0 there
-    centred = np.abs(x.astype(np.float64) - mean)
-    centred[~np.isfinite(centred)] = 0.0
-    for got_sum, want_sum, weight in ((got[1], want[1], 1.0), (got[2], want[2], centred)):
-        scale_of_sum = float((np.abs(want[0]) * weight).sum(axis=0).max(initial=0.0))
-        np.testing.assert_allclose(got_sum, want_sum, rtol=rtol, atol=rtol * max(scale_of_sum, 1e-300))
+    slopes = (alpha * np.random.default_rng(seed).uniform(0.5, 1.5, rows) if per_row else np.full(1, alpha))
+    slopes = slopes.astype(dtype)
+    for need_alpha in (False, True):
+        args = (g, x, centre, scale, shift, mean, threshold, slopes, kind, nan_guard, need_alpha)
+        want, got = ref.bn_spike_backward(*args), jit.bn_spike_backward(*args)
+        rtol = 2e-6 if dtype == np.float32 else 1e-13
+        assert got[0].dtype == dtype and got[1].dtype == got[2].dtype == np.float64
+        np.testing.assert_allclose(got[0], want[0], rtol=rtol, atol=rtol * float(np.abs(want[0]).max(initial=0.0)))
+        if nan_guard:
+            assert not np.any(got[0][replaced])                           # the guard's gradient is 0 there
+        centred = np.abs(x.astype(np.float64) - mean)
+        centred[~np.isfinite(centred)] = 0.0
+        for got_sum, want_sum, weight in ((got[1], want[1], 1.0), (got[2], want[2], centred)):
+            scale_of_sum = float((np.abs(want[0]) * weight).sum(axis=0).max(initial=0.0))
+            np.testing.assert_allclose(got_sum, want_sum, rtol=rtol, atol=rtol * max(scale_of_sum, 1e-300))
+        assert got[3].shape == want[3].shape == ((rows,) if need_alpha else (0,)) and got[3].dtype == dtype
+        if need_alpha:
+            terms = g * ref.surrogate_d_alpha(ref.membrane(x, centre, scale, shift, nan_guard)[0] - dtype(threshold),
+                                              slopes.reshape(-1, 1), kind)
+            row_scale = np.abs(terms.astype(np.float64)).sum(axis=1)
+            bound = rtol * row_scale + (np.finfo(dtype).tiny if dtype == np.float32 else 0.0)
+            assert np.all(np.abs(got[3].astype(np.float64) - want[3]) <= bound + np.abs(want[3]) * rtol), "dα"
 
 
 def _layers(x, bn, threshold, slope, nan_guard):
@@ -165,10 +178,18 @@ def test_static_dysvit_runs_fused_with_the_numbers_of_the_two_layers(stem, monke
         np.testing.assert_allclose(np.asarray(fused[2][k], float), np.asarray(v, float), rtol=1e-12, err_msg=k)
 
 
-def test_a_dynamic_slope_neuron_keeps_its_two_layers(monkeypatch):
-    calls = []
-    forward = BatchNormSpike.forward
-    monkeypatch.setattr(BatchNormSpike, "forward", staticmethod(lambda *a, **k: calls.append(1) or forward(*a, **k)))
+def test_a_dynamic_slope_neuron_with_a_graph_runs_the_hypernetwork_fused_function(monkeypatch):
+    """With a graph the slope matters, so a dynamic neuron runs `BatchNormHypernetSpike` (its numbers:
+    tests/models/test_dysvit_fused.py), not the fixed-slope `BatchNormSpike`."""
+    from minisnn.models import dysvit_neuron
+
+    calls = {"fixed": 0, "dynamic": 0}
+    fixed, dynamic = BatchNormSpike.forward, dysvit_neuron.BatchNormHypernetSpike.forward
+
+    def count(name, forward):
+        return staticmethod(lambda *a, **k: calls.__setitem__(name, calls[name] + 1) or forward(*a, **k))
+    monkeypatch.setattr(BatchNormSpike, "forward", count("fixed", fixed))
+    monkeypatch.setattr(dysvit_neuron.BatchNormHypernetSpike, "forward", count("dynamic", dynamic))
     m = DySViT(dim=32, depth=1, heads=2, mlp_ratio=2)
     m(np.zeros((2, 3, 32, 32), np.float32))
-    assert not calls and surrogate.get("sigmoid").alpha == 4.0
+    assert calls == {"fixed": 0, "dynamic": 6}

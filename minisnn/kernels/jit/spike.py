@@ -18,7 +18,7 @@ from .surrogate import DERIVATIVE, PRIMITIVE, SERIAL_BELOW, d_alpha, derivative,
 __all__ = ["spike_forward", "surrogate_primitive_rows", "spike_backward_rows"]
 
 _CHUNK = 4096  # values per work item of the row kernels
-_LANES = 8  # running float64 sums per row in spike_backward_rows
+LANES = 8  # running float64 sums per row in spike_backward_rows
 _fires = njit(cache=True, error_model="numpy", inline="always")(fires)  # the spike condition, as in the LIF kernels
 
 
@@ -61,18 +61,18 @@ def _row(which, ops, g, u, shift, a, out, terms):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _sum_f64(terms, lanes):
+def sum_f64(terms, lanes):
     """Σ terms in float64, in a fixed order: lane l sums terms[l], terms[l + 8], … in turn, then
     the 8 lane sums are added from lane 0 up.  (A single running sum could not be vectorised.)"""
     lanes[:] = 0.0
-    n_full = terms.size - terms.size % _LANES
-    for j0 in range(0, n_full, _LANES):
-        for lane in range(_LANES):
+    n_full = terms.size - terms.size % LANES
+    for j0 in range(0, n_full, LANES):
+        for lane in range(LANES):
             lanes[lane] += np.float64(terms[j0 + lane])
     for j in range(n_full, terms.size):
         lanes[j - n_full] += np.float64(terms[j])
     total = 0.0
-    for lane in range(_LANES):
+    for lane in range(LANES):
         total += lanes[lane]
     return total
 
@@ -83,11 +83,11 @@ def _rows_block(b, rows_per_block, which, ops, need_alpha, g, u, shift, alpha, o
     r0 = b * rows_per_block
     r1 = min(u.shape[0], r0 + rows_per_block)
     terms = np.empty(u.shape[1] if need_alpha else 0, dtype=u.dtype)
-    lanes = np.empty(_LANES, dtype=np.float64)
+    lanes = np.empty(LANES, dtype=np.float64)
     for r in range(r0, r1):
         _row(which, ops, g[r], u[r], shift, alpha[r], out[r], terms)
         if need_alpha:
-            ga[r] = _sum_f64(terms, lanes)
+            ga[r] = sum_f64(terms, lanes)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -122,5 +122,5 @@ def surrogate_primitive_rows(u: np.ndarray, threshold: float, alpha: np.ndarray,
 def spike_backward_rows(g: np.ndarray, u: np.ndarray, threshold: float, alpha: np.ndarray, kind: int,
                         need_alpha: bool):
     """(g·∂p/∂x [R, C], Σ_c g·∂p/∂α [R] or an empty array); same contract as the reference.
-    The row sums run in float64 in a fixed order (`_sum_f64`), whatever the thread count."""
+    The row sums run in float64 in a fixed order (`sum_f64`), whatever the thread count."""
     return _run_rows(DERIVATIVE, kind, need_alpha, g, u, threshold, alpha)

@@ -8,7 +8,8 @@ recomputes y from x wherever it is needed (`minisnn/spiking/norm_spike.md` has t
 
     forward:   y = (x − centre[c])·scale[c] + shift[c];   u = guard(y) (when asked);   s = H(u − θ)
     backward:  du = g·∂p/∂x(u − θ; α), 0 where the guard replaced y, and the two per-channel sums
-               the BatchNorm gradient needs: Σ du and Σ du·(x − mean[c]), in float64
+               the BatchNorm gradient needs: Σ du and Σ du·(x − mean[c]), in float64;
+               with a slope per row (Dy-SViT's per-token slopes), also Σ_c g·∂p/∂α(u − θ; α) per row
 
 Training mode passes centre = μ, scale = γ·invstd, shift = β; eval mode centre = 0,
 scale = γ·invstd, shift = β − μ·scale: the vectors of `batch_norm_train_forward` /
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..lif_params import fires
-from .surrogate import surrogate_derivative
+from .surrogate import surrogate_d_alpha, surrogate_derivative
 
 __all__ = ["bn_spike_forward", "bn_spike_backward"]
 
@@ -41,24 +42,33 @@ def membrane(x: np.ndarray, centre, scale, shift, nan_guard: bool):
 
 def bn_spike_forward(x: np.ndarray, centre: np.ndarray, scale: np.ndarray, shift: np.ndarray,
                      threshold: float, nan_guard: bool):
-    """(s, n_nan): s = H(u − θ) as 0/1 [M, C] in x's dtype for u = guard(BN(x)) (u ≥ θ fires), and the
-    number of NaN in u (always 0 with the guard), which the caller refuses.  x [M, C]; vectors [C]."""
-    u, _ = membrane(x, centre, scale, shift, nan_guard)
+    """(s, n_nan, n_replaced): s = H(u − θ) as 0/1 [M, C] in x's dtype for u = guard(BN(x)) (u ≥ θ fires),
+    the number of NaN in u (always 0 with the guard), which the caller refuses, and the number of values
+    the guard replaced (0 without it).  x [M, C]; vectors [C]."""
+    u, replaced = membrane(x, centre, scale, shift, nan_guard)
     s = fires(u, x.dtype.type(threshold)).astype(x.dtype)
-    return s, int(np.count_nonzero(np.isnan(u)))
+    return s, int(np.count_nonzero(np.isnan(u))), int(np.count_nonzero(replaced))
 
 
 def bn_spike_backward(g: np.ndarray, x: np.ndarray, centre: np.ndarray, scale: np.ndarray, shift: np.ndarray,
-                      mean: np.ndarray, threshold: float, alpha: float, kind: int, nan_guard: bool):
-    """Surrogate gradient into the BatchNorm output, and the sums of the BatchNorm gradient.
+                      mean: np.ndarray, threshold: float, alpha: np.ndarray, kind: int, nan_guard: bool,
+                      need_alpha: bool):
+    """Surrogate gradient into the BatchNorm output, the sums of the BatchNorm gradient, and the slope's.
 
-    g = dL/ds [M, C]; x [M, C]; centre, scale, shift [C] in x's dtype; mean float64 [C]; one slope α.
-    Returns (du [M, C] in g's dtype, Σ du float64 [C], Σ du·(x − mean) float64 [C]).
+    g = dL/ds [M, C]; x [M, C]; centre, scale, shift [C] in x's dtype; mean float64 [C]; alpha, the
+    slope, in x's dtype: [1] (one for every row) or [M] (one per row).  Returns (du [M, C] in g's dtype,
+    Σ du float64 [C], Σ du·(x − mean) float64 [C], dα): dα [M] = Σ_c g·∂p/∂α(u − θ; α) per row, summed in
+    float64 and returned in x's dtype (at the guarded u, as `spike` on guard(y) computes it), when
+    need_alpha, else an empty array.
     """
     u, replaced = membrane(x, centre, scale, shift, nan_guard)
-    slope = np.asarray(alpha, dtype=x.dtype)
-    du = g * surrogate_derivative(u - x.dtype.type(threshold), slope, kind)
+    slope = alpha.reshape(-1, 1)
+    z = u - x.dtype.type(threshold)
+    du = g * surrogate_derivative(z, slope, kind)
     du[replaced] = 0
     centred = x - mean.astype(x.dtype)
+    d_alpha = np.empty(0, x.dtype)
+    if need_alpha:
+        d_alpha = (g * surrogate_d_alpha(z, slope, kind)).sum(axis=1, dtype=np.float64).astype(x.dtype)
     with np.errstate(invalid="ignore"):              # 0·inf where x was infinite: NaN, as BatchNorm's own sums
-        return du, du.sum(axis=0, dtype=np.float64), (du * centred).sum(axis=0, dtype=np.float64)
+        return du, du.sum(axis=0, dtype=np.float64), (du * centred).sum(axis=0, dtype=np.float64), d_alpha
