@@ -148,7 +148,26 @@ def _minisnn_worker(spec) -> dict:
 
 
 def _torch_worker(spec) -> dict:
-    import torch  # first, with PyTorch's default settings
+    train, infer, compile_activity = torch_steps(spec)
+    if spec.get("serve"):
+        return _serve(train, infer, spec, compile_activity)
+    if compile_activity is None:
+        return {**_measure(train, infer, spec), "imports_minisnn": "minisnn" in sys.modules}
+    from torch._dynamo.utils import counters
+
+    result = _measure(train, infer, spec, compile_activity)
+    result["graphs"] = counters["stats"]["unique_graphs"]
+    result["graph_breaks"] = sum(counters["graph_break"].values())
+    result["imports_minisnn"] = "minisnn" in sys.modules  # False unless the model files start importing it
+    return result
+
+
+def torch_steps(spec):
+    """(train, infer, compile_activity) of the PyTorch peer spec["impl"] (eager, compile or compile-bf16) on the
+    weights in spec["weights"]: a training step and an inference call, as described above, and for a compiled
+    peer a function counting Dynamo/AOTAutograd/Inductor activity (None for eager).  Also used by
+    `profile_peer.py`.  Imports torch first, with PyTorch's default settings."""
+    import torch
     import numpy as np
 
     torch.set_num_threads(spec["threads"])
@@ -194,15 +213,7 @@ def _torch_worker(spec) -> dict:
         def compile_activity():
             """Every Dynamo/AOTAutograd/Inductor counter moves only while something is traced or compiled."""
             return sum(sum(c.values()) for c in counters.values())
-    if spec.get("serve"):
-        return _serve(train, infer, spec, compile_activity)
-    if not impl.startswith("compile"):
-        return {**_measure(train, infer, spec), "imports_minisnn": "minisnn" in sys.modules}
-    result = _measure(train, infer, spec, compile_activity)
-    result["graphs"] = counters["stats"]["unique_graphs"]
-    result["graph_breaks"] = sum(counters["graph_break"].values())
-    result["imports_minisnn"] = "minisnn" in sys.modules  # False unless the model files start importing it
-    return result
+    return train, infer, compile_activity
 
 
 def _torch_model_module(family: str):
