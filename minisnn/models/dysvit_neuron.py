@@ -28,8 +28,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..kernels.reference.bn_spike import GUARD  # NaN guard: NaN → 0, ±inf → ±GUARD (1e4)
 from ..nn import Linear, Module, TokenBatchNorm, init
 from ..spiking import batch_norm_spike, spike, surrogate
-from ..spiking.functions import refuse_nan
-from ..spiking.norm_spike import batch_norm_grads, batch_norm_rows, batch_norm_vectors
+from ..spiking.norm_spike import batch_norm_fire, batch_norm_grads, batch_norm_rows
 
 SLOPE_MIN, SLOPE_MAX, SLOPE_INIT = 1.0, 5.0, 2.0
 
@@ -73,8 +72,8 @@ class BatchNormHypernetSpike(Function):
     (detached: no gradient from k into x, γ, β).
 
     x [M, C]; γ, β [C] | None; W1 [H, C], b1 [H], W2 [1, H], b2 [1] → s [M, C].  u is never stored.
-    Forward: the BatchNorm statistics, the spikes (`kernels.bn_spike_forward`), and the hypernetwork with
-    the BatchNorm folded into its first layer, u W1ᵀ + b1 = x W1'ᵀ + b1' (W1' = W1·diag(scale),
+    Forward: the BatchNorm statistics and the spikes (`norm_spike.batch_norm_fire`), then the hypernetwork
+    with the BatchNorm folded into its first layer, u W1ᵀ + b1 = x W1'ᵀ + b1' (W1' = W1·diag(scale),
     b1' = b1 + W1 (shift − centre·scale), folded in float64); where the guard replaced values u is made and
     used instead.  Backward: `kernels.bn_spike_backward` with k per row gives du, the BatchNorm's sums and
     dk; dx, dγ, dβ = the BatchNorm gradient of du (`batch_norm_grads`); `kernels.slope_hypernet_backward`(dk)
@@ -87,12 +86,9 @@ class BatchNormHypernetSpike(Function):
     def forward(ctx, x, weight, bias, w1, b1, w2, b2, *, running_mean, running_var, training, momentum, eps,
                 threshold, kind, nan_guard, low, span):
         x = np.ascontiguousarray(x)
-        vectors, mean, invstd, gamma = batch_norm_vectors(x, weight, bias, running_mean=running_mean,
-                                                          running_var=running_var, training=training,
-                                                          momentum=momentum, eps=eps)
-        s, n_nan, n_replaced = kernels.bn_spike_forward(x, *vectors, threshold, nan_guard)
-        if n_nan:
-            refuse_nan("spike: membrane u")
+        s, n_replaced, (vectors, mean, invstd, gamma) = batch_norm_fire(
+            x, weight, bias, running_mean=running_mean, running_var=running_var, training=training,
+            momentum=momentum, eps=eps, threshold=threshold, nan_guard=nan_guard)
         centre, scale, shift = (v.astype(np.float64) for v in vectors)
         if n_replaced:                    # u where the guard replaced values: the GEMM reads it as it is
             with np.errstate(invalid="ignore", over="ignore"):

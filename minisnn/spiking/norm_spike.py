@@ -64,10 +64,22 @@ def batch_norm_grads(du, sum_du, sum_dc, x, mean, invstd, gamma, training, needs
     return dx, dw, db
 
 
+def batch_norm_fire(x, weight, bias, *, running_mean, running_var, training, momentum, eps, threshold, nan_guard):
+    """The forward of the fused BatchNorm → spike Functions: the statistics (`batch_norm_vectors`), then the
+    spikes of the (guarded) BatchNorm output (`kernels.bn_spike_forward`); NaN reaching the spike is refused.
+    x [M, C] C-contiguous.  Returns (s, how many values the guard replaced, (vectors, mean, invstd, γ))."""
+    norm = batch_norm_vectors(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                              training=training, momentum=momentum, eps=eps)
+    s, n_nan, n_replaced = kernels.bn_spike_forward(x, *norm[0], threshold, nan_guard)
+    if n_nan:
+        refuse_nan("spike: membrane u")
+    return s, n_replaced, norm
+
+
 class BatchNormSpike(Function):
     """s = H(guard(γ·(x − μ)·invstd + β) − θ) per channel of x [M, C];  γ, β [C] | None.
 
-    Forward: the BatchNorm statistics (`batch_norm_vectors`), then `kernels.bn_spike_forward`.
+    Forward: the BatchNorm statistics and the spikes (`batch_norm_fire`).
     Backward, with u the (guarded) BatchNorm output and g = dL/ds:
         du = g·∂p/∂x(u − θ; α)  (0 where the guard replaced u)        `kernels.bn_spike_backward`
         dx, dγ, dβ = the BatchNorm gradient of du                      `batch_norm_grads`
@@ -79,13 +91,10 @@ class BatchNormSpike(Function):
     def forward(ctx, x, weight=None, bias=None, *, running_mean, running_var, training, momentum, eps,
                 threshold, alpha, kind, nan_guard):
         x = np.ascontiguousarray(x)
-        vectors, mean, invstd, gamma = batch_norm_vectors(x, weight, bias, running_mean=running_mean,
-                                                          running_var=running_var, training=training,
-                                                          momentum=momentum, eps=eps)
-        s, n_nan, _ = kernels.bn_spike_forward(x, *vectors, threshold, nan_guard)
-        if n_nan:
-            refuse_nan("spike: membrane u")
-        ctx.save_for_backward(x, vectors, mean, invstd, gamma)
+        s, _, norm = batch_norm_fire(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                                     training=training, momentum=momentum, eps=eps, threshold=threshold,
+                                     nan_guard=nan_guard)
+        ctx.save_for_backward(x, *norm)
         ctx.training, ctx.has_affine = training, (weight is not None, bias is not None)
         ctx.spike = (threshold, np.full(1, alpha, dtype=x.dtype), kind, nan_guard)
         return s
