@@ -111,7 +111,7 @@ class BatchNormSpike(Function):
 
 def batch_norm_rows(x, bn, caller: str):
     """Check x [..., C] against `bn` (a BatchNorm1d of C features applied to the rows of x, as a
-    `nn.TokenBatchNorm` does) and return (x, rows [M, C], the options of `batch_norm_vectors`)."""
+    `nn.TokenBatchNorm` does) and return (x, rows [M, C], (γ, β), the options of `batch_norm_vectors`)."""
     x = _float_input(x, f"{caller}: input x")
     c = bn.num_features
     if x.ndim < 1 or x.shape[-1] != c:
