@@ -25,7 +25,7 @@ from .. import functional as F
 from .. import kernels
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
-from ..kernels.reference.bn_spike import GUARD  # NaN guard: NaN → 0, ±inf → ±GUARD (1e4)
+from ..kernels.reference.bn_spike import GUARD, membrane  # NaN guard: NaN → 0, ±inf → ±GUARD (1e4)
 from ..nn import Linear, Module, TokenBatchNorm, init
 from ..spiking import batch_norm_spike, spike, surrogate
 from ..spiking.norm_spike import batch_norm_fire, batch_norm_grads, batch_norm_rows
@@ -89,14 +89,13 @@ class BatchNormHypernetSpike(Function):
         s, n_replaced, (vectors, mean, invstd, gamma) = batch_norm_fire(
             x, weight, bias, running_mean=running_mean, running_var=running_var, training=training,
             momentum=momentum, eps=eps, threshold=threshold, nan_guard=nan_guard)
-        centre, scale, shift = (v.astype(np.float64) for v in vectors)
         if n_replaced:                    # u where the guard replaced values: the GEMM reads it as it is
             with np.errstate(invalid="ignore", over="ignore"):
-                y = (x - vectors[0]) * vectors[1] + vectors[2]
-            u = np.nan_to_num(y, nan=0.0, posinf=GUARD, neginf=-GUARD)
+                u = membrane(x, *vectors, nan_guard=True)[0]
             pre, bias1 = u @ w1.T, b1
         else:
             u = None
+            centre, scale, shift = (v.astype(np.float64) for v in vectors)
             pre = x @ (w1 * scale).astype(x.dtype).T
             bias1 = (b1 + w1.astype(np.float64) @ (shift - centre * scale)).astype(x.dtype)
         h, z, k = kernels.slope_hypernet_forward(pre, bias1, w2.reshape(-1), b2[0], low, span)
@@ -112,9 +111,8 @@ class BatchNormHypernetSpike(Function):
         g = np.ascontiguousarray(g, dtype=x.dtype)
         du, sum_du, sum_dc, dk = kernels.bn_spike_backward(g, x, *vectors, mean, threshold, k, kind, nan_guard,
                                                             need_alpha=True)
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        needs = (need_x, need_w and ctx.has_affine[0], need_b and ctx.has_affine[1])
-        dx, dgamma, dbeta = batch_norm_grads(du, sum_du, sum_dc, x, mean, invstd, gamma, ctx.training, needs)
+        dx, dgamma, dbeta = batch_norm_grads(du, sum_du, sum_dc, x, mean, invstd, gamma, ctx.training,
+                                             ctx.needs_input_grad[:3], ctx.has_affine)
         dh, db1, dw2, db2 = kernels.slope_hypernet_backward(dk, h, z, w2.reshape(-1), ctx.span)
         if u is not None:
             u_dh = u.T @ dh

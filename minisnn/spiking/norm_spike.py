@@ -42,14 +42,15 @@ def batch_norm_vectors(x, weight, bias, *, running_mean, running_var, training, 
     return vectors, mean, invstd, gamma
 
 
-def batch_norm_grads(du, sum_du, sum_dc, x, mean, invstd, gamma, training, needs):
+def batch_norm_grads(du, sum_du, sum_dc, x, mean, invstd, gamma, training, needs, has_affine):
     """(dx, dγ, dβ) of y = BatchNorm(x) [M, C] from du = dL/dy and its sums Σ du, Σ du·(x − mean) (float64
-    [C], as `kernels.bn_spike_backward` returns them); needs: which of the three to compute (else None).
+    [C], as `kernels.bn_spike_backward` returns them); needs: which of x, γ, β want a gradient (a Function's
+    `needs_input_grad`), has_affine: whether γ and β exist.  None for the gradients not computed.
 
         training: dx = γ·invstd·(du − Σdu/M − (x − μ)·invstd²·Σdu·(x − μ)/M)      eval: dx = γ·invstd·du
         dγ = invstd·Σ du·(x − mean),  dβ = Σ du
     """
-    need_x, need_w, need_b = needs
+    need_x, need_w, need_b = needs[0], needs[1] and has_affine[0], needs[2] and has_affine[1]
     dx = dw = db = None
     if need_x and training:
         m, c = x.shape
@@ -104,9 +105,8 @@ class BatchNormSpike(Function):
         x, vectors, mean, invstd, gamma = ctx.saved_tensors
         g = np.ascontiguousarray(g, dtype=x.dtype)
         du, sum_du, sum_dc, _ = kernels.bn_spike_backward(g, x, *vectors, mean, *ctx.spike, need_alpha=False)
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        needs = (need_x, need_w and ctx.has_affine[0], need_b and ctx.has_affine[1])
-        return batch_norm_grads(du, sum_du, sum_dc, x, mean, invstd, gamma, ctx.training, needs)
+        return batch_norm_grads(du, sum_du, sum_dc, x, mean, invstd, gamma, ctx.training,
+                                ctx.needs_input_grad[:3], ctx.has_affine)
 
 
 def batch_norm_rows(x, bn, caller: str):

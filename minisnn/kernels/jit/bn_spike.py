@@ -37,6 +37,13 @@ _SUMS_FAST = {"reassoc", "contract", "nsz"}  # for the float64 sums only (see `_
 _fires = njit(cache=True, error_model="numpy", inline="always")(fires)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _guard_value(y):
+    """The NaN guard's value for a non-finite y: NaN → 0, ±inf → ±GUARD (selects, so a loop stays vectorised)."""
+    big = typed(y, GUARD)
+    return typed(y, 0.0) if y != y else (big if y > 0 else -big)
+
+
 @njit(cache=True, error_model="numpy")
 def _fire_rows(x, centre, scale, shift, threshold, count_non_finite, s):
     """s[i, j] = H(y − θ) for y = (x − centre)·scale + shift; returns the number of NaN in y, or of
@@ -58,13 +65,12 @@ def _fire_rows(x, centre, scale, shift, threshold, count_non_finite, s):
 @njit(cache=True, error_model="numpy")
 def _fire_guarded(x, centre, scale, shift, threshold, s):
     """Where y is not finite, s = H(guard(y) − θ): NaN → 0, ±inf → ±GUARD (a guarded forward's rare second pass)."""
-    one, zero, big = typed(threshold, 1.0), typed(threshold, 0.0), typed(threshold, GUARD)
+    one, zero = typed(threshold, 1.0), typed(threshold, 0.0)
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
             y = (x[i, j] - centre[j]) * scale[j] + shift[j]
             if not math.isfinite(y):
-                u = zero if y != y else (big if y > 0 else -big)
-                s[i, j] = one if _fires(u, threshold) else zero
+                s[i, j] = one if _fires(_guard_value(y), threshold) else zero
 
 
 def bn_spike_forward(x: np.ndarray, centre: np.ndarray, scale: np.ndarray, shift: np.ndarray,
@@ -104,7 +110,7 @@ def _grad_block(b, rows, ops, g, x, centre, scale, shift, mean, threshold, alpha
     a2 = p2[b]
     a1[:] = 0.0
     a2[:] = 0.0
-    zero, big = typed(threshold, 0.0), typed(threshold, GUARD)
+    zero = typed(threshold, 0.0)
     per_row = alpha.shape[0] > 1
     terms = np.empty(x.shape[1] if need_alpha else 0, dtype=x.dtype)
     lanes = np.empty(LANES, dtype=np.float64)
@@ -115,7 +121,7 @@ def _grad_block(b, rows, ops, g, x, centre, scale, shift, mean, threshold, alpha
             for j in range(x.shape[1]):
                 y = (xi[j] - centre[j]) * scale[j] + shift[j]
                 kept = math.isfinite(y) or not nan_guard
-                u = y if kept else (zero if y != y else (big if y > 0 else -big))
+                u = y if kept else _guard_value(y)
                 di[j] = gi[j] * derivative(ops, u - threshold, a) if kept else zero
                 terms[j] = gi[j] * d_alpha(ops, u - threshold, a)
             ga[i] = sum_f64(terms, lanes)
